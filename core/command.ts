@@ -1,0 +1,52 @@
+import { Command, Option } from 'clipanion'
+import type { NodeClient } from './client.js'
+import { colorEnabled, paint, reportError, toJson } from './output.js'
+import { resolvePaths, type Paths } from './paths.js'
+
+/**
+ * Base class of every `form` command: the shared flags (--json, --verbose and the path overrides),
+ * error reporting, and access to the node client. Subclasses implement `run()`.
+ */
+export abstract class FormCommand extends Command {
+  json = Option.Boolean('--json', false, { description: 'Print machine-readable JSON' })
+  verbose = Option.Boolean('--verbose', false, { description: 'Show stack traces and debug output' })
+  configDir = Option.String('--config-dir', { description: 'Configuration directory (env FORM_CONFIG_DIR)' })
+  dataDir = Option.String('--data-dir', { description: 'Data directory (env FORM_DATA_DIR)' })
+  runtimeDir = Option.String('--runtime-dir', { description: 'Runtime directory holding the node socket (env FORM_RUNTIME_DIR)' })
+  config = Option.String('--config', { description: 'Operator config file, TOML (env FORM_OPERATOR_CONFIG)' })
+
+  abstract run(): Promise<number | void>
+
+  async execute(): Promise<number> {
+    try {
+      return (await this.run()) ?? 0
+    } catch (error) {
+      return reportError(error, { json: this.json, verbose: this.verbose, stdout: this.context.stdout, stderr: this.context.stderr })
+    }
+  }
+
+  private cachedPaths?: Paths
+  get paths(): Paths {
+    this.cachedPaths ??= resolvePaths({ configDir: this.configDir, dataDir: this.dataDir, runtimeDir: this.runtimeDir, config: this.config })
+    return this.cachedPaths
+  }
+
+  /** A client for the local node API (imported lazily: got is not needed for --help). */
+  async client(): Promise<NodeClient> {
+    const { createClient } = await import('./client.js')
+    return createClient({ socket: this.paths.socket })
+  }
+
+  get color() {
+    return paint(colorEnabled(this.context.stdout as unknown as { isTTY?: boolean }))
+  }
+
+  /** Prints `data` as JSON with --json, else the human text. */
+  print(data: unknown, human: string | (() => string)): void {
+    if (this.json) this.context.stdout.write(toJson(data))
+    else {
+      const text = typeof human === 'function' ? human() : human
+      this.context.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n')
+    }
+  }
+}

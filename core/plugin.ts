@@ -1,0 +1,67 @@
+import type { CommandClass } from 'clipanion'
+import type { StrictValidator } from 'typanion'
+import type { Logger } from './log.js'
+import type { Paths } from './paths.js'
+import type { ApiRouter } from './daemon/router.js'
+
+/** The core API version plugins are written against. Bump on breaking changes to this file. */
+export const API_VERSION = 1
+
+/** What `form node start` hands to every service. */
+export interface ServiceContext {
+  /** resolved directories (config, data, runtime, cache, plugins) */
+  paths: Paths
+  /** this plugin's section of the operator config, validated and with defaults applied */
+  config: any
+  /** the whole operator config (every section), for cross-cutting settings */
+  operatorConfig: Record<string, unknown>
+  /** where the operator config came from, or undefined when running on defaults */
+  configFile?: string
+  log: Logger
+  /** register routes under /v1/<plugin>/... on the node API */
+  api: ApiRouter
+  /** the typed handle another (already started) service exposed; only services listed in dependsOn */
+  use<T = unknown>(service: string): T
+  /** aborted when the node begins to stop */
+  signal: AbortSignal
+  /** node software version */
+  version: string
+}
+
+export interface RunningService {
+  /** what dependents get from ctx.use(name) */
+  handle?: unknown
+  stop?(): Promise<void> | void
+  /** reported by /v1/node and `form node status` */
+  info?(): Record<string, unknown>
+}
+
+/**
+ * A node service. `start` should import its heavy modules dynamically so that CLI start-up stays fast.
+ */
+export interface ServiceDefinition {
+  name: string
+  dependsOn?: string[]
+  start(ctx: ServiceContext): Promise<RunningService> | RunningService
+}
+
+export interface PluginConfiguration<T = unknown> {
+  /** typanion schema of the plugin's section (the TOML table named after the plugin) */
+  schema: StrictValidator<unknown, T>
+  /** values used for keys the operator left out */
+  defaults: T
+}
+
+export interface FormPlugin {
+  name: string
+  version: string
+  apiVersion: number
+  description?: string
+  commands?: CommandClass<any>[]
+  services?: ServiceDefinition[]
+  configuration?: PluginConfiguration<any>
+}
+
+export function definePlugin<T extends FormPlugin>(plugin: T): T {
+  return plugin
+}
