@@ -1,19 +1,30 @@
-import { Command, Option } from 'clipanion'
+import { Command, Option, type BaseContext } from 'clipanion'
 import type { NodeClient } from './client.js'
+import type { LoadedPlugin, PluginProblem } from './loader.js'
 import { colorEnabled, paint, reportError, toJson } from './output.js'
 import { resolvePaths, type Paths } from './paths.js'
 
+/** What every command can reach besides stdio: the plugins this run loaded. */
+export interface FormContext extends BaseContext {
+  plugins: LoadedPlugin[]
+  problems: PluginProblem[]
+  version: string
+}
+
 /**
+ * The shared flags are hidden from each command's usage line to keep help readable; `form --help`
+ * and the README list them once.
+ *
  * Base class of every `form` command: the shared flags (--json, --verbose and the path overrides),
  * error reporting, and access to the node client. Subclasses implement `run()`.
  */
-export abstract class FormCommand extends Command {
+export abstract class FormCommand extends Command<FormContext> {
   json = Option.Boolean('--json', false, { description: 'Print machine-readable JSON' })
-  verbose = Option.Boolean('--verbose', false, { description: 'Show stack traces and debug output' })
-  configDir = Option.String('--config-dir', { description: 'Configuration directory (env FORM_CONFIG_DIR)' })
-  dataDir = Option.String('--data-dir', { description: 'Data directory (env FORM_DATA_DIR)' })
-  runtimeDir = Option.String('--runtime-dir', { description: 'Runtime directory holding the node socket (env FORM_RUNTIME_DIR)' })
-  config = Option.String('--config', { description: 'Operator config file, TOML (env FORM_OPERATOR_CONFIG)' })
+  verbose = Option.Boolean('--verbose', false, { hidden: true, description: 'Show stack traces and debug output' })
+  configDir = Option.String('--config-dir', { hidden: true, description: 'Configuration directory (env FORM_CONFIG_DIR)' })
+  dataDir = Option.String('--data-dir', { hidden: true, description: 'Data directory (env FORM_DATA_DIR)' })
+  runtimeDir = Option.String('--runtime-dir', { hidden: true, description: 'Runtime directory holding the node socket (env FORM_RUNTIME_DIR)' })
+  config = Option.String('--config', { hidden: true, description: 'Operator config file, TOML (env FORM_OPERATOR_CONFIG)' })
 
   abstract run(): Promise<number | void>
 
@@ -26,7 +37,7 @@ export abstract class FormCommand extends Command {
   }
 
   private cachedPaths?: Paths
-  get paths(): Paths {
+  get dirs(): Paths {
     this.cachedPaths ??= resolvePaths({ configDir: this.configDir, dataDir: this.dataDir, runtimeDir: this.runtimeDir, config: this.config })
     return this.cachedPaths
   }
@@ -34,11 +45,11 @@ export abstract class FormCommand extends Command {
   /** A client for the local node API (imported lazily: got is not needed for --help). */
   async client(): Promise<NodeClient> {
     const { createClient } = await import('./client.js')
-    return createClient({ socket: this.paths.socket })
+    return createClient({ socket: this.dirs.socket })
   }
 
   get color() {
-    return paint(colorEnabled(this.context.stdout as unknown as { isTTY?: boolean }))
+    return paint(colorEnabled(this.context.stdout as unknown as { isTTY?: boolean; write(s: string): unknown }))
   }
 
   /** Prints `data` as JSON with --json, else the human text. */

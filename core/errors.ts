@@ -9,6 +9,8 @@ export interface FormErrorOptions {
   exitCode?: number
   /** structured detail for --json output (never secrets) */
   details?: unknown
+  /** HTTP status when this error answers an API request (default 400) */
+  httpStatus?: number
 }
 
 export class FormError extends Error {
@@ -16,6 +18,7 @@ export class FormError extends Error {
   readonly hint?: string
   readonly exitCode: number
   readonly details?: unknown
+  readonly httpStatus: number
 
   constructor(code: string, message: string, options: FormErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -24,6 +27,7 @@ export class FormError extends Error {
     this.hint = options.hint
     this.exitCode = options.exitCode ?? 1
     this.details = options.details
+    this.httpStatus = options.httpStatus ?? 400
   }
 
   toJSON(): { code: string; message: string; hint?: string; details?: unknown } {

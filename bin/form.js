@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22) {
+  process.stderr.write(`error: form needs Node.js 22 or newer (this is ${process.version}).\n  hint: install a current Node.js, or run it through npx in the project, which pins Node 24\n`)
+  process.exit(1)
+}
+const { main } = await import('../dist/main.js')
+process.exitCode = await main(process.argv.slice(2))

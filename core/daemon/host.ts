@@ -1,0 +1,141 @@
+import { FormError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Paths } from '../paths.js'
+import type { FormPlugin, RunningService, ServiceContext } from '../plugin.js'
+import { ApiServer, type Authenticator } from './server.js'
+import { RouteTable } from './router.js'
+import { orderServices, type PlannedService } from './services.js'
+import { acquirePidFile } from './socket.js'
+
+export interface NodeOptions {
+  plugins: FormPlugin[]
+  paths: Paths
+  /** validated config sections by plugin name */
+  sections: Record<string, any>
+  operatorConfig: Record<string, unknown>
+  configFile?: string
+  log: Logger
+  version: string
+  authenticate?: Authenticator
+}
+
+interface Started {
+  planned: PlannedService
+  running: RunningService
+  startedInMs: number
+}
+
+export interface RunningNode {
+  stop(): Promise<void>
+  /** what /v1/node reports */
+  describe(): Record<string, unknown>
+}
+
+/**
+ * Starts every service in dependency order and serves the API. If a service fails to start, the ones
+ * already started are stopped in reverse order and the cause is thrown; nothing is left behind.
+ */
+export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  const { paths, log } = options
+  const plan = orderServices(options.plugins)
+  const releaseLock = await acquirePidFile(paths.pidFile, paths.socket)
+  const routes = new RouteTable()
+  const abort = new AbortController()
+  const started: Started[] = []
+  const startedAt = Date.now()
+  const handles = new Map<string, unknown>()
+
+  const stopStarted = async () => {
+    abort.abort()
+    for (const s of [...started].reverse()) {
+      const name = s.planned.definition.name
+      try {
+        await s.running.stop?.()
+        log.info(`service ${name} stopped`)
+      } catch (error) {
+        log.error(`service ${name} failed to stop`, { error: (error as Error).message })
+      }
+    }
+    started.length = 0
+  }
+
+  const server = new ApiServer({ routes, log: log.child('api'), authenticate: options.authenticate })
+  try {
+    for (const planned of plan) {
+      const { definition, plugin } = planned
+      const allowed = new Set(definition.dependsOn ?? [])
+      const ctx: ServiceContext = {
+        paths,
+        config: options.sections[plugin] ?? {},
+        operatorConfig: options.operatorConfig,
+        configFile: options.configFile,
+        log: log.child(definition.name),
+        api: routes.scoped(plugin, `/v1/${plugin}`),
+        use: <T>(name: string) => {
+          if (!allowed.has(name)) {
+            throw new FormError('SERVICE_UNDECLARED_DEPENDENCY', `service "${definition.name}" used "${name}" without listing it in dependsOn`)
+          }
+          return handles.get(name) as T
+        },
+        signal: abort.signal,
+        version: options.version,
+      }
+      const t0 = performance.now()
+      let running: RunningService
+      try {
+        running = (await definition.start(ctx)) ?? {}
+      } catch (error) {
+        throw new FormError('SERVICE_START', `service "${definition.name}" (plugin "${plugin}") failed to start: ${(error as Error).message ?? error}`, {
+          cause: error,
+          hint: (error as FormError).hint ?? 'see the node log for details (`form node logs`)',
+        })
+      }
+      started.push({ planned, running, startedInMs: performance.now() - t0 })
+      handles.set(definition.name, running.handle)
+      log.info(`service ${definition.name} started`, { ms: Math.round(performance.now() - t0) })
+    }
+
+    const describe = () => ({
+      version: options.version,
+      pid: process.pid,
+      startedAt: new Date(startedAt).toISOString(),
+      uptimeMs: Date.now() - startedAt,
+      socket: paths.socket,
+      dataDir: paths.dataDir,
+      configFile: options.configFile ?? null,
+      plugins: options.plugins.map((p) => ({ name: p.name, version: p.version })),
+      services: started.map((s) => ({
+        name: s.planned.definition.name,
+        plugin: s.planned.plugin,
+        dependsOn: s.planned.definition.dependsOn ?? [],
+        state: 'running',
+        startedInMs: Math.round(s.startedInMs),
+        info: s.running.info?.() ?? {},
+      })),
+    })
+    const core = routes.scoped('core', '/v1')
+    core.get('/health', () => ({ ok: true, pid: process.pid }))
+    core.get('/node', describe)
+    await server.listen(paths.socket)
+    log.info('node ready', { socket: paths.socket, services: started.map((s) => s.planned.definition.name) })
+
+    let stopping: Promise<void> | undefined
+    return {
+      describe,
+      stop: () =>
+        (stopping ??= (async () => {
+          log.info('node stopping')
+          await server.close()
+          await stopStarted()
+          await releaseLock()
+          log.info('node stopped')
+        })()),
+    }
+  } catch (error) {
+    log.error('node failed to start', { error: (error as Error).message })
+    await stopStarted()
+    if (server.server.listening) await server.close()
+    await releaseLock()
+    throw error
+  }
+}

@@ -1,0 +1,118 @@
+import { Command, Option } from 'clipanion'
+import { FormCommand } from '../../../core/command.js'
+import { FormError } from '../../../core/errors.js'
+
+const DETACHED_ENV = 'FORM_NODE_DETACHED'
+
+export class NodeStartCommand extends FormCommand {
+  static override paths = [['node', 'start']]
+  static override usage = Command.Usage({
+    category: 'Node',
+    description: 'Run a Formation node: every plugin service, and the node API',
+    details: `
+      Starts the services of every plugin in dependency order (state, p2p, sync, formnet, vmm, builder, ...) and serves the local API on a Unix socket in the runtime directory. With no operator config this is a complete one-node devnet. SIGINT or SIGTERM stops the services in reverse order.
+
+      Several nodes can run on one machine when each has its own \`--data-dir\` and \`--runtime-dir\`.
+    `,
+    examples: [
+      ['Run a one-node devnet in the foreground', '$0 node start'],
+      ['Run in the background, with a pid file and a log file', '$0 node start --detach'],
+      ['Use an operator config', '$0 node start --config /etc/form/operator.toml'],
+      ['A second node beside the first', '$0 node start --data-dir /tmp/n2 --runtime-dir /tmp/n2/run --detach'],
+    ],
+  })
+  detach = Option.Boolean('--detach,-d', false, { description: 'Run in the background; print the pid once the node answers' })
+
+  async run() {
+    if (this.detach) return this.startDetached()
+    const { loadOperatorConfig, resolveSections } = await import('../../../core/config.js')
+    const { resolvePaths } = await import('../../../core/paths.js')
+    const { createLogger } = await import('../../../core/log.js')
+    const { startNode } = await import('../../../core/daemon/host.js')
+
+    const { file, raw } = await loadOperatorConfig(this.dirs.operatorConfig, this.dirs.operatorConfigExplicit)
+    const plugins = this.context.plugins.map((p) => p.plugin)
+    const sections = resolveSections(file, raw, plugins)
+    let paths = this.dirs
+    if (sections.node?.data_dir && !this.dataDir && !process.env.FORM_DATA_DIR) {
+      paths = resolvePaths({ configDir: this.configDir, dataDir: sections.node.data_dir, runtimeDir: this.runtimeDir, config: this.config })
+    }
+    const detached = process.env[DETACHED_ENV] === '1'
+    const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
+    log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
+
+    const node = await startNode({ plugins, paths, sections, operatorConfig: raw, configFile: file, log, version: this.context.version })
+    if (!detached) this.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
+
+    return new Promise<number>((resolve) => {
+      let signals = 0
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (++signals > 1) {
+          log.warn(`second ${signal}: exiting without a clean stop`)
+          process.exit(130)
+        }
+        log.info(`received ${signal}`)
+        node.stop().then(
+          () => resolve(0),
+          (error: Error) => {
+            log.error('stop failed', { error: error.message })
+            resolve(1)
+          },
+        )
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+    })
+  }
+
+  /** Re-runs this command in a new session with output to the log file, and waits until the node answers. */
+  private async startDetached(): Promise<number> {
+    const { spawn } = await import('node:child_process')
+    const { mkdir, open } = await import('node:fs/promises')
+    const { dirname } = await import('node:path')
+    const { createClient } = await import('../../../core/client.js')
+    const { runningNodePid } = await import('../../../core/daemon/socket.js')
+    const paths = this.dirs
+    const already = await runningNodePid(paths.pidFile)
+    if (already) {
+      throw new FormError('NODE_ALREADY_RUNNING', `a node is already running (pid ${already}, socket ${paths.socket})`, {
+        hint: 'stop it with `form node stop`, or give this node its own --runtime-dir and --data-dir',
+      })
+    }
+    await mkdir(dirname(paths.logFile), { recursive: true })
+    const logFd = await open(paths.logFile, 'a')
+    const args = process.argv.slice(1).filter((a) => a !== '--detach' && a !== '-d')
+    const child = spawn(process.execPath, [...process.execArgv, ...args], {
+      detached: true,
+      stdio: ['ignore', logFd.fd, logFd.fd],
+      env: { ...process.env, [DETACHED_ENV]: '1' },
+    })
+    await logFd.close()
+    let exited: number | null | undefined
+    child.once('exit', (code) => (exited = code))
+    child.unref()
+
+    const client = createClient({ socket: paths.socket, timeoutMs: 2000 })
+    const deadline = Date.now() + Number(process.env.FORM_NODE_READY_TIMEOUT_MS ?? 60_000)
+    while (Date.now() < deadline) {
+      if (exited !== undefined) {
+        throw new FormError('NODE_START_FAILED', `the node exited during start-up (exit code ${exited})`, {
+          hint: `see why in ${paths.logFile} (\`form node logs\`)`,
+        })
+      }
+      try {
+        const health = await client.get<{ pid: number }>('/v1/health')
+        if (health.pid === child.pid) {
+          this.print({ pid: child.pid, socket: paths.socket, logFile: paths.logFile }, `node started in the background (pid ${child.pid})\nAPI: ${paths.socket}\nlog: ${paths.logFile}`)
+          return 0
+        }
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    throw new FormError('NODE_START_TIMEOUT', `the node (pid ${child.pid}) did not answer within the start-up timeout`, {
+      hint: `it may still be starting; see ${paths.logFile}, or raise FORM_NODE_READY_TIMEOUT_MS`,
+    })
+  }
+}

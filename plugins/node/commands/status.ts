@@ -1,0 +1,59 @@
+import { Command } from 'clipanion'
+import { FormCommand } from '../../../core/command.js'
+import { isFormError } from '../../../core/errors.js'
+import { formatDuration, table } from '../../../core/output.js'
+
+interface NodeDescription {
+  version: string
+  pid: number
+  uptimeMs: number
+  socket: string
+  dataDir: string
+  configFile: string | null
+  services: { name: string; plugin: string; state: string; startedInMs: number; info: Record<string, unknown> }[]
+}
+
+export class NodeStatusCommand extends FormCommand {
+  static override paths = [['node', 'status']]
+  static override usage = Command.Usage({
+    category: 'Node',
+    description: 'Show whether the node runs, its services and their state',
+    details: 'Exits 0 when the node runs and 3 when it does not, like `systemctl status`.',
+    examples: [
+      ['Show the local node', '$0 node status'],
+      ['As JSON', '$0 node status --json'],
+    ],
+  })
+
+  async run() {
+    const client = await this.client()
+    let node: NodeDescription
+    try {
+      node = await client.get<NodeDescription>('/v1/node')
+    } catch (error) {
+      if (isFormError(error) && error.code === 'NODE_NOT_RUNNING') {
+        this.print({ running: false, socket: this.dirs.socket }, `${this.color('yellow', 'not running')} (no node answers on ${this.dirs.socket})\nstart one with \`form node start\``)
+        return 3
+      }
+      throw error
+    }
+    this.print({ running: true, ...node }, () => {
+      const head = [
+        `${this.color('green', 'running')}  pid ${node.pid}, up ${formatDuration(node.uptimeMs)}, form ${node.version}`,
+        `socket:  ${node.socket}`,
+        `data:    ${node.dataDir}`,
+        `config:  ${node.configFile ?? 'built-in defaults'}`,
+        '',
+      ].join('\n')
+      const rows = node.services.map((s) => [s.name, s.plugin, s.state, formatDuration(s.startedInMs), summarize(s.info)])
+      return head + '\n' + (rows.length ? table(rows, ['SERVICE', 'PLUGIN', 'STATE', 'START', 'INFO']) : 'no services\n')
+    })
+  }
+}
+
+function summarize(info: Record<string, unknown>): string {
+  return Object.entries(info)
+    .filter(([, v]) => v === null || typeof v !== 'object')
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
+}

@@ -1,0 +1,152 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createClient } from '../../core/client.js'
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export const FORM_BIN = join(ROOT, 'bin', 'form.js')
+
+export interface FormEnv {
+  dir: string
+  runtimeDir: string
+  env: NodeJS.ProcessEnv
+  socket: string
+  pidFile: string
+  logFile: string
+  pluginDir: string
+  configDir: string
+}
+
+interface Teardown {
+  testdir(): string
+  teardown(fn: () => unknown): void
+}
+
+/**
+ * An isolated set of directories for one node or one user, so tests can run side by side. The
+ * runtime directory is a short path under /tmp: Unix socket paths are limited to 108 bytes.
+ */
+export async function makeEnv(t: Teardown, extra: NodeJS.ProcessEnv = {}): Promise<FormEnv> {
+  const dir = t.testdir()
+  const runtimeDir = await mkdtemp(join(tmpdir(), 'form-run-'))
+  t.teardown(() => rm(runtimeDir, { recursive: true, force: true }))
+  const configDir = join(dir, 'config')
+  const dataDir = join(dir, 'data')
+  await mkdir(configDir, { recursive: true })
+  return {
+    dir,
+    runtimeDir,
+    configDir,
+    socket: join(runtimeDir, 'node.sock'),
+    pidFile: join(runtimeDir, 'node.pid'),
+    logFile: join(dataDir, 'logs', 'node.log'),
+    pluginDir: join(dataDir, 'plugins'),
+    env: {
+      ...process.env,
+      FORM_CONFIG_DIR: configDir,
+      FORM_DATA_DIR: dataDir,
+      FORM_RUNTIME_DIR: runtimeDir,
+      FORM_CACHE_DIR: join(dir, 'cache'),
+      NO_COLOR: '1',
+      FORM_OPERATOR_CONFIG: undefined,
+      FORM_PLUGIN_DIR: undefined,
+      ...extra,
+    },
+  }
+}
+
+export interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built `form` binary (npm test builds dist/ first) with the given environment. */
+export function form(fe: FormEnv, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FORM_BIN, ...args], { env: fe.env, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`form ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, options.timeoutMs ?? 120_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+export interface NodeProcess {
+  child: ChildProcess
+  output(): string
+  /** resolves with the exit code */
+  exited: Promise<number | null>
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Starts `form node start` in the foreground and waits until its API answers (or it exits). */
+export async function startNode(fe: FormEnv, args: string[] = [], timeoutMs = 60_000): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [FORM_BIN, 'node', 'start', ...args], { env: fe.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout!.on('data', (d) => (output += d))
+  child.stderr!.on('data', (d) => (output += d))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  let exitCode: number | null | undefined
+  void exited.then((c) => (exitCode = c))
+  const client = createClient({ socket: fe.socket, timeoutMs: 1000 })
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`node exited with ${exitCode} during start-up:\n${output}`)
+    try {
+      const h = await client.get<{ pid: number }>('/v1/health')
+      if (h.pid === child.pid) break
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`node did not answer within ${timeoutMs} ms:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    child,
+    output: () => output,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (exitCode === undefined) child.kill(signal)
+      return exited
+    },
+  }
+}
+
+/**
+ * Puts a plugin folder into the plugin directory the way `form plugin add` leaves it, without
+ * running npm (the real `plugin add` path has its own test).
+ */
+export async function linkPlugin(fe: FormEnv, name: string, folder: string): Promise<void> {
+  const modules = join(fe.pluginDir, 'node_modules')
+  await mkdir(modules, { recursive: true })
+  const manifest = join(fe.pluginDir, 'package.json')
+  let pkg: { dependencies: Record<string, string> } = { dependencies: {} }
+  try {
+    pkg = JSON.parse(await readFile(manifest, 'utf8'))
+  } catch {
+    // first plugin
+  }
+  pkg.dependencies[name] = `file:${folder}`
+  await writeFile(manifest, JSON.stringify(pkg, null, 2))
+  await symlink(folder, join(modules, name), 'dir')
+}
+
+export function fixture(name: string): string {
+  return join(ROOT, 'tests', 'fixtures', 'plugins', name)
+}
