@@ -12,4 +12,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   dts: false,
+  // Bundled in: resolving and reading clipanion's and typanion's many small files costs more start-up
+  // time than parsing them from our one chunk.
+  noExternal: ['clipanion', 'typanion'],
+  // clipanion is CommonJS and calls require('tty'); an ESM bundle needs a real require for that.
+  banner: { js: "import { createRequire as __formCreateRequire } from 'node:module'; const require = __formCreateRequire(import.meta.url);" },
 })
