@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto'
+import { canonicalJson } from './canonical.js'
+import { compareTimestamps, type Timestamp } from './hlc.js'
+import { ADDRESS, type Author, type Delegation, type SignatureVerifier } from './identity.js'
+import { authorize, checkKey } from './rules.js'
+
+/**
+ * One signed write. `val` is the new value; `del: true` makes it a tombstone. The hash is
+ * SHA-256 of the canonical JSON of everything but `sig` (the op's identity); the signature is
+ * Ed25519 over "form-op-v1\n" + that same canonical JSON.
+ */
+export interface Op {
+  v: 1
+  c: string
+  k: string
+  val?: unknown
+  del?: true
+  t: Timestamp
+  by: Delegation
+  sig: string
+}
+
+export interface VerifiedOp {
+  op: Op
+  hash: string
+  /** the canonical encoding of the whole op, as stored */
+  bytes: Buffer
+}
+
+export type RejectCode = 'OP_MALFORMED' | 'OP_TOO_LARGE' | 'OP_BAD_SIGNATURE' | 'OP_BAD_DELEGATION' | 'OP_UNAUTHORIZED' | 'OP_FUTURE'
+
+export class OpRejected extends Error {
+  constructor(
+    readonly code: RejectCode,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const PREFIX = Buffer.from('form-op-v1\n')
+
+function body(op: Omit<Op, 'sig'> & { sig?: string }): string {
+  const { sig: _sig, ...rest } = op
+  return canonicalJson(rest)
+}
+
+export function opHash(op: Omit<Op, 'sig'>): string {
+  return createHash('sha256').update(body(op)).digest('hex')
+}
+
+export function createOp(author: Author, collection: string, key: string, value: unknown, t: Timestamp): Op {
+  const unsigned: Omit<Op, 'sig'> = value === undefined ? { v: 1, c: collection, k: key, del: true, t, by: author.delegation } : { v: 1, c: collection, k: key, val: value, t, by: author.delegation }
+  const sig = author.sign(Buffer.concat([PREFIX, Buffer.from(body(unsigned))]))
+  return { ...unsigned, sig: Buffer.from(sig).toString('hex') }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+const HEX64 = /^[0-9a-f]{64}$/
+const HEX128 = /^[0-9a-f]{128}$/
+const HEX130 = /^[0-9a-f]{130}$/
+const OP_FIELDS = new Set(['v', 'c', 'k', 'val', 'del', 't', 'by', 'sig'])
+
+/** Checks the shape of untrusted input; returns the reason it is malformed. */
+function malformed(x: unknown): string | undefined {
+  if (!isObject(x)) return 'an operation is a JSON object'
+  for (const f of Object.keys(x)) if (!OP_FIELDS.has(f)) return `unknown field "${f}"`
+  if (x.v !== 1) return 'field v must be 1'
+  if (typeof x.c !== 'string') return 'field c (collection) must be a string'
+  if (typeof x.k !== 'string') return 'field k (key) must be a string'
+  const keyProblem = checkKey(x.k)
+  if (keyProblem) return keyProblem
+  if (x.del !== undefined && x.del !== true) return 'field del must be true when present'
+  if ((x.del === true) === ('val' in x)) return 'exactly one of val and del must be present'
+  if (!isObject(x.t) || !Number.isSafeInteger(x.t.ms) || !Number.isSafeInteger(x.t.n) || (x.t.ms as number) < 0 || (x.t.n as number) < 0 || Object.keys(x.t).length !== 2) {
+    return 'field t must be {ms, n} with non-negative integers'
+  }
+  const d = x.by
+  if (!isObject(d) || typeof d.address !== 'string' || !ADDRESS.test(d.address) || typeof d.key !== 'string' || !HEX64.test(d.key) || !Number.isSafeInteger(d.issued) || typeof d.sig !== 'string' || !HEX130.test(d.sig) || Object.keys(d).length !== 4) {
+    return 'field by must be a delegation {address, key, issued, sig}'
+  }
+  if (typeof x.sig !== 'string' || !HEX128.test(x.sig)) return 'field sig must be 64 bytes of hex'
+  return undefined
+}
+
+export interface VerifyLimits {
+  maxOpBytes: number
+  maxSkewMs: number
+  now: number
+}
+
+/**
+ * Everything a replica checks before it stores an operation, in order of cost: shape, size,
+ * authorization (pure), clock, delegation (cached secp256k1), signature (Ed25519).
+ */
+export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: VerifyLimits): VerifiedOp {
+  const problem = malformed(input)
+  if (problem) throw new OpRejected('OP_MALFORMED', problem)
+  const op = input as Op
+  let encoded: string
+  try {
+    encoded = canonicalJson(op)
+  } catch (error) {
+    throw new OpRejected('OP_MALFORMED', `value cannot be encoded: ${(error as Error).message}`)
+  }
+  const bytes = Buffer.from(encoded)
+  if (bytes.length > limits.maxOpBytes) throw new OpRejected('OP_TOO_LARGE', `operation is ${bytes.length} bytes; the limit is ${limits.maxOpBytes}`)
+  const denied = authorize(op.c, op.k, op.by.address)
+  if (denied) throw new OpRejected('OP_UNAUTHORIZED', denied)
+  if (op.t.ms > limits.now + limits.maxSkewMs) {
+    throw new OpRejected('OP_FUTURE', `timestamp ${new Date(op.t.ms).toISOString()} is more than ${limits.maxSkewMs} ms ahead of this node's clock`)
+  }
+  if (!verifier.delegation(op.by)) throw new OpRejected('OP_BAD_DELEGATION', `the delegation is not signed by ${op.by.address}`)
+  const unsigned = body(op)
+  if (!verifier.signature(op.by.key, Buffer.concat([PREFIX, Buffer.from(unsigned)]), Buffer.from(op.sig, 'hex'))) {
+    throw new OpRejected('OP_BAD_SIGNATURE', 'the signature does not match the operation')
+  }
+  return { op, hash: createHash('sha256').update(unsigned).digest('hex'), bytes }
+}
+
+/** Last writer wins: the later timestamp, ties broken by the larger hash. */
+export function wins(a: { t: Timestamp; hash: string }, b: { t: Timestamp; hash: string }): boolean {
+  const c = compareTimestamps(a.t, b.t)
+  return c > 0 || (c === 0 && a.hash > b.hash)
+}

@@ -1,0 +1,278 @@
+import { EventEmitter, on } from 'node:events'
+import { mkdir } from 'node:fs/promises'
+import { Level } from 'level'
+import { HybridClock, type Timestamp } from './hlc.js'
+import { SignatureVerifier, type Author } from './identity.js'
+import { createOp, OpRejected, verifyOp, wins, type Op, type RejectCode, type VerifiedOp } from './op.js'
+
+export interface StoreOptions {
+  dir: string
+  /** operations larger than this (canonical JSON bytes) are rejected */
+  maxOpBytes?: number
+  /** operations further ahead of the local clock than this are rejected */
+  maxSkewMs?: number
+  now?: () => number
+}
+
+export interface StateRecord {
+  collection: string
+  key: string
+  value: unknown
+  deleted: boolean
+  hash: string
+  t: Timestamp
+  author: string
+}
+
+export interface InsertResult {
+  accepted: number
+  duplicates: number
+  rejected: { index: number; code: RejectCode; message: string }[]
+  /** hashes of the accepted operations, in input order */
+  hashes: string[]
+}
+
+interface StoredRecord {
+  hash: string
+  t: Timestamp
+  author: string
+  del?: true
+  val?: unknown
+}
+
+const SEP = '\u0000'
+const recordKey = (collection: string, key: string) => collection + SEP + key
+const seqKey = (n: number) => n.toString(16).padStart(13, '0')
+
+/**
+ * The replicated state: an append-only set of signed operations and, for each (collection, key),
+ * the record of the winning operation. An operation, its log entry and the record it wins are
+ * written in one LevelDB batch, so a crash never leaves a half-applied write. Opening reads only
+ * the last sequence number: nothing is replayed.
+ *
+ * Sublevels: `ops` hash -> canonical op bytes; `seq` local insertion order -> hash (what
+ * replication reads); `records` collection NUL key -> winning record (prefix listing per collection).
+ */
+export class StateStore {
+  readonly clock: HybridClock
+  private readonly verifier = new SignatureVerifier()
+  private readonly events = new EventEmitter({ captureRejections: false })
+  private readonly rejects = new Map<string, Map<RejectCode, number>>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private nextSeq = 0
+  private opCount = 0
+
+  private constructor(
+    private readonly db: Level<string, any>,
+    private readonly ops: ReturnType<Level<string, any>['sublevel']>,
+    private readonly seq: ReturnType<Level<string, any>['sublevel']>,
+    private readonly records: ReturnType<Level<string, any>['sublevel']>,
+    private readonly options: Required<Omit<StoreOptions, 'dir'>>,
+  ) {
+    this.clock = new HybridClock(options.now)
+    this.events.setMaxListeners(0)
+  }
+
+  static async open(options: StoreOptions): Promise<StateStore> {
+    await mkdir(options.dir, { recursive: true })
+    const db = new Level<string, any>(options.dir, { valueEncoding: 'json' })
+    await db.open()
+    const store = new StateStore(
+      db,
+      db.sublevel<string, Buffer>('ops', { valueEncoding: 'buffer' }) as any,
+      db.sublevel<string, string>('seq', { valueEncoding: 'utf8' }) as any,
+      db.sublevel<string, StoredRecord>('records', { valueEncoding: 'json' }) as any,
+      { maxOpBytes: options.maxOpBytes ?? 64 * 1024, maxSkewMs: options.maxSkewMs ?? 60_000, now: options.now ?? Date.now },
+    )
+    for await (const key of store.seq.keys({ reverse: true, limit: 1 })) store.nextSeq = Number.parseInt(key as string, 16) + 1
+    store.opCount = store.nextSeq
+    return store
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => {})
+    this.events.emit('close')
+    await this.db.close()
+  }
+
+  /** Writes a value as `author`; resolves once it is durable in the log. */
+  async put(author: Author, collection: string, key: string, value: unknown): Promise<StateRecord> {
+    if (value === undefined) throw new OpRejected('OP_MALFORMED', 'a value is required (use delete to remove a record)')
+    return this.write(author, collection, key, value)
+  }
+
+  async delete(author: Author, collection: string, key: string): Promise<StateRecord> {
+    return this.write(author, collection, key, undefined)
+  }
+
+  private async write(author: Author, collection: string, key: string, value: unknown): Promise<StateRecord> {
+    const op = createOp(author, collection, key, value, this.clock.now())
+    const result = await this.insert([op], 'local')
+    if (result.rejected.length) {
+      const r = result.rejected[0]
+      throw new OpRejected(r.code, r.message)
+    }
+    return (await this.getRecord(collection, key))!
+  }
+
+  /**
+   * Verifies and applies operations from `source` (a peer id, 'local', 'api'). Invalid ones are
+   * rejected and counted, never stored; duplicates are ignored. Resolves after the batch is written.
+   */
+  insert(inputs: unknown[], source: string): Promise<InsertResult> {
+    const verified: (VerifiedOp | undefined)[] = []
+    const result: InsertResult = { accepted: 0, duplicates: 0, rejected: [], hashes: [] }
+    const now = this.options.now()
+    inputs.forEach((input, index) => {
+      try {
+        verified.push(verifyOp(input, this.verifier, { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, now }))
+      } catch (error) {
+        if (!(error instanceof OpRejected)) throw error
+        verified.push(undefined)
+        result.rejected.push({ index, code: error.code, message: error.message })
+        const counts = this.rejects.get(source) ?? new Map<RejectCode, number>()
+        counts.set(error.code, (counts.get(error.code) ?? 0) + 1)
+        this.rejects.set(source, counts)
+      }
+    })
+    // Applies are serialized so that reading the current record and writing the winner is atomic.
+    const run = this.queue.then(() => this.apply(verified.filter((v): v is VerifiedOp => v !== undefined), result))
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private async apply(ops: VerifiedOp[], result: InsertResult): Promise<InsertResult> {
+    const unique = [...new Map(ops.map((o) => [o.hash, o])).values()]
+    result.duplicates += ops.length - unique.length
+    if (unique.length === 0) return result
+    const known = await this.ops.getMany(unique.map((o) => o.hash))
+    const fresh = unique.filter((_, i) => known[i] === undefined)
+    result.duplicates += unique.length - fresh.length
+    if (fresh.length === 0) return result
+
+    const rks = [...new Set(fresh.map((o) => recordKey(o.op.c, o.op.k)))]
+    const current = new Map<string, StoredRecord | undefined>()
+    ;(await this.records.getMany(rks)).forEach((r, i) => current.set(rks[i], r as StoredRecord | undefined))
+    const batch: any[] = []
+    const changes: StateRecord[] = []
+    for (const { op, hash, bytes } of fresh) {
+      this.clock.observe(op.t)
+      batch.push({ type: 'put', sublevel: this.ops, key: hash, value: bytes })
+      batch.push({ type: 'put', sublevel: this.seq, key: seqKey(this.nextSeq++), value: hash })
+      const rk = recordKey(op.c, op.k)
+      const cur = current.get(rk)
+      if (cur && !wins({ t: op.t, hash }, cur)) continue
+      const rec: StoredRecord = op.del ? { hash, t: op.t, author: op.by.address, del: true } : { hash, t: op.t, author: op.by.address, val: op.val }
+      current.set(rk, rec)
+      changes.push(toRecord(op.c, op.k, rec))
+    }
+    const winners = new Map<string, StoredRecord>()
+    for (const c of changes) winners.set(recordKey(c.collection, c.key), current.get(recordKey(c.collection, c.key))!)
+    for (const [rk, rec] of winners) batch.push({ type: 'put', sublevel: this.records, key: rk, value: rec })
+    try {
+      await this.db.batch(batch)
+    } catch (error) {
+      this.nextSeq -= fresh.length
+      throw error
+    }
+    this.opCount += fresh.length
+    result.accepted += fresh.length
+    result.hashes.push(...fresh.map((o) => o.hash))
+    // only the final winner of each record in this batch is announced
+    const announced = new Set<string>()
+    for (const c of changes.reverse()) {
+      const rk = recordKey(c.collection, c.key)
+      if (announced.has(rk)) continue
+      announced.add(rk)
+      this.events.emit('change', c)
+    }
+    return result
+  }
+
+  async getRecord(collection: string, key: string): Promise<StateRecord | undefined> {
+    const rec = (await this.records.get(recordKey(collection, key))) as StoredRecord | undefined
+    return rec ? toRecord(collection, key, rec) : undefined
+  }
+
+  /** The live value of a record; undefined when absent or deleted. */
+  async get(collection: string, key: string): Promise<StateRecord | undefined> {
+    const rec = await this.getRecord(collection, key)
+    return rec && !rec.deleted ? rec : undefined
+  }
+
+  /** Records of a collection in key order. `cursor` is the last key of the previous page. */
+  async list(collection: string, options: { prefix?: string; limit?: number; cursor?: string; includeDeleted?: boolean } = {}): Promise<{ records: StateRecord[]; cursor?: string }> {
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000)
+    const base = recordKey(collection, options.prefix ?? '')
+    const range = { gt: options.cursor !== undefined ? recordKey(collection, options.cursor) : undefined, gte: options.cursor === undefined ? base : undefined, lt: base + '\uffff' }
+    const records: StateRecord[] = []
+    for await (const [k, v] of this.records.iterator({ ...clean(range) })) {
+      const key = (k as string).slice(collection.length + 1)
+      const rec = toRecord(collection, key, v as StoredRecord)
+      if (rec.deleted && !options.includeDeleted) continue
+      records.push(rec)
+      if (records.length >= limit) return { records, cursor: key }
+    }
+    return { records }
+  }
+
+  /** Changes to records of a collection (and key prefix) from now on, until `signal` aborts or the store closes. */
+  async *watch(collection: string, prefix = '', signal?: AbortSignal): AsyncGenerator<StateRecord> {
+    const closed = new AbortController()
+    const onClose = () => closed.abort()
+    this.events.once('close', onClose)
+    const stop = signal ? AbortSignal.any([signal, closed.signal]) : closed.signal
+    try {
+      for await (const [change] of on(this.events, 'change', { signal: stop })) {
+        const c = change as StateRecord
+        if (c.collection === collection && c.key.startsWith(prefix)) yield c
+      }
+    } catch (error) {
+      if ((error as Error).name !== 'AbortError') throw error
+    } finally {
+      this.events.off('close', onClose)
+    }
+  }
+
+  /** Operations in local insertion order from `seq` on, for replication and dumps. */
+  async opsSince(seq: number, limit = 1000): Promise<{ ops: { seq: number; hash: string; op: Op }[]; next: number }> {
+    const out: { seq: number; hash: string; op: Op }[] = []
+    let next = seq
+    const hashes: [number, string][] = []
+    for await (const [k, h] of this.seq.iterator({ gte: seqKey(seq), limit })) hashes.push([Number.parseInt(k as string, 16), h as string])
+    const bytes = await this.ops.getMany(hashes.map(([, h]) => h))
+    hashes.forEach(([s, hash], i) => {
+      out.push({ seq: s, hash, op: JSON.parse((bytes[i] as Buffer).toString('utf8')) as Op })
+      next = s + 1
+    })
+    return { ops: out, next }
+  }
+
+  async getOps(hashes: string[]): Promise<(Op | undefined)[]> {
+    const bytes = await this.ops.getMany(hashes)
+    return bytes.map((b) => (b ? (JSON.parse((b as Buffer).toString('utf8')) as Op) : undefined))
+  }
+
+  /** Every operation hash, sorted (the input of range-based reconciliation). */
+  async hashes(): Promise<Buffer[]> {
+    const out: Buffer[] = []
+    for await (const k of this.ops.keys()) out.push(Buffer.from(k as string, 'hex'))
+    return out
+  }
+
+  stats(): { ops: number; nextSeq: number; rejected: Record<string, Record<string, number>> } {
+    return {
+      ops: this.opCount,
+      nextSeq: this.nextSeq,
+      rejected: Object.fromEntries([...this.rejects].map(([source, m]) => [source, Object.fromEntries(m)])),
+    }
+  }
+}
+
+function clean<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+function toRecord(collection: string, key: string, rec: StoredRecord): StateRecord {
+  return { collection, key, value: rec.del ? null : rec.val, deleted: Boolean(rec.del), hash: rec.hash, t: rec.t, author: rec.author }
+}
