@@ -30,7 +30,11 @@ const SEGMENT = /^[A-Za-z0-9._:@+=-]{1,128}$/
 /** Why a key is malformed, or undefined when it is fine. */
 export function checkKey(key: string): string | undefined {
   if (key.length === 0 || key.length > 512) return 'keys are 1-512 characters'
-  for (const seg of key.split('/')) if (!SEGMENT.test(seg)) return `key segment "${seg}" must be 1-128 of A-Z a-z 0-9 . _ : @ + = -`
+  for (const seg of key.split('/')) {
+    if (!SEGMENT.test(seg)) return `key segment "${seg}" must be 1-128 of A-Z a-z 0-9 . _ : @ + = -`
+    // keys turn into paths and URLs in places; dot segments would be ambiguous there
+    if (seg === '.' || seg === '..') return `key segment "${seg}" is not allowed`
+  }
   return undefined
 }
 

@@ -1,0 +1,91 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { StateStore } from '../../plugins/state/lib/store.js'
+import { authorFromKeys, createDelegation, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
+import { createOp, type Op } from '../../plugins/state/lib/op.js'
+
+const honest = authorFromKeys(generateAuthorKeys())
+const mallory = authorFromKeys(generateAuthorKeys())
+
+async function fresh(t: Test) {
+  const store = await StateStore.open({ dir: t.testdir(), maxOpBytes: 4096, now: () => 1_000_000 })
+  t.teardown(() => store.close())
+  await store.insert([createOp(honest, 'accounts', honest.address, { name: 'honest' }, { ms: 999_000, n: 0 })], 'setup')
+  return store
+}
+
+async function expectRejected(t: Test, input: unknown, code: string, message: RegExp) {
+  const store = await fresh(t)
+  const before = JSON.stringify(await store.list('accounts', { includeDeleted: true }))
+  const opsBefore = store.stats().ops
+  const r = await store.insert([input], 'mallory-peer')
+  t.equal(r.accepted, 0, 'not accepted')
+  t.match(r.rejected, [{ index: 0, code, message }])
+  t.equal(JSON.stringify(await store.list('accounts', { includeDeleted: true })), before, 'records unchanged')
+  t.equal(store.stats().ops, opsBefore, 'nothing added to the log')
+  t.same(store.stats().rejected['mallory-peer'], { [code]: 1 }, 'counted against its source')
+}
+
+const good = (): Op => createOp(honest, 'accounts', honest.address, { name: 'changed' }, { ms: 1_000_000, n: 0 })
+
+t.test('a forged signature is rejected', async (t) => {
+  const op = good()
+  const sig = Buffer.from(op.sig, 'hex')
+  sig[0] ^= 1
+  await expectRejected(t, { ...op, sig: sig.toString('hex') }, 'OP_BAD_SIGNATURE', /signature does not match/)
+})
+
+t.test('a value changed after signing is rejected', async (t) => {
+  await expectRejected(t, { ...good(), val: { name: 'tampered' } }, 'OP_BAD_SIGNATURE', /signature/)
+})
+
+t.test('writing another account\'s key is rejected', async (t) => {
+  await expectRejected(t, createOp(mallory, 'accounts', honest.address, { name: 'pwned' }, { ms: 1_000_000, n: 0 }), 'OP_UNAUTHORIZED', /may not write accounts\//)
+})
+
+t.test('claiming another address in the delegation is rejected', async (t) => {
+  const op = createOp(mallory, 'accounts', honest.address, { name: 'pwned' }, { ms: 1_000_000, n: 0 })
+  await expectRejected(t, { ...op, by: { ...op.by, address: honest.address } }, 'OP_BAD_DELEGATION', /not signed by/)
+})
+
+t.test('a delegation from another wallet for the same key is rejected', async (t) => {
+  const keys = generateAuthorKeys()
+  const stolen = createDelegation(generateAuthorKeys().walletPrivateKey, keys.delegation.key)
+  const op = createOp(authorFromKeys({ ...keys, delegation: { ...stolen, address: keys.delegation.address } }), 'accounts', keys.delegation.address, 1, { ms: 1_000_000, n: 0 })
+  await expectRejected(t, op, 'OP_BAD_DELEGATION', /not signed by/)
+})
+
+t.test('a timestamp far in the future is rejected', async (t) => {
+  await expectRejected(t, createOp(honest, 'accounts', honest.address, { name: 'future' }, { ms: 1_000_000 + 61_000, n: 0 }), 'OP_FUTURE', /ahead of this node's clock/)
+})
+
+t.test('an oversize value is rejected', async (t) => {
+  await expectRejected(t, createOp(honest, 'accounts', honest.address, { blob: 'x'.repeat(5000) }, { ms: 1_000_000, n: 0 }), 'OP_TOO_LARGE', /the limit is 4096/)
+})
+
+t.test('malformed encodings are rejected', async (t) => {
+  const op = good()
+  const cases: [string, unknown, RegExp][] = [
+    ['not an object', 'hello', /JSON object/],
+    ['unknown field', { ...op, extra: 1 }, /unknown field "extra"/],
+    ['bad version', { ...op, v: 2 }, /v must be 1/],
+    ['bad key', { ...op, k: '../etc' }, /key segment "\.\." is not allowed/],
+    ['bad key characters', { ...op, k: 'a b' }, /key segment "a b" must be/],
+    ['both val and del', { ...op, del: true }, /exactly one of val and del/],
+    ['bad timestamp', { ...op, t: { ms: -1, n: 0 } }, /field t/],
+    ['bad delegation', { ...op, by: { address: 'x' } }, /delegation/],
+    ['short signature', { ...op, sig: 'abcd' }, /64 bytes/],
+    ['unknown collection', createOp(honest, 'secrets', honest.address, 1, { ms: 1, n: 0 }), /unknown collection "secrets"/],
+  ]
+  for (const [name, input, message] of cases) await t.test(name, (t) => expectRejected(t, input, name === 'unknown collection' ? 'OP_UNAUTHORIZED' : 'OP_MALFORMED', message))
+})
+
+t.test('in a mixed batch only the valid operations land', async (t) => {
+  const store = await fresh(t)
+  const bad = { ...good(), sig: '00'.repeat(64) }
+  const ok = createOp(honest, 'dns', `${honest.address}/www`, { ip: '10.0.0.2' }, { ms: 1_000_000, n: 1 })
+  const r = await store.insert([bad, ok], 'p')
+  t.match(r, { accepted: 1, rejected: [{ index: 0, code: 'OP_BAD_SIGNATURE' }] })
+  t.match(await store.get('dns', `${honest.address}/www`), { value: { ip: '10.0.0.2' } })
+  t.match(await store.get('accounts', honest.address), { value: { name: 'honest' } })
+})

@@ -1,0 +1,55 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { StateStore } from '../../plugins/state/lib/store.js'
+import { wins } from '../../plugins/state/lib/op.js'
+
+const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
+
+async function crashOnce(dir: string, killAfterMs: number): Promise<string[]> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const acked: string[] = []
+  const lines = createInterface({ input: child.stdout! })
+  const exited = new Promise((r) => child.on('exit', r))
+  let timer: NodeJS.Timeout | undefined
+  for await (const line of lines) {
+    if (line === 'ready') timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    else if (line.startsWith('ack ')) acked.push(line.slice(4))
+  }
+  clearTimeout(timer)
+  await exited
+  return acked
+}
+
+t.test('every acknowledged write survives SIGKILL, and records match the op log', async (t) => {
+  const dir = t.testdir()
+  let total = 0
+  for (let round = 0; round < 4; round++) {
+    const acked = await crashOnce(dir, 150 + Math.floor(Math.random() * 400))
+    t.ok(acked.length > 0, `round ${round}: the writer acknowledged ${acked.length} writes before it was killed`)
+    total += acked.length
+    const store = await StateStore.open({ dir })
+    try {
+      const ops = await store.getOps(acked)
+      t.equal(ops.filter((o) => o === undefined).length, 0, `round ${round}: all ${acked.length} acknowledged ops are present`)
+      // Recompute each record from the whole log and compare with the stored winners.
+      const best = new Map<string, { t: { ms: number; n: number }; hash: string; val: unknown }>()
+      for (let seq = 0; ; ) {
+        const page = await store.opsSince(seq, 5000)
+        for (const { op, hash } of page.ops) {
+          const cur = best.get(op.k)
+          if (!cur || wins({ t: op.t, hash }, cur)) best.set(op.k, { t: op.t, hash, val: op.val })
+        }
+        if (page.ops.length === 0) break
+        seq = page.next
+      }
+      const records = (await store.list('dns', { limit: 10_000 })).records
+      t.equal(records.length, best.size, 'one record per key in the log')
+      t.ok(records.every((r) => best.get(r.key)?.hash === r.hash), 'every record is the winner of its operations')
+      t.ok(store.stats().ops >= total, 'the log holds at least every acknowledged op')
+    } finally {
+      await store.close()
+    }
+  }
+})
