@@ -13,8 +13,8 @@ export interface ServiceContext {
   paths: Paths
   /** this plugin's section of the operator config, validated and with defaults applied */
   config: any
-  /** the whole operator config (every section), for cross-cutting settings */
-  operatorConfig: Record<string, unknown>
+  /** every plugin's validated section, for settings another plugin owns (e.g. the node's resources) */
+  sections: Record<string, any>
   /** where the operator config came from, or undefined when running on defaults */
   configFile?: string
   log: Logger

@@ -12,7 +12,6 @@ export interface NodeOptions {
   paths: Paths
   /** validated config sections by plugin name */
   sections: Record<string, any>
-  operatorConfig: Record<string, unknown>
   configFile?: string
   log: Logger
   version: string
@@ -67,7 +66,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       const ctx: ServiceContext = {
         paths,
         config: options.sections[plugin] ?? {},
-        operatorConfig: options.operatorConfig,
+        sections: options.sections,
         configFile: options.configFile,
         log: log.child(definition.name),
         api: routes.scoped(plugin, `/v1/${plugin}`),

@@ -1,8 +1,31 @@
+import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { StateDumpCommand } from './commands/dump.js'
+import { StateGetCommand } from './commands/get.js'
+import { StateListCommand } from './commands/list.js'
+import { StateWatchCommand } from './commands/watch.js'
+
+export interface StateConfig {
+  heartbeat_interval_ms: number
+  max_clock_skew_ms: number
+  max_op_bytes: number
+}
+
+const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
 
 export default definePlugin({
   name: 'state',
   version: '0.1.0',
   apiVersion: API_VERSION,
-  commands: [],
+  description: 'the signed, replicated CRDT store on LevelDB',
+  commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand],
+  services: [{ name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) }],
+  configuration: {
+    schema: t.isObject({ heartbeat_interval_ms: positiveInt, max_clock_skew_ms: positiveInt, max_op_bytes: positiveInt }) as t.StrictValidator<unknown, StateConfig>,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024 } satisfies StateConfig,
+  },
 })
+
+export type { StateHandle } from './service/state.js'
+export type { StateRecord } from './lib/store.js'
+export type { Author, Delegation } from './lib/identity.js'

@@ -41,7 +41,7 @@ export class NodeStartCommand extends FormCommand {
     const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
     log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
 
-    const node = await startNode({ plugins, paths, sections, operatorConfig: raw, configFile: file, log, version: this.context.version })
+    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version })
     if (!detached) this.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
 
     return new Promise<number>((resolve) => {

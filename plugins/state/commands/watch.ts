@@ -1,0 +1,26 @@
+import { Command, Option } from 'clipanion'
+import { FormCommand } from '../../../core/command.js'
+import type { StateRecord } from '../lib/store.js'
+import { recordLine } from './format.js'
+
+export class StateWatchCommand extends FormCommand {
+  static override paths = [['state', 'watch']]
+  static override usage = Command.Usage({
+    category: 'State',
+    description: 'Print changes to a collection as they happen (Ctrl-C to stop)',
+    examples: [
+      ['Follow node heartbeats', '$0 state watch nodes'],
+      ['As JSON lines', '$0 state watch instances --json'],
+    ],
+  })
+  collection = Option.String({ required: true })
+  prefix = Option.String('--prefix', { description: 'Only keys that start with this' })
+
+  async run() {
+    const client = await this.client()
+    const q = this.prefix ? `?prefix=${encodeURIComponent(this.prefix)}` : ''
+    for await (const change of client.stream<StateRecord>(`/v1/state/watch/${encodeURIComponent(this.collection)}${q}`)) {
+      this.context.stdout.write(this.json ? JSON.stringify(change) + '\n' : recordLine(change) + '\n')
+    }
+  }
+}
