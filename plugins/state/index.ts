@@ -9,6 +9,8 @@ export interface StateConfig {
   heartbeat_interval_ms: number
   max_clock_skew_ms: number
   max_op_bytes: number
+  /** worker threads verifying signatures of large batches; 'auto' uses one per core when there are several */
+  verify_workers: 'auto' | number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -21,8 +23,13 @@ export default definePlugin({
   commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand],
   services: [{ name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) }],
   configuration: {
-    schema: t.isObject({ heartbeat_interval_ms: positiveInt, max_clock_skew_ms: positiveInt, max_op_bytes: positiveInt }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024 } satisfies StateConfig,
+    schema: t.isObject({
+      heartbeat_interval_ms: positiveInt,
+      max_clock_skew_ms: positiveInt,
+      max_op_bytes: positiveInt,
+      verify_workers: t.isOneOf([t.isLiteral('auto'), t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 64))]),
+    }) as t.StrictValidator<unknown, StateConfig>,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024, verify_workers: 'auto' } satisfies StateConfig,
   },
 })
 

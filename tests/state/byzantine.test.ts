@@ -89,3 +89,16 @@ t.test('in a mixed batch only the valid operations land', async (t) => {
   t.match(await store.get('dns', `${honest.address}/www`), { value: { ip: '10.0.0.2' } })
   t.match(await store.get('accounts', honest.address), { value: { name: 'honest' } })
 })
+
+t.test('with worker-thread verification, exactly the forged ops of a large batch are rejected', async (t) => {
+  const store = await StateStore.open({ dir: t.testdir(), verifyWorkers: 2, now: () => 1_000_000 })
+  t.teardown(() => store.close())
+  const ops = Array.from({ length: 40 }, (_, i) => createOp(honest, 'dns', `${honest.address}/n${i}`, { i }, { ms: 1_000_000, n: i }))
+  const forged = new Set([3, 17, 39])
+  const batch = ops.map((op, i) => (forged.has(i) ? { ...op, val: { i: -1 } } : op))
+  const r = await store.insert(batch, 'bulk-peer')
+  t.equal(r.accepted, 37)
+  t.same(r.rejected.map((x) => [x.index, x.code]), [...forged].map((i) => [i, 'OP_BAD_SIGNATURE']))
+  t.same(store.stats().rejected['bulk-peer'], { OP_BAD_SIGNATURE: 3 })
+  t.equal((await store.list('dns')).records.length, 37)
+})

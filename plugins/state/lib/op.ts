@@ -23,9 +23,14 @@ export interface Op {
 export interface VerifiedOp {
   op: Op
   hash: string
-  /** the canonical encoding of the whole op, as stored */
+  /** the op as stored (JSON) */
   bytes: Buffer
+  /** what the signature covers, for verification elsewhere (a worker) */
+  message: Buffer
+  signature: Buffer
 }
+
+export const BAD_SIGNATURE = () => new OpRejected('OP_BAD_SIGNATURE', 'the signature does not match the operation')
 
 export type RejectCode = 'OP_MALFORMED' | 'OP_TOO_LARGE' | 'OP_BAD_SIGNATURE' | 'OP_BAD_DELEGATION' | 'OP_UNAUTHORIZED' | 'OP_FUTURE'
 
@@ -39,6 +44,7 @@ export class OpRejected extends Error {
 }
 
 const PREFIX = Buffer.from('form-op-v1\n')
+const SIG_FIELD_BYTES = ',"sig":""'.length + 128
 
 function body(op: Omit<Op, 'sig'> & { sig?: string }): string {
   const { sig: _sig, ...rest } = op
@@ -90,6 +96,8 @@ export interface VerifyLimits {
   maxOpBytes: number
   maxSkewMs: number
   now: number
+  /** leave the Ed25519 check to the caller (it batches them on worker threads) */
+  deferSignature?: boolean
 }
 
 /**
@@ -100,25 +108,27 @@ export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: Ve
   const problem = malformed(input)
   if (problem) throw new OpRejected('OP_MALFORMED', problem)
   const op = input as Op
-  let encoded: string
+  let unsigned: string
   try {
-    encoded = canonicalJson(op)
+    unsigned = body(op)
   } catch (error) {
     throw new OpRejected('OP_MALFORMED', `value cannot be encoded: ${(error as Error).message}`)
   }
-  const bytes = Buffer.from(encoded)
-  if (bytes.length > limits.maxOpBytes) throw new OpRejected('OP_TOO_LARGE', `operation is ${bytes.length} bytes; the limit is ${limits.maxOpBytes}`)
+  // The canonical op is the unsigned body plus `,"sig":"<128 hex>"`: its size is known without encoding it again.
+  const size = Buffer.byteLength(unsigned) + SIG_FIELD_BYTES
+  if (size > limits.maxOpBytes) throw new OpRejected('OP_TOO_LARGE', `operation is ${size} bytes; the limit is ${limits.maxOpBytes}`)
   const denied = authorize(op.c, op.k, op.by.address)
   if (denied) throw new OpRejected('OP_UNAUTHORIZED', denied)
   if (op.t.ms > limits.now + limits.maxSkewMs) {
     throw new OpRejected('OP_FUTURE', `timestamp ${new Date(op.t.ms).toISOString()} is more than ${limits.maxSkewMs} ms ahead of this node's clock`)
   }
   if (!verifier.delegation(op.by)) throw new OpRejected('OP_BAD_DELEGATION', `the delegation is not signed by ${op.by.address}`)
-  const unsigned = body(op)
-  if (!verifier.signature(op.by.key, Buffer.concat([PREFIX, Buffer.from(unsigned)]), Buffer.from(op.sig, 'hex'))) {
-    throw new OpRejected('OP_BAD_SIGNATURE', 'the signature does not match the operation')
-  }
-  return { op, hash: createHash('sha256').update(unsigned).digest('hex'), bytes }
+  const message = Buffer.concat([PREFIX, Buffer.from(unsigned)])
+  const signature = Buffer.from(op.sig, 'hex')
+  if (!limits.deferSignature && !verifier.signature(op.by.key, message, signature)) throw BAD_SIGNATURE()
+  // Stored as plain JSON: the hash covers the canonical body, so the stored form need not be canonical.
+  const bytes = Buffer.from(JSON.stringify(op))
+  return { op, hash: createHash('sha256').update(unsigned).digest('hex'), bytes, message, signature }
 }
 
 /** Last writer wins: the later timestamp, ties broken by the larger hash. */

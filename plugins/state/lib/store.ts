@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { HybridClock, type Timestamp } from './hlc.js'
 import { SignatureVerifier, type Author } from './identity.js'
-import { createOp, OpRejected, verifyOp, wins, type Op, type RejectCode, type VerifiedOp } from './op.js'
+import { BAD_SIGNATURE, createOp, OpRejected, verifyOp, wins, type Op, type RejectCode, type VerifiedOp } from './op.js'
+import { VerifyPool } from './verify-pool.js'
 
 export interface StoreOptions {
   dir: string
@@ -12,6 +13,8 @@ export interface StoreOptions {
   /** operations further ahead of the local clock than this are rejected */
   maxSkewMs?: number
   now?: () => number
+  /** worker threads that verify signatures of large batches (0: verify on the calling thread) */
+  verifyWorkers?: number
 }
 
 export interface StateRecord {
@@ -61,6 +64,7 @@ export class StateStore {
   private queue: Promise<unknown> = Promise.resolve()
   private nextSeq = 0
   private opCount = 0
+  private pool?: VerifyPool
 
   private constructor(
     private readonly db: Level<string, any>,
@@ -82,8 +86,9 @@ export class StateStore {
       db.sublevel<string, Buffer>('ops', { valueEncoding: 'buffer' }) as any,
       db.sublevel<string, string>('seq', { valueEncoding: 'utf8' }) as any,
       db.sublevel<string, StoredRecord>('records', { valueEncoding: 'json' }) as any,
-      { maxOpBytes: options.maxOpBytes ?? 64 * 1024, maxSkewMs: options.maxSkewMs ?? 60_000, now: options.now ?? Date.now },
+      { maxOpBytes: options.maxOpBytes ?? 64 * 1024, maxSkewMs: options.maxSkewMs ?? 60_000, now: options.now ?? Date.now, verifyWorkers: options.verifyWorkers ?? 0 },
     )
+    if (options.verifyWorkers) store.pool = new VerifyPool(options.verifyWorkers)
     for await (const key of store.seq.keys({ reverse: true, limit: 1 })) store.nextSeq = Number.parseInt(key as string, 16) + 1
     store.opCount = store.nextSeq
     return store
@@ -91,6 +96,7 @@ export class StateStore {
 
   async close(): Promise<void> {
     await this.queue.catch(() => {})
+    await this.pool?.close()
     this.events.emit('close')
     await this.db.close()
   }
@@ -119,26 +125,33 @@ export class StateStore {
    * Verifies and applies operations from `source` (a peer id, 'local', 'api'). Invalid ones are
    * rejected and counted, never stored; duplicates are ignored. Resolves after the batch is written.
    */
-  insert(inputs: unknown[], source: string): Promise<InsertResult> {
-    const verified: (VerifiedOp | undefined)[] = []
+  async insert(inputs: unknown[], source: string): Promise<InsertResult> {
     const result: InsertResult = { accepted: 0, duplicates: 0, rejected: [], hashes: [] }
-    const now = this.options.now()
+    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, now: this.options.now(), deferSignature: this.pool !== undefined && inputs.length >= 16 }
+    let verified: { index: number; v: VerifiedOp }[] = []
     inputs.forEach((input, index) => {
       try {
-        verified.push(verifyOp(input, this.verifier, { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, now }))
+        verified.push({ index, v: verifyOp(input, this.verifier, limits) })
       } catch (error) {
         if (!(error instanceof OpRejected)) throw error
-        verified.push(undefined)
-        result.rejected.push({ index, code: error.code, message: error.message })
-        const counts = this.rejects.get(source) ?? new Map<RejectCode, number>()
-        counts.set(error.code, (counts.get(error.code) ?? 0) + 1)
-        this.rejects.set(source, counts)
+        this.reject(result, source, index, error)
       }
     })
+    if (limits.deferSignature && verified.length) {
+      const ok = await this.pool!.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
+      verified = verified.filter((x, i) => ok[i] || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
+    }
     // Applies are serialized so that reading the current record and writing the winner is atomic.
-    const run = this.queue.then(() => this.apply(verified.filter((v): v is VerifiedOp => v !== undefined), result))
+    const run = this.queue.then(() => this.apply(verified.map((x) => x.v), result))
     this.queue = run.catch(() => {})
     return run
+  }
+
+  private reject(result: InsertResult, source: string, index: number, error: OpRejected): void {
+    result.rejected.push({ index, code: error.code, message: error.message })
+    const counts = this.rejects.get(source) ?? new Map<RejectCode, number>()
+    counts.set(error.code, (counts.get(error.code) ?? 0) + 1)
+    this.rejects.set(source, counts)
   }
 
   private async apply(ops: VerifiedOp[], result: InsertResult): Promise<InsertResult> {

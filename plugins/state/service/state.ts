@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import { ApiStream } from '../../../core/daemon/router.js'
@@ -22,7 +23,9 @@ export interface StateHandle {
 
 export async function startStateService(ctx: ServiceContext): Promise<RunningService> {
   const config = ctx.config as StateConfig
-  const store = await StateStore.open({ dir: join(ctx.paths.dataDir, 'state'), maxOpBytes: config.max_op_bytes, maxSkewMs: config.max_clock_skew_ms })
+  const cores = availableParallelism()
+  const verifyWorkers = config.verify_workers === 'auto' ? (cores > 1 ? cores : 0) : config.verify_workers
+  const store = await StateStore.open({ dir: join(ctx.paths.dataDir, 'state'), maxOpBytes: config.max_op_bytes, maxSkewMs: config.max_clock_skew_ms, verifyWorkers })
   const { author, created } = await loadOrCreateNodeKeys(join(ctx.paths.dataDir, 'keys', 'node.json'))
   ctx.log.info(created ? 'created a new node identity' : 'loaded the node identity', { address: author.address })
 
