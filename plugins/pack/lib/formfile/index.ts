@@ -1,0 +1,7 @@
+export { parseFormfile, nameFromDirectory, type ParseOptions, type ParseResult } from './parser.js'
+export { printFormfile } from './print.js'
+export { formatDiagnostics, FormfileError, type Diagnostic } from './diagnostics.js'
+export { buildId } from './buildid.js'
+export { listContextFiles, type ContextFile, type ContextListing } from './context.js'
+export { PROFILES, type LimitProfile } from './profiles.js'
+export type { Formfile, FormfileUser, Step, EnvScope, ExposedPort } from './types.js'
