@@ -154,16 +154,17 @@ class Parser {
 
   private instruction(): void {
     const text = this.line.text
-    const m = /^\s*(\S+)/.exec(text)!
-    const keyword = m[1]
-    const kwStart = m.index + m[0].length - keyword.length
-    const kwSpan = { start: kwStart, end: kwStart + keyword.length }
-    const name = ALIASES[keyword.toUpperCase()]
     if (this.line.danglingContinuation) {
       const d = this.line.danglingContinuation
       this.diagnostics.push({ severity: 'error', code: 'dangling-continuation', message: 'the file ends after a line continuation (\\)', file: this.options.file ?? 'Formfile', line: d.line, column: d.column, length: 1, text: '\\', hint: 'remove the trailing backslash or add the rest of the instruction' })
       return
     }
+    const m = /^\s*(\S+)/.exec(text)
+    if (!m) return
+    const keyword = m[1]
+    const kwStart = m.index + m[0].length - keyword.length
+    const kwSpan = { start: kwStart, end: kwStart + keyword.length }
+    const name = ALIASES[keyword.toUpperCase()]
     if (!name) {
       const guess = suggest(keyword, Object.keys(ALIASES))
       this.error('unknown-instruction', `unknown instruction "${keyword}"`, kwSpan, guess ? `did you mean ${guess}?` : `instructions are ${Object.keys(ALIASES).join(', ')}`)
@@ -507,7 +508,8 @@ class Parser {
   }
 
   private finish(): void {
-    if (this.users.length === 0 && this.userLines.size === 0 && !this.diagnostics.some((d) => d.code.includes('user') || d.code === 'missing-passwd')) {
+    // A USER line with its own error already has a diagnostic; only a file without any is reported here.
+    if (!this.seen.has('USER')) {
       const last = logicalLines(this.source).at(-1)
       const line = last ?? { text: '', positions: [], start: { line: 1, column: 1 } }
       this.report('error', 'missing-user', 'the Formfile declares no USER', 0, 1, 'add at least one, e.g. USER username:dev lock_passwd:true ssh_authorized_keys:"ssh-ed25519 AAAA..."', undefined, line)
