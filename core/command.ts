@@ -1,4 +1,5 @@
 import { Command, Option, type BaseContext } from 'clipanion'
+import type { Signer } from './auth/sign.js'
 import type { NodeClient } from './client.js'
 import type { LoadedPlugin, PluginProblem } from './loader.js'
 import { colorEnabled, paint, reportError, toJson } from './output.js'
@@ -42,10 +43,16 @@ export abstract class FormCommand extends Command<FormContext> {
     return this.cachedPaths
   }
 
-  /** A client for the local node API (imported lazily: got is not needed for --help). */
-  async client(): Promise<NodeClient> {
+  /**
+   * A client for the local node API (imported lazily: got is not needed for --help). With a signer,
+   * mutating requests carry its signature.
+   */
+  async client(options: { signer?: Signer } = {}): Promise<NodeClient> {
     const { createClient } = await import('./client.js')
-    return createClient({ socket: this.dirs.socket })
+    const signer = options.signer
+    if (!signer) return createClient({ socket: this.dirs.socket })
+    const { signRequest } = await import('./auth/sign.js')
+    return createClient({ socket: this.dirs.socket, signer: (req) => signRequest({ ...req, signer }) })
   }
 
   get color() {

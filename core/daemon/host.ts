@@ -58,7 +58,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     started.length = 0
   }
 
-  const server = new ApiServer({ routes, log: log.child('api'), authenticate: options.authenticate })
+  const { createRequestVerifier } = await import('../auth/verify.js')
+  const server = new ApiServer({ routes, log: log.child('api'), authenticate: options.authenticate ?? createRequestVerifier().verify })
   try {
     for (const planned of plan) {
       const { definition, plugin } = planned
@@ -115,6 +116,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const core = routes.scoped('core', '/v1')
     core.get('/health', () => ({ ok: true, pid: process.pid }))
     core.get('/node', describe)
+    // Lets a client check that its signature is accepted and see the address the node derives.
+    core.post('/auth/whoami', (req) => ({ address: req.caller }), { auth: 'signed' })
     await server.listen(paths.socket)
     log.info('node ready', { socket: paths.socket, services: started.map((s) => s.planned.definition.name) })
 

@@ -1,8 +1,30 @@
+import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { KitExportCommand } from './commands/export.js'
+import { KitInitCommand } from './commands/init.js'
+import { KitOperatorCommand } from './commands/operator.js'
+import { KitShowCommand } from './commands/show.js'
+
+export interface KitConfig {
+  /** the operator's encrypted keystore; empty: the node uses its own generated identity */
+  operator_keystore: string
+}
 
 export default definePlugin({
   name: 'kit',
   version: '0.1.0',
   apiVersion: API_VERSION,
-  commands: [],
+  description: 'wallet, keystore and configuration wizards',
+  commands: [KitInitCommand, KitShowCommand, KitExportCommand, KitOperatorCommand],
+  configuration: {
+    schema: t.isObject({ operator_keystore: t.isString() }) as t.StrictValidator<unknown, KitConfig>,
+    defaults: { operator_keystore: '' } satisfies KitConfig,
+  },
 })
+
+export type { UserConfig } from './lib/user-config.js'
+
+/** The signer for node requests, unlocked from the user's keystore (loaded lazily: it needs the crypto libraries). */
+export async function loadSigner(opts: { configDir: string; passwordFile?: string }) {
+  return (await import('./lib/signer.js')).loadSigner(opts)
+}

@@ -1,0 +1,106 @@
+import { Command, Option } from 'clipanion'
+import { FormCommand } from '../../../core/command.js'
+import { FormError } from '../../../core/errors.js'
+
+const MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
+const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
+
+function checkCidr(flag: string, value: string): string {
+  const m = CIDR.exec(value)
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+    throw new FormError('USAGE', `${flag} "${value}" is not an IPv4 CIDR`, { hint: 'e.g. 10.0.0.0/8' })
+  }
+  return value
+}
+
+function positive(flag: string, value: string | undefined, dflt: number): number {
+  if (value === undefined) return dflt
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0) throw new FormError('USAGE', `${flag} must be a positive whole number (got "${value}")`)
+  return n
+}
+
+export class KitOperatorCommand extends FormCommand {
+  static override paths = [['kit', 'operator']]
+  static override usage = Command.Usage({
+    category: 'Kit',
+    description: 'Write the operator config of a node (TOML)',
+    details: 'Sets the operator key, data directory, libp2p listen/announce/bootstrap addresses, the formnet CIDR, the bridge, the hypervisor backend and the resources the node offers. Writes --output (default: the operator config path, /etc/form/operator.toml as root). `form node start` reads it; without one the node runs on built-in defaults.',
+    examples: [
+      ['Interactive', '$0 kit operator'],
+      ['A second node of a network', '$0 kit operator --yes --bootstrap /ip4/192.168.1.10/tcp/3010/p2p/12D3Koo... --vcpus 8 --memory-mb 16384 --disk-gb 200'],
+    ],
+  })
+  yes = Option.Boolean('--yes,-y', false, { description: 'Do not ask; use the flags and defaults' })
+  output = Option.String('--output,-o', { description: 'Where to write the TOML' })
+  force = Option.Boolean('--force', false, { description: 'Replace an existing file' })
+  dataDirPath = Option.String('--data-dir-path', { description: 'The node data directory to record' })
+  operatorKeystore = Option.String('--operator-keystore', { description: 'The operator keystore file' })
+  listen = Option.Array('--listen', { description: 'libp2p listen multiaddr (repeatable)' })
+  announce = Option.Array('--announce', { description: 'Address announced to peers (repeatable)' })
+  bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr (repeatable)' })
+  formnetCidr = Option.String('--formnet-cidr', { description: 'formnet address space (default 10.0.0.0/8)' })
+  bridgeName = Option.String('--bridge-name', { description: 'Bridge for instances (default formbr0)' })
+  bridgeSubnet = Option.String('--bridge-subnet', { description: 'Bridge subnet (default: the node\'s formnet subnet)' })
+  hypervisor = Option.String('--hypervisor', { description: 'auto, qemu or cloud-hypervisor' })
+  vcpus = Option.String('--vcpus', { description: 'vCPUs offered' })
+  memoryMb = Option.String('--memory-mb', { description: 'Memory offered, MB' })
+  diskGb = Option.String('--disk-gb', { description: 'Disk offered, GB' })
+
+  async run() {
+    const { join } = await import('node:path')
+    const TOML = (await import('@iarna/toml')).default
+    const { writeSecretFile } = await import('../lib/keystore.js')
+    const { terminalPrompts } = await import('./prompt.js')
+    let values = {
+      data_dir: this.dataDirPath ?? this.dirs.dataDir,
+      operator_keystore: this.operatorKeystore ?? join(this.dirs.configDir, 'operator-key.json'),
+      listen: this.listen ?? ['/ip4/0.0.0.0/tcp/3010'],
+      announce: this.announce ?? [],
+      bootstrap: this.bootstrap ?? [],
+      formnet_cidr: this.formnetCidr ?? '10.0.0.0/8',
+      bridge_name: this.bridgeName ?? 'formbr0',
+      bridge_subnet: this.bridgeSubnet ?? '',
+      hypervisor: this.hypervisor ?? 'auto',
+      vcpus: String(positive('--vcpus', this.vcpus, 2)),
+      memory_mb: String(positive('--memory-mb', this.memoryMb, 4096)),
+      disk_gb: String(positive('--disk-gb', this.diskGb, 50)),
+    }
+    if (!this.yes) {
+      const enquirer = await terminalPrompts(this)
+      if (!enquirer) throw new FormError('NO_TERMINAL', 'kit operator asks questions, but stdin is not a terminal', { hint: 'pass --yes with the flags you need' })
+      const list = (v: string[]) => v.join(',')
+      const a = (await enquirer.prompt([
+        { type: 'input', name: 'data_dir', message: 'Data directory', initial: values.data_dir },
+        { type: 'input', name: 'listen', message: 'libp2p listen addresses (comma-separated)', initial: list(values.listen) },
+        { type: 'input', name: 'bootstrap', message: 'Bootstrap peers (comma-separated; empty for a new network)', initial: list(values.bootstrap) },
+        { type: 'input', name: 'formnet_cidr', message: 'formnet CIDR', initial: values.formnet_cidr },
+        { type: 'select', name: 'hypervisor', message: 'Hypervisor', choices: ['auto', 'qemu', 'cloud-hypervisor'], initial: ['auto', 'qemu', 'cloud-hypervisor'].indexOf(values.hypervisor) },
+        { type: 'input', name: 'vcpus', message: 'vCPUs offered', initial: values.vcpus },
+        { type: 'input', name: 'memory_mb', message: 'Memory offered (MB)', initial: values.memory_mb },
+        { type: 'input', name: 'disk_gb', message: 'Disk offered (GB)', initial: values.disk_gb },
+      ])) as Record<string, string>
+      const split = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
+      values = { ...values, ...a, listen: split(a.listen), bootstrap: split(a.bootstrap) }
+    }
+    for (const [flag, list] of [['--listen', values.listen], ['--announce', values.announce], ['--bootstrap', values.bootstrap]] as const) {
+      for (const addr of list) if (!MULTIADDR.test(addr)) throw new FormError('USAGE', `${flag} "${addr}" is not a TCP multiaddr`, { hint: 'e.g. /ip4/0.0.0.0/tcp/3010 or /dns/node.example/tcp/3010/p2p/<peer id>' })
+    }
+    checkCidr('--formnet-cidr', values.formnet_cidr)
+    if (values.bridge_subnet) checkCidr('--bridge-subnet', values.bridge_subnet)
+    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(values.bridge_name)) throw new FormError('USAGE', `--bridge-name "${values.bridge_name}" is not an interface name (1-15 letters, digits, _ . -)`)
+    if (!['auto', 'qemu', 'cloud-hypervisor'].includes(values.hypervisor)) throw new FormError('USAGE', `--hypervisor "${values.hypervisor}" must be auto, qemu or cloud-hypervisor`)
+    const doc = {
+      node: {
+        data_dir: values.data_dir,
+        hypervisor: values.hypervisor,
+        resources: { vcpus: positive('vcpus', values.vcpus, 2), memory_mb: positive('memory_mb', values.memory_mb, 4096), disk_gb: positive('disk_gb', values.disk_gb, 50) },
+      },
+      kit: { operator_keystore: values.operator_keystore },
+      net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: 51820, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
+    }
+    const file = this.output ?? this.dirs.operatorConfig
+    await writeSecretFile(file, `# Formation operator config, written by \`form kit operator\`. See templates/operator.toml.\n${TOML.stringify(doc as never)}`, this.force)
+    this.print({ file, config: doc }, `wrote ${file}\nstart the node with: form node start${this.output ? ` --config ${file}` : ''}`)
+  }
+}

@@ -1,0 +1,49 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as t from 'typanion'
+import { FormError, errnoCode } from '../../../core/errors.js'
+import { writeSecretFile } from './keystore.js'
+
+/** ~/.config/form/config.json: what `form kit init` records. Never holds a secret. */
+export interface UserConfig {
+  version: 1
+  address: string
+  keystore: string
+  /** node API endpoints the CLI talks to; empty means the local node's socket */
+  hosts: string[]
+  formnet: { join: boolean }
+}
+
+const isUserConfig = t.isObject({
+  version: t.isLiteral(1),
+  address: t.cascade(t.isString(), t.matchesRegExp(/^0x[0-9a-f]{40}$/)),
+  keystore: t.isString(),
+  hosts: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(https?:\/\/|unix:)/))),
+  formnet: t.isObject({ join: t.isBoolean() }),
+})
+
+export function userConfigPath(configDir: string): string {
+  return join(configDir, 'config.json')
+}
+
+export async function loadUserConfig(configDir: string): Promise<UserConfig | undefined> {
+  const file = userConfigPath(configDir)
+  let data: unknown
+  try {
+    data = JSON.parse(await readFile(file, 'utf8'))
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined
+    throw new FormError('CONFIG_INVALID', `${file} is not valid JSON: ${(error as Error).message}`, { hint: 'fix it, or run `form kit init` again to rewrite it' })
+  }
+  const errors: string[] = []
+  if (!isUserConfig(data, { errors })) {
+    throw new FormError('CONFIG_INVALID', `${file}: ${errors.map((e) => e.replace(/^\./, '')).join('; ')}`, { hint: 'run `form kit init` again to rewrite it' })
+  }
+  return data
+}
+
+export async function saveUserConfig(configDir: string, config: UserConfig): Promise<string> {
+  const file = userConfigPath(configDir)
+  await writeSecretFile(file, JSON.stringify(config, null, 2) + '\n', true)
+  return file
+}
