@@ -11,6 +11,11 @@ export interface StateConfig {
   max_op_bytes: number
   /** worker threads verifying signatures of large batches; 'auto' uses one per core when there are several */
   verify_workers: 'auto' | number
+  /** how often anti-entropy reconciles with each connected peer */
+  anti_entropy_interval_ms: number
+  /** invalid operations a peer may send before it is disconnected and banned */
+  max_invalid_ops: number
+  ban_ms: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -21,15 +26,21 @@ export default definePlugin({
   apiVersion: API_VERSION,
   description: 'the signed, replicated CRDT store on LevelDB',
   commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand],
-  services: [{ name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) }],
+  services: [
+    { name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) },
+    { name: 'sync', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/sync.js')).startSync(ctx, ctx.config) },
+  ],
   configuration: {
     schema: t.isObject({
       heartbeat_interval_ms: positiveInt,
       max_clock_skew_ms: positiveInt,
       max_op_bytes: positiveInt,
       verify_workers: t.isOneOf([t.isLiteral('auto'), t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 64))]),
+      anti_entropy_interval_ms: positiveInt,
+      max_invalid_ops: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(0)),
+      ban_ms: positiveInt,
     }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024, verify_workers: 'auto' } satisfies StateConfig,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000 } satisfies StateConfig,
   },
 })
 

@@ -50,6 +50,8 @@ export async function makeEnv(t: Teardown, extra: NodeJS.ProcessEnv = {}): Promi
       FORM_RUNTIME_DIR: runtimeDir,
       FORM_CACHE_DIR: join(dir, 'cache'),
       NO_COLOR: '1',
+      // every test node listens on loopback, on a free port
+      FORM_LISTEN: '/ip4/127.0.0.1/tcp/0',
       FORM_OPERATOR_CONFIG: undefined,
       FORM_PLUGIN_DIR: undefined,
       ...extra,

@@ -22,6 +22,8 @@ export class NodeStartCommand extends FormCommand {
     ],
   })
   detach = Option.Boolean('--detach,-d', false, { description: 'Run in the background; print the pid once the node answers' })
+  listen = Option.Array('--listen', { description: 'libp2p listen multiaddr, repeatable (env FORM_LISTEN, comma-separated; overrides [net] listen)' })
+  bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr, repeatable (env FORM_BOOTSTRAP; overrides [net] bootstrap)' })
 
   async run() {
     if (this.detach) return this.startDetached()
@@ -33,6 +35,14 @@ export class NodeStartCommand extends FormCommand {
     const { file, raw } = await loadOperatorConfig(this.dirs.operatorConfig, this.dirs.operatorConfigExplicit)
     const plugins = this.context.plugins.map((p) => p.plugin)
     const sections = resolveSections(file, raw, plugins)
+    const fromEnv = (name: string) => process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean)
+    const listen = this.listen ?? fromEnv('FORM_LISTEN')
+    const bootstrap = this.bootstrap ?? fromEnv('FORM_BOOTSTRAP')
+    if (sections.net && (listen || bootstrap)) {
+      const { netConfiguration } = await import('../../net/index.js')
+      const { validateSection } = await import('../../../core/config.js')
+      sections.net = validateSection('--listen/--bootstrap', 'net', { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap }, netConfiguration.schema, netConfiguration.defaults)
+    }
     let paths = this.dirs
     if (sections.node?.data_dir && !this.dataDir && !process.env.FORM_DATA_DIR) {
       paths = resolvePaths({ configDir: this.configDir, dataDir: sections.node.data_dir, runtimeDir: this.runtimeDir, config: this.config })

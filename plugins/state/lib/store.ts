@@ -28,6 +28,8 @@ export interface StateRecord {
 }
 
 export interface InsertResult {
+  /** who sent the operations (a peer id, 'local', 'api:local') */
+  source?: string
   accepted: number
   duplicates: number
   rejected: { index: number; code: RejectCode; message: string }[]
@@ -126,7 +128,7 @@ export class StateStore {
    * rejected and counted, never stored; duplicates are ignored. Resolves after the batch is written.
    */
   async insert(inputs: unknown[], source: string): Promise<InsertResult> {
-    const result: InsertResult = { accepted: 0, duplicates: 0, rejected: [], hashes: [] }
+    const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], hashes: [] }
     const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, now: this.options.now(), deferSignature: this.pool !== undefined && inputs.length >= 16 }
     let verified: { index: number; v: VerifiedOp }[] = []
     inputs.forEach((input, index) => {
@@ -191,6 +193,7 @@ export class StateStore {
     this.opCount += fresh.length
     result.accepted += fresh.length
     result.hashes.push(...fresh.map((o) => o.hash))
+    this.events.emit('ops', fresh.map((o) => ({ hash: o.hash, op: o.op })), result.source)
     // only the final winner of each record in this batch is announced
     const announced = new Set<string>()
     for (const c of changes.reverse()) {
@@ -227,6 +230,12 @@ export class StateStore {
       if (records.length >= limit) return { records, cursor: key }
     }
     return { records }
+  }
+
+  /** Every newly stored operation (not duplicates), with the source it came from; for replication. */
+  onOps(listener: (ops: { hash: string; op: Op }[], source: string | undefined) => void): () => void {
+    this.events.on('ops', listener)
+    return () => this.events.off('ops', listener)
   }
 
   /** Changes to records of a collection (and key prefix) from now on, until `signal` aborts or the store closes. */

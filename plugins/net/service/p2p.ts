@@ -1,0 +1,156 @@
+import { join } from 'node:path'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { FormError } from '../../../core/errors.js'
+import type { RunningService, ServiceContext } from '../../../core/plugin.js'
+import type { NetConfig } from '../index.js'
+import { createHost, multiaddr, type FormLibp2p } from '../lib/p2p/host.js'
+import { loadOrCreatePeerKey } from '../lib/p2p/identity.js'
+
+export interface ProtocolLimits {
+  /** concurrent inbound streams of this protocol per connection */
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+}
+
+/** What services that depend on `p2p` get from ctx.use('p2p'). */
+export interface P2PHandle {
+  node: FormLibp2p
+  peerId: string
+  multiaddrs(): string[]
+  connectedPeers(): string[]
+  handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<void>
+  /** opens a stream to a connected (or dialable) peer */
+  open(peer: PeerId | string, protocol: string): Promise<Stream>
+  /** called for every new connection to a peer and every lost one */
+  onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): void
+  /** disconnects a misbehaving peer and refuses it for `ms` */
+  ban(peer: PeerId | string, ms: number, reason: string): Promise<void>
+}
+
+export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
+  const config = ctx.config as NetConfig
+  const privateKey = await loadOrCreatePeerKey(join(ctx.paths.dataDir, 'keys', 'p2p.key'))
+  let node: FormLibp2p
+  let datastore: { close(): Promise<void> }
+  try {
+    ;({ node, datastore } = await createHost({ privateKey, listen: config.listen, announce: config.announce, datastorePath: join(ctx.paths.dataDir, 'p2p') }))
+  } catch (error) {
+    const message = (error as Error).message
+    throw new FormError('P2P_LISTEN', `libp2p could not listen on ${config.listen.join(', ')}: ${message}`, {
+      hint: /EADDRINUSE|in use/i.test(message) ? 'another process uses that port; pick another with --listen /ip4/0.0.0.0/tcp/PORT or [net] listen' : 'check [net] listen in the operator config',
+    })
+  }
+  const log = ctx.log
+  const banned = new Map<string, number>()
+  const isBanned = (id: string) => (banned.get(id) ?? 0) > Date.now()
+  const peerListeners: ((peer: PeerId, event: 'connect' | 'disconnect') => void)[] = []
+  node.addEventListener('peer:connect', (e) => {
+    const id = e.detail.toString()
+    if (isBanned(id)) {
+      void node.hangUp(e.detail).catch(() => {})
+      return
+    }
+    log.debug('peer connected', { peer: id })
+    for (const l of peerListeners) l(e.detail, 'connect')
+  })
+  node.addEventListener('peer:disconnect', (e) => {
+    for (const l of peerListeners) l(e.detail, 'disconnect')
+  })
+
+  const dialQuietly = async (target: Parameters<FormLibp2p['dial']>[0], what: string) => {
+    try {
+      await node.dial(target, { signal: AbortSignal.timeout(10_000) })
+    } catch (error) {
+      log.debug(`could not dial ${what}`, { error: (error as Error).message })
+    }
+  }
+
+  // Bootstrap peers are only the first contact; the DHT then finds the rest (see discover()).
+  const bootstrap = async () => {
+    for (const addr of config.bootstrap) {
+      const ma = multiaddr(addr)
+      const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
+      if (id && (id === node.peerId.toString() || node.getConnections().some((c) => c.remotePeer.toString() === id))) continue
+      await dialQuietly(ma, addr)
+    }
+  }
+  let discovering = false
+  const discover = async () => {
+    if (discovering || node.getConnections().length === 0) return
+    discovering = true
+    try {
+      const seen = new Set<string>()
+      for await (const event of node.services.dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(15_000) })) {
+        const found = event.name === 'FINAL_PEER' ? [event.peer] : event.name === 'PEER_RESPONSE' ? event.closer : []
+        for (const p of found) {
+          const id = p.id.toString()
+          if (seen.has(id) || id === node.peerId.toString() || isBanned(id)) continue
+          seen.add(id)
+          if (!node.getConnections(p.id).length) await dialQuietly(p.id, id)
+        }
+      }
+    } catch (error) {
+      log.debug('discovery round failed', { error: (error as Error).message })
+    } finally {
+      discovering = false
+    }
+  }
+  await bootstrap()
+  void discover()
+  const timer = setInterval(() => void bootstrap().then(discover), config.discovery_interval_ms)
+  timer.unref()
+
+  const handle: P2PHandle = {
+    node,
+    peerId: node.peerId.toString(),
+    multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
+    connectedPeers: () => [...new Set(node.getConnections().map((c) => c.remotePeer.toString()))],
+    async handle(protocol, handler, limits = {}) {
+      await node.handle(
+        protocol,
+        async (stream: Stream, connection: { remotePeer: PeerId }) => {
+          if (isBanned(connection.remotePeer.toString())) {
+            stream.abort(new Error('banned'))
+            return
+          }
+          try {
+            await handler(stream, connection.remotePeer)
+          } catch (error) {
+            log.warn(`${protocol} from ${connection.remotePeer} failed`, { error: (error as Error).message })
+            stream.abort(error as Error)
+          }
+        },
+        { maxInboundStreams: limits.maxInboundStreams ?? 8, maxOutboundStreams: limits.maxOutboundStreams ?? 8 },
+      )
+    },
+    async open(peer, protocol) {
+      const id = typeof peer === 'string' ? node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
+      if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
+      return node.dialProtocol(id, protocol, { signal: AbortSignal.timeout(30_000) })
+    },
+    onPeer: (l) => void peerListeners.push(l),
+    async ban(peer, ms, reason) {
+      const id = peer.toString()
+      banned.set(id, Date.now() + ms)
+      log.warn('banning peer', { peer: id, reason, seconds: Math.round(ms / 1000) })
+      for (const c of node.getConnections()) if (c.remotePeer.toString() === id) await c.close().catch(() => {})
+    },
+  }
+
+  ctx.api.get('/p2p', () => ({
+    peerId: handle.peerId,
+    multiaddrs: handle.multiaddrs(),
+    peers: handle.connectedPeers().map((id) => ({ peerId: id, addrs: node.getConnections().filter((c) => c.remotePeer.toString() === id).map((c) => c.remoteAddr.toString()) })),
+  }))
+  log.info('libp2p listening', { peerId: handle.peerId, addrs: handle.multiaddrs() })
+
+  return {
+    handle,
+    info: () => ({ peerId: handle.peerId, peers: handle.connectedPeers().length, multiaddrs: handle.multiaddrs() }),
+    stop: async () => {
+      clearInterval(timer)
+      await node.stop()
+      await datastore.close()
+    },
+  }
+}

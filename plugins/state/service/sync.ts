@@ -1,0 +1,188 @@
+import type { PeerId, Stream } from '@libp2p/interface'
+import type { RunningService, ServiceContext } from '../../../core/plugin.js'
+import type { P2PHandle } from '../../net/index.js'
+import { FrameReader, writeFrame } from '../../net/index.js'
+import type { Op } from '../lib/op.js'
+import { decodeRanges, encodeRanges, IdSet, Reconciler } from '../lib/sync/rbsr.js'
+import type { StateHandle } from './state.js'
+
+export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
+export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
+
+const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5 } as const
+const MAX_FRAME = 8 * 1024 * 1024
+const MAX_OPS_PER_FRAME = 2000
+
+export interface SyncConfig {
+  anti_entropy_interval_ms: number
+  /** invalid operations a peer may send before it is disconnected */
+  max_invalid_ops: number
+  ban_ms: number
+}
+
+/**
+ * Replication of the state store between nodes: new operations are pushed to connected peers at
+ * once, and anti-entropy (range-based set reconciliation over operation hashes) runs on every new
+ * connection and periodically, so a node that was away catches up by exchanging only what differs.
+ */
+export async function startSync(ctx: ServiceContext, config: SyncConfig): Promise<RunningService> {
+  const state = ctx.use<StateHandle>('state')
+  const p2p = ctx.use<P2PHandle>('p2p')
+  const store = state.store
+  const log = ctx.log
+  const invalid = new Map<string, number>()
+  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0 }
+
+  await state.updateNodeRecord({ peerId: p2p.peerId, multiaddrs: p2p.multiaddrs() })
+
+  /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
+  const receive = async (ops: unknown[], peer: string) => {
+    if (ops.length > MAX_OPS_PER_FRAME) throw new Error(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
+    const result = await store.insert(ops, peer)
+    stats.receivedOps += result.accepted
+    if (result.rejected.length) {
+      const count = (invalid.get(peer) ?? 0) + result.rejected.length
+      invalid.set(peer, count)
+      log.warn('peer sent invalid operations', { peer, rejected: result.rejected.length, first: result.rejected[0].message })
+      if (count > config.max_invalid_ops) {
+        stats.bans++
+        await p2p.ban(peer, config.ban_ms, `${count} invalid operations`)
+      }
+    }
+  }
+
+  const encodeOps = (ops: Op[]) => Buffer.from(JSON.stringify(ops))
+  const sendOps = async (stream: Stream, ops: Op[]) => {
+    for (let i = 0; i < ops.length; i += 500) {
+      const chunk = encodeOps(ops.slice(i, i + 500))
+      stats.syncBytes += chunk.length
+      await writeFrame(stream, FRAME.ops, chunk)
+    }
+  }
+  const parseOps = (payload: Buffer): unknown[] => {
+    const value = JSON.parse(payload.toString('utf8')) as unknown
+    if (!Array.isArray(value)) throw new Error('an ops frame must hold a JSON array')
+    return value
+  }
+
+  // Push: one-way streams carrying new operations; duplicates are dropped by the store, so an op is
+  // forwarded once per node and floods stop by themselves.
+  await p2p.handle(
+    PUSH_PROTOCOL,
+    async (stream, peer) => {
+      const reader = new FrameReader(stream, MAX_FRAME)
+      for (let frame = await reader.next(); frame; frame = await reader.next()) {
+        if (frame.type !== FRAME.ops) throw new Error(`unexpected frame ${frame.type} on push`)
+        await receive(parseOps(frame.payload), peer.toString())
+      }
+    },
+    { maxInboundStreams: 4 },
+  )
+  let pushQueue: { hash: string; op: Op; source?: string }[] = []
+  let flushing: Promise<void> | undefined
+  const flush = async () => {
+    while (pushQueue.length) {
+      const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
+      for (const peer of p2p.connectedPeers()) {
+        const ops = batch.filter((o) => o.source !== peer).map((o) => o.op)
+        if (!ops.length) continue
+        try {
+          const stream = await p2p.open(peer, PUSH_PROTOCOL)
+          await writeFrame(stream, FRAME.ops, encodeOps(ops))
+          await stream.close()
+          stats.pushedOps += ops.length
+        } catch (error) {
+          log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
+        }
+      }
+    }
+  }
+  const unsubscribe = store.onOps((ops, source) => {
+    pushQueue.push(...ops.map((o) => ({ ...o, source })))
+    flushing ??= flush().finally(() => (flushing = undefined))
+  })
+
+  // Anti-entropy: both sides run the same reconciler; the initiator speaks first.
+  const reconcile = async (stream: Stream, peer: string, initiator: boolean) => {
+    const reader = new FrameReader(stream, MAX_FRAME)
+    const hashes = await store.hashes()
+    const rec = new Reconciler(new IdSet(hashes), { maxIdsPerMessage: MAX_OPS_PER_FRAME })
+    const have: Uint8Array[] = []
+    const need: Uint8Array[] = []
+    const send = async (type: number, payload: Uint8Array) => {
+      stats.syncBytes += payload.length + 5
+      await writeFrame(stream, type, payload)
+    }
+    if (initiator) await send(FRAME.ranges, encodeRanges(rec.initiate()))
+    for (let rounds = 0; ; rounds++) {
+      if (rounds > 1000) throw new Error('reconciliation did not converge')
+      const frame = await reader.next()
+      if (!frame) throw new Error('the peer closed the stream during reconciliation')
+      if (frame.type === FRAME.end) break
+      if (frame.type !== FRAME.ranges) throw new Error(`unexpected frame ${frame.type} during reconciliation`)
+      const step = rec.respond(decodeRanges(frame.payload))
+      have.push(...step.have)
+      need.push(...step.need)
+      if (!step.reply) {
+        await send(FRAME.end, new Uint8Array())
+        break
+      }
+      await send(FRAME.ranges, encodeRanges(step.reply))
+    }
+    // Each side asks for what it lacks, then sends what the other lacks plus what it was asked for.
+    await send(FRAME.want, Buffer.concat(need.map((id) => Buffer.from(id))))
+    const wantFrame = await reader.next()
+    if (wantFrame?.type !== FRAME.want || wantFrame.payload.length % 32) throw new Error('expected a want frame')
+    const asked: string[] = []
+    for (let i = 0; i < wantFrame.payload.length; i += 32) asked.push(wantFrame.payload.subarray(i, i + 32).toString('hex'))
+    const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])]
+    const ops = (await store.getOps(toSend)).filter((o): o is Op => o !== undefined)
+    await sendOps(stream, ops)
+    await send(FRAME.fin, new Uint8Array())
+    for (let frame = await reader.next(); frame && frame.type !== FRAME.fin; frame = await reader.next()) {
+      if (frame.type !== FRAME.ops) throw new Error(`unexpected frame ${frame.type} after reconciliation`)
+      await receive(parseOps(frame.payload), peer)
+    }
+    stats.syncRounds++
+    return { sent: ops.length, wanted: need.length }
+  }
+
+  await p2p.handle(SYNC_PROTOCOL, async (stream, peer) => {
+    await reconcile(stream, peer.toString(), false)
+    await stream.close()
+  }, { maxInboundStreams: 2 })
+
+  const syncing = new Set<string>()
+  const syncWith = async (peer: string) => {
+    if (syncing.has(peer)) return
+    syncing.add(peer)
+    try {
+      const stream = await p2p.open(peer, SYNC_PROTOCOL)
+      const r = await reconcile(stream, peer, true)
+      await stream.close()
+      if (r.sent || r.wanted) log.info('anti-entropy exchanged operations', { peer, sent: r.sent, received: r.wanted })
+    } catch (error) {
+      log.debug('anti-entropy failed', { peer, error: (error as Error).message })
+    } finally {
+      syncing.delete(peer)
+    }
+  }
+  p2p.onPeer((peer: PeerId, event) => {
+    if (event === 'connect') setTimeout(() => void syncWith(peer.toString()), 200).unref()
+  })
+  for (const peer of p2p.connectedPeers()) void syncWith(peer)
+  const timer = setInterval(() => {
+    for (const peer of p2p.connectedPeers()) void syncWith(peer)
+  }, config.anti_entropy_interval_ms)
+  timer.unref()
+
+  ctx.api.get('/sync', () => ({ ...stats, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
+  return {
+    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps }),
+    stop: async () => {
+      clearInterval(timer)
+      unsubscribe()
+      await flushing
+    },
+  }
+}
