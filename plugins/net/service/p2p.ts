@@ -115,6 +115,8 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
           }
           try {
             await handler(stream, connection.remotePeer)
+            // a finished handler frees its stream, or it keeps counting against maxInboundStreams
+            await stream.close().catch(() => {})
           } catch (error) {
             log.warn(`${protocol} from ${connection.remotePeer} failed`, { error: (error as Error).message })
             stream.abort(error as Error)

@@ -147,10 +147,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     return { sent: ops.length, wanted: need.length }
   }
 
-  await p2p.handle(SYNC_PROTOCOL, async (stream, peer) => {
-    await reconcile(stream, peer.toString(), false)
-    await stream.close()
-  }, { maxInboundStreams: 2 })
+  await p2p.handle(SYNC_PROTOCOL, async (stream, peer) => void (await reconcile(stream, peer.toString(), false)), { maxInboundStreams: 2 })
 
   const syncing = new Set<string>()
   const syncWith = async (peer: string) => {

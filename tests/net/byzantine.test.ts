@@ -1,0 +1,48 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createClient } from '../../core/client.js'
+import { makeEnv, startNode, type FormEnv } from '../helpers/form.js'
+
+const PEER = fileURLToPath(new URL('./fixtures/byzantine-peer.ts', import.meta.url))
+
+function runPeer(target: string, rounds: number): Promise<{ round: number; sent?: boolean; error?: string }[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', PEER, target, String(rounds)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('error', reject)
+    child.on('exit', () => resolve(out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))))
+  })
+}
+
+t.test('a peer that pushes forged and unauthorized operations is rejected and banned; honest nodes stay identical', async (t) => {
+  const a = await makeEnv(t)
+  const nodeA = await startNode(a)
+  t.teardown(() => nodeA.stop('SIGKILL'))
+  const addrA = (await createClient({ socket: a.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]
+  const b: FormEnv = await makeEnv(t, { FORM_BOOTSTRAP: addrA })
+  const nodeB = await startNode(b)
+  t.teardown(() => nodeB.stop('SIGKILL'))
+
+  // max_invalid_ops is 20 by default: 2 bad ops per round, so the ban comes after round 10
+  const rounds = await runPeer(addrA, 20)
+  const firstFailure = rounds.findIndex((r) => r.error)
+  t.ok(rounds.slice(0, 10).every((r) => r.sent), 'the first rounds get through to the store, which rejects them')
+  t.ok(firstFailure >= 10, `refused from round ${firstFailure} on: ${rounds[firstFailure]?.error}`)
+  t.ok(rounds.slice(firstFailure).every((r) => r.error), 'and stays refused')
+
+  const sync = await createClient({ socket: a.socket }).get<{ bans: number; invalid: Record<string, number> }>('/v1/state/sync')
+  t.equal(sync.bans, 1, 'one peer banned')
+  t.ok(Object.values(sync.invalid)[0] > 20, 'its invalid operations were counted')
+  const info = await createClient({ socket: a.socket }).get<{ rejected: Record<string, Record<string, number>> }>('/v1/state/info')
+  const counts = Object.values(info.rejected).find((c) => c.OP_BAD_SIGNATURE)
+  t.ok(counts && counts.OP_BAD_SIGNATURE >= 10 && counts.OP_UNAUTHORIZED >= 10, `rejections by reason: ${JSON.stringify(counts)}`)
+
+  const records = async (fe: FormEnv) => {
+    const c = createClient({ socket: fe.socket })
+    return JSON.stringify([(await c.get('/v1/state/records/accounts')).records, (await c.get('/v1/state/records/dns')).records])
+  }
+  t.equal(await records(a), JSON.stringify([[], []]), 'nothing the liar sent was stored')
+  t.equal(await records(b), await records(a), 'the honest nodes agree')
+})
