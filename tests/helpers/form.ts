@@ -28,8 +28,14 @@ interface Teardown {
  * An isolated set of directories for one node or one user, so tests can run side by side. The
  * runtime directory is a short path under /tmp: Unix socket paths are limited to 108 bytes.
  */
+const testDirs = new WeakMap<Teardown, { base: string; count: number }>()
+
 export async function makeEnv(t: Teardown, extra: NodeJS.ProcessEnv = {}): Promise<FormEnv> {
-  const dir = t.testdir()
+  // t.testdir() is one directory per test (a second call empties it), so each env gets its own folder in it
+  let slot = testDirs.get(t)
+  if (!slot) testDirs.set(t, (slot = { base: t.testdir(), count: 0 }))
+  const dir = join(slot.base, `env${slot.count++}`)
+  await mkdir(dir, { recursive: true })
   const runtimeDir = await mkdtemp(join(tmpdir(), 'form-run-'))
   t.teardown(() => rm(runtimeDir, { recursive: true, force: true }))
   const configDir = join(dir, 'config')

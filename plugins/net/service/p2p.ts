@@ -3,6 +3,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { NetConfig } from '../index.js'
+import { BLOB_PROTOCOL, blobCid, BlobStore } from '../lib/p2p/blobs.js'
 import { createHost, multiaddr, type FormLibp2p } from '../lib/p2p/host.js'
 import { loadOrCreatePeerKey } from '../lib/p2p/identity.js'
 
@@ -25,6 +26,13 @@ export interface P2PHandle {
   onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): void
   /** disconnects a misbehaving peer and refuses it for `ms` */
   ban(peer: PeerId | string, ms: number, reason: string): Promise<void>
+  /** content-addressed artifacts (images) */
+  blobs: BlobStore
+  /** announces in the DHT that this node holds a blob */
+  provide(hash: string): Promise<void>
+  findProviders(hash: string, options?: { signal?: AbortSignal }): AsyncIterable<string>
+  /** gets a blob from a provider found through the DHT, verified against its hash */
+  fetch(hash: string, options: { maxBytes: number }): Promise<{ path: string; size: number; provider?: string }>
 }
 
 export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
@@ -100,7 +108,39 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
   const timer = setInterval(() => void bootstrap().then(discover), config.discovery_interval_ms)
   timer.unref()
 
+  const blobs = new BlobStore(join(ctx.paths.dataDir, 'blobs'))
   const handle: P2PHandle = {
+    blobs,
+    async provide(hash) {
+      blobs.path(hash)
+      await node.contentRouting.provide(blobCid(hash), { signal: AbortSignal.timeout(30_000) })
+    },
+    async *findProviders(hash, options = {}) {
+      for await (const p of node.contentRouting.findProviders(blobCid(hash), { signal: options.signal ?? AbortSignal.timeout(30_000) })) {
+        if (!p.id.equals(node.peerId)) {
+          await node.peerStore.merge(p.id, { multiaddrs: p.multiaddrs }).catch(() => {})
+          yield p.id.toString()
+        }
+      }
+    },
+    async fetch(hash, { maxBytes }) {
+      const local = await blobs.size(hash)
+      if (local !== undefined) return { path: blobs.path(hash), size: local }
+      const failures: string[] = []
+      for await (const provider of handle.findProviders(hash)) {
+        try {
+          const { peerIdFromString } = await import('@libp2p/peer-id')
+          const stream = await node.dialProtocol(peerIdFromString(provider), BLOB_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
+          await blobs.fetchFrom(stream, hash, maxBytes)
+          await stream.close().catch(() => {})
+          return { path: blobs.path(hash), size: (await blobs.size(hash))!, provider }
+        } catch (error) {
+          failures.push(`${provider}: ${(error as Error).message}`)
+          log.warn('blob fetch from a provider failed', { hash, provider, error: (error as Error).message })
+        }
+      }
+      throw new FormError('BLOB_UNAVAILABLE', `no provider delivered blob ${hash}${failures.length ? `: ${failures.join('; ')}` : ' (none found)'}`, { httpStatus: 404 })
+    },
     node,
     peerId: node.peerId.toString(),
     multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
@@ -139,6 +179,17 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     },
   }
 
+  await handle.handle(BLOB_PROTOCOL, (stream) => blobs.serve(stream), { maxInboundStreams: 4 })
+  ctx.api.post(
+    '/blobs',
+    async (req) => {
+      const hash = await blobs.put(req.body)
+      await handle.provide(hash).catch((error: Error) => log.warn('could not announce a blob', { hash, error: error.message }))
+      return { hash, size: req.body.length }
+    },
+    { auth: 'local', maxBody: 256 * 1024 * 1024 },
+  )
+  ctx.api.post('/blobs/:hash/fetch', async (req) => handle.fetch(req.params.hash, { maxBytes: Number(req.query.get('max_bytes') ?? 8 * 2 ** 30) }), { auth: 'local' })
   ctx.api.get('/p2p', () => ({
     peerId: handle.peerId,
     multiaddrs: handle.multiaddrs(),

@@ -1,0 +1,111 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Stream } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { FormError } from '../../../../core/errors.js'
+import { FrameReader, writeFrame } from './framing.js'
+
+export const BLOB_PROTOCOL = '/form/blob/1.0.0'
+const HASH = /^[0-9a-f]{64}$/
+const CHUNK = 256 * 1024
+const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5 } as const
+
+/** The DHT key of a blob: a CIDv1 (raw codec) of its SHA-256. */
+export function blobCid(hash: string): CID {
+  return CID.createV1(0x55, Digest.create(0x12, Buffer.from(hash, 'hex')))
+}
+
+/** Content-addressed files under <dir>/sha256/<hex>, written atomically. */
+export class BlobStore {
+  constructor(readonly dir: string) {}
+
+  path(hash: string): string {
+    if (!HASH.test(hash)) throw new FormError('BLOB_BAD_HASH', `"${hash}" is not a SHA-256 hex digest`)
+    return join(this.dir, 'sha256', hash)
+  }
+
+  async size(hash: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(hash))).size
+    } catch {
+      return undefined
+    }
+  }
+
+  async put(data: Uint8Array): Promise<string> {
+    const hash = createHash('sha256').update(data).digest('hex')
+    const tmp = await this.tempFile()
+    const fh = await open(tmp, 'wx', 0o644)
+    await fh.writeFile(data)
+    await fh.sync()
+    await fh.close()
+    await rename(tmp, this.path(hash))
+    return hash
+  }
+
+  async tempFile(): Promise<string> {
+    await mkdir(join(this.dir, 'sha256'), { recursive: true })
+    await mkdir(join(this.dir, 'tmp'), { recursive: true })
+    return join(this.dir, 'tmp', randomBytes(8).toString('hex'))
+  }
+
+  /** Serves one request on an inbound blob stream. */
+  async serve(stream: Stream): Promise<void> {
+    const reader = new FrameReader(stream, 1024)
+    const req = await reader.next()
+    if (req?.type !== FRAME.request) throw new Error('expected a blob request')
+    const hash = req.payload.toString('utf8')
+    const size = HASH.test(hash) ? await this.size(hash) : undefined
+    if (size === undefined) {
+      await writeFrame(stream, FRAME.error, Buffer.from(`no blob ${hash}`))
+      return
+    }
+    await writeFrame(stream, FRAME.header, Buffer.from(JSON.stringify({ size })))
+    for await (const chunk of createReadStream(this.path(hash), { highWaterMark: CHUNK })) await writeFrame(stream, FRAME.data, chunk as Buffer)
+    await writeFrame(stream, FRAME.end, new Uint8Array())
+  }
+
+  /**
+   * Fetches a blob over an outbound stream, hashing while it streams to a temporary file; only a
+   * complete transfer with the right hash and within `maxBytes` lands in the store.
+   */
+  async fetchFrom(stream: Stream, hash: string, maxBytes: number): Promise<void> {
+    this.path(hash)
+    await writeFrame(stream, FRAME.request, Buffer.from(hash))
+    const reader = new FrameReader(stream, CHUNK + 1024)
+    const head = await reader.next()
+    if (head?.type === FRAME.error) throw new FormError('BLOB_NOT_FOUND', head.payload.toString('utf8'))
+    if (head?.type !== FRAME.header) throw new FormError('BLOB_PROTOCOL', 'the provider sent no header')
+    const { size } = JSON.parse(head.payload.toString('utf8')) as { size: number }
+    if (!(size >= 0) || size > maxBytes) throw new FormError('BLOB_TOO_LARGE', `blob ${hash} is ${size} bytes; the limit is ${maxBytes}`)
+    const tmp = await this.tempFile()
+    const fh = await open(tmp, 'wx', 0o644)
+    const sha = createHash('sha256')
+    let received = 0
+    try {
+      for (;;) {
+        const frame = await reader.next()
+        if (!frame) throw new FormError('BLOB_TRUNCATED', `the transfer of ${hash} ended after ${received} of ${size} bytes`)
+        if (frame.type === FRAME.end) break
+        if (frame.type !== FRAME.data) throw new FormError('BLOB_PROTOCOL', `unexpected frame ${frame.type}`)
+        received += frame.payload.length
+        if (received > size) throw new FormError('BLOB_TOO_LARGE', `the provider sent more than the ${size} bytes it announced`)
+        sha.update(frame.payload)
+        await fh.write(frame.payload)
+      }
+      const got = sha.digest('hex')
+      if (received !== size) throw new FormError('BLOB_TRUNCATED', `received ${received} of ${size} bytes of ${hash}`)
+      if (got !== hash) throw new FormError('BLOB_HASH_MISMATCH', `the provider sent content whose SHA-256 is ${got}, not ${hash}`)
+      await fh.sync()
+      await fh.close()
+      await rename(tmp, this.path(hash))
+    } catch (error) {
+      await fh.close().catch(() => {})
+      await rm(tmp, { force: true })
+      throw error
+    }
+  }
+}
