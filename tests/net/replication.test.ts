@@ -77,6 +77,8 @@ t.test('5 nodes bootstrapped from the first find each other, replicate, and a re
     return views.every((v) => v.length === 22 && JSON.stringify(v) === JSON.stringify(views[0])) ? views[0] : undefined
   })
   t.notOk((await dnsKeys(envs[4]).catch(() => undefined)) !== undefined, 'node 4 is really down')
+  // restarted without any bootstrap peer: it rejoins from its persisted peer store
+  envs[4] = { ...envs[4], env: { ...envs[4].env, FORM_BOOTSTRAP: '' } }
   nodes[4] = await startNode(envs[4])
   await until('node 4 to catch up', async () => (JSON.stringify(await dnsKeys(envs[4])) === JSON.stringify(all) ? true : undefined))
   t.pass('the restarted node has every write made while it was away')

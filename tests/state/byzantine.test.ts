@@ -102,3 +102,24 @@ t.test('with worker-thread verification, exactly the forged ops of a large batch
   t.same(store.stats().rejected['bulk-peer'], { OP_BAD_SIGNATURE: 3 })
   t.equal((await store.list('dns')).records.length, 37)
 })
+
+t.test('a node record may name only a peer id whose key signed the node\'s address', async (t) => {
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+  const { peerBindingMessage } = await import('../../plugins/state/lib/peer-binding.js')
+  const mine = await generateKeyPair('Ed25519')
+  const theirs = await generateKeyPair('Ed25519')
+  const proof = async (key: typeof mine) => Buffer.from(await key.sign(peerBindingMessage(honest.address))).toString('hex')
+  const record = (peerId: string, peerIdProof?: string) => createOp(honest, 'nodes', honest.address, { peerId, peerIdProof }, { ms: 1_000_000, n: 9 })
+  const store = await fresh(t)
+  const good = await store.insert([record(peerIdFromPrivateKey(mine).toString(), await proof(mine))], 'p')
+  t.equal(good.accepted, 1, 'its own peer id with a proof')
+  for (const [what, op] of [
+    ['no proof', record(peerIdFromPrivateKey(theirs).toString())],
+    ['a proof by another key', record(peerIdFromPrivateKey(theirs).toString(), await proof(mine))],
+    ['not a peer id', record('12D3KooWnotreally', await proof(mine))],
+  ] as const) {
+    const r = await store.insert([op], 'p')
+    t.match(r.rejected, [{ code: 'OP_UNAUTHORIZED' }], what)
+  }
+})

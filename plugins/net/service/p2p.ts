@@ -26,6 +26,8 @@ export interface P2PHandle {
   onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): void
   /** disconnects a misbehaving peer and refuses it for `ms` */
   ban(peer: PeerId | string, ms: number, reason: string): Promise<void>
+  /** a signature by this node's libp2p key (binds its peer id to its address in state) */
+  sign(data: Uint8Array): Promise<Uint8Array>
   /** content-addressed artifacts (images) */
   blobs: BlobStore
   /** announces in the DHT that this node holds a blob */
@@ -73,8 +75,13 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     }
   }
 
-  // Bootstrap peers are only the first contact; the DHT then finds the rest (see discover()).
+  // Bootstrap peers are only the first contact; the DHT then finds the rest (see discover()). Peers
+  // remembered in the persisted peer store are dialed too, so a restarted node rejoins without them.
   const bootstrap = async () => {
+    if (node.getConnections().length === 0) {
+      const known = (await node.peerStore.all()).filter((p) => !p.id.equals(node.peerId) && p.addresses.length && !isBanned(p.id.toString()))
+      for (const p of known.slice(0, 20)) await dialQuietly(p.id, p.id.toString())
+    }
     for (const addr of config.bootstrap) {
       const ma = multiaddr(addr)
       const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
@@ -111,6 +118,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
   const blobs = new BlobStore(join(ctx.paths.dataDir, 'blobs'))
   const handle: P2PHandle = {
     blobs,
+    sign: async (data) => privateKey.sign(data),
     async provide(hash) {
       blobs.path(hash)
       await node.contentRouting.provide(blobCid(hash), { signal: AbortSignal.timeout(30_000) })
@@ -199,7 +207,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
 
   return {
     handle,
-    info: () => ({ peerId: handle.peerId, peers: handle.connectedPeers().length, multiaddrs: handle.multiaddrs() }),
+    info: () => ({ peerId: handle.peerId, peers: handle.connectedPeers().length, multiaddrs: handle.multiaddrs(), connected: handle.connectedPeers() }),
     stop: async () => {
       clearInterval(timer)
       await node.stop()

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { canonicalJson } from './canonical.js'
 import { compareTimestamps, type Timestamp } from './hlc.js'
 import { ADDRESS, type Author, type Delegation, type SignatureVerifier } from './identity.js'
+import { checkPeerBinding } from './peer-binding.js'
 import { authorize, checkKey } from './rules.js'
 
 /**
@@ -117,7 +118,7 @@ export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: Ve
   // The canonical op is the unsigned body plus `,"sig":"<128 hex>"`: its size is known without encoding it again.
   const size = Buffer.byteLength(unsigned) + SIG_FIELD_BYTES
   if (size > limits.maxOpBytes) throw new OpRejected('OP_TOO_LARGE', `operation is ${size} bytes; the limit is ${limits.maxOpBytes}`)
-  const denied = authorize(op.c, op.k, op.by.address)
+  const denied = authorize(op.c, op.k, op.by.address) ?? checkValue(op)
   if (denied) throw new OpRejected('OP_UNAUTHORIZED', denied)
   if (op.t.ms > limits.now + limits.maxSkewMs) {
     throw new OpRejected('OP_FUTURE', `timestamp ${new Date(op.t.ms).toISOString()} is more than ${limits.maxSkewMs} ms ahead of this node's clock`)
@@ -135,4 +136,13 @@ export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: Ve
 export function wins(a: { t: Timestamp; hash: string }, b: { t: Timestamp; hash: string }): boolean {
   const c = compareTimestamps(a.t, b.t)
   return c > 0 || (c === 0 && a.hash > b.hash)
+}
+
+/** Rules on values that depend only on the operation itself (so every replica decides alike). */
+function checkValue(op: Op): string | undefined {
+  if (op.c === 'nodes' && typeof op.val === 'object' && op.val !== null && 'peerId' in op.val) {
+    const v = op.val as { peerId: unknown; peerIdProof?: unknown }
+    return checkPeerBinding(op.k, v.peerId, v.peerIdProof)
+  }
+  return undefined
 }

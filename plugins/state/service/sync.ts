@@ -33,7 +33,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const invalid = new Map<string, number>()
   const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0 }
 
-  await state.updateNodeRecord({ peerId: p2p.peerId, multiaddrs: p2p.multiaddrs() })
+  const { peerBindingMessage } = await import('../lib/peer-binding.js')
+  const proof = Buffer.from(await p2p.sign(peerBindingMessage(state.address))).toString('hex')
+  await state.updateNodeRecord({ peerId: p2p.peerId, peerIdProof: proof, multiaddrs: p2p.multiaddrs() })
 
   /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
   const receive = async (ops: unknown[], peer: string) => {
