@@ -138,8 +138,15 @@ t.test('the wizard, driven through its real prompts', async (t) => {
 t.test('operator config: flags write TOML that the node reads; bad values name the flag', async (t) => {
   const fe = await makeEnv(t)
   const file = join(fe.dir, 'operator.toml')
-  const r = await form(fe, ['kit', 'operator', '--yes', '--output', file, '--vcpus', '8', '--memory-mb', '16384', '--bootstrap', '/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc', '--hypervisor', 'qemu'])
+  const pw = join(fe.dir, 'pw')
+  await writeFile(pw, 'operator-pass')
+  fe.env.FORM_PASSWORD = 'operator-pass'
+  const r = await form(fe, ['kit', 'operator', '--yes', '--password-file', pw, '--output', file, '--vcpus', '8', '--memory-mb', '16384', '--bootstrap', '/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc', '--hypervisor', 'qemu'])
   t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /operator 0x[0-9a-fA-F]{40} \(keystore .*operator-key\.json\)/)
+  const operatorKeystore = JSON.parse(await readFile(join(fe.configDir, 'operator-key.json'), 'utf8'))
+  t.equal(operatorKeystore.version, 3, 'the operator key is a v3 keystore like the wallet')
+  t.equal((await stat(join(fe.configDir, 'operator-key.json'))).mode & 0o777, 0o600)
   const TOML = (await import('@iarna/toml')).default
   t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384, disk_gb: 50 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '10.0.0.0/8' } })
   const { loadOperatorConfig, resolveSections } = await import('../../core/config.js')

@@ -46,6 +46,9 @@ export class KitOperatorCommand extends FormCommand {
   vcpus = Option.String('--vcpus', { description: 'vCPUs offered' })
   memoryMb = Option.String('--memory-mb', { description: 'Memory offered, MB' })
   diskGb = Option.String('--disk-gb', { description: 'Disk offered, GB' })
+  passwordFile = Option.String('--password-file', { description: 'Password of the operator keystore (else FORM_PASSWORD or a prompt)' })
+  importMnemonicFile = Option.String('--import-mnemonic-file', { description: 'Import the operator key from a BIP-39 phrase in this file' })
+  importPrivateKeyFile = Option.String('--import-private-key-file', { description: 'Import the operator key from a hex private key in this file' })
 
   async run() {
     const { join } = await import('node:path')
@@ -99,8 +102,35 @@ export class KitOperatorCommand extends FormCommand {
       kit: { operator_keystore: values.operator_keystore },
       net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: 51820, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
     }
+    const operatorAddress = await this.ensureOperatorKey(values.operator_keystore)
     const file = this.output ?? this.dirs.operatorConfig
     await writeSecretFile(file, `# Formation operator config, written by \`form kit operator\`. See templates/operator.toml.\n${TOML.stringify(doc as never)}`, this.force)
-    this.print({ file, config: doc }, `wrote ${file}\nstart the node with: form node start${this.output ? ` --config ${file}` : ''}`)
+    this.print({ file, config: doc, operatorAddress }, `wrote ${file}\noperator ${operatorAddress} (keystore ${values.operator_keystore})\nstart the node with: form node start${this.output ? ` --config ${file}` : ''}`)
+  }
+
+  /** The operator key uses the same wallet machinery as `kit init`: an existing keystore is kept. */
+  private async ensureOperatorKey(keystore: string): Promise<string> {
+    const { readFile, access } = await import('node:fs/promises')
+    const { createWallet, walletFromMnemonic, walletFromPrivateKey, checksumAddress } = await import('../lib/wallet.js')
+    const { encryptKeystore, writeSecretFile } = await import('../lib/keystore.js')
+    const importing = this.importMnemonicFile ?? this.importPrivateKeyFile
+    const exists = await access(keystore).then(() => true, () => false)
+    if (exists && !importing) {
+      const ks = JSON.parse(await readFile(keystore, 'utf8')) as { address?: string }
+      return checksumAddress('0x' + String(ks.address ?? '').replace(/^0x/, ''))
+    }
+    const read = async (f: string) => {
+      try {
+        return await readFile(f, 'utf8')
+      } catch (error) {
+        throw new FormError('IMPORT_UNREADABLE', `cannot read ${f}: ${(error as Error).message}`)
+      }
+    }
+    const wallet = this.importMnemonicFile ? walletFromMnemonic(await read(this.importMnemonicFile)) : this.importPrivateKeyFile ? walletFromPrivateKey(await read(this.importPrivateKeyFile)) : createWallet()
+    const { getPassword } = await import('../lib/password.js')
+    const { passwordPrompt } = await import('./prompt.js')
+    const password = await getPassword({ passwordFile: this.passwordFile, prompt: this.yes ? undefined : await passwordPrompt(this, true) }, 'encrypt the operator keystore')
+    await writeSecretFile(keystore, JSON.stringify(await encryptKeystore(wallet, password), null, 2) + '\n', this.force)
+    return checksumAddress(wallet.address)
   }
 }
