@@ -3,29 +3,25 @@ import type { Signer } from './auth/sign.js'
 import type { NodeClient } from './client.js'
 import type { LoadedPlugin, PluginProblem } from './loader.js'
 import { colorEnabled, paint, reportError, toJson } from './output.js'
-import { resolvePaths, type Paths } from './paths.js'
+import { resolvePaths, type PathOverrides, type Paths } from './paths.js'
 
 /** What every command can reach besides stdio: the plugins this run loaded. */
 export interface FormContext extends BaseContext {
   plugins: LoadedPlugin[]
   problems: PluginProblem[]
   version: string
+  /** --config-dir, --data-dir, --runtime-dir and --config, taken out of argv by main */
+  overrides: PathOverrides
 }
 
 /**
- * The shared flags are hidden from each command's usage line to keep help readable; `form --help`
- * and the README list them once.
- *
- * Base class of every `form` command: the shared flags (--json, --verbose and the path overrides),
- * error reporting, and access to the node client. Subclasses implement `run()`.
+ * Base class of every `form` command: the shared flags (--json, --verbose; the path flags are taken
+ * out of argv by main, see splitPathFlags), error reporting, and access to the node client.
+ * Subclasses implement `run()`.
  */
 export abstract class FormCommand extends Command<FormContext> {
   json = Option.Boolean('--json', false, { description: 'Print machine-readable JSON' })
   verbose = Option.Boolean('--verbose', false, { hidden: true, description: 'Show stack traces and debug output' })
-  configDir = Option.String('--config-dir', { hidden: true, description: 'Configuration directory (env FORM_CONFIG_DIR)' })
-  dataDir = Option.String('--data-dir', { hidden: true, description: 'Data directory (env FORM_DATA_DIR)' })
-  runtimeDir = Option.String('--runtime-dir', { hidden: true, description: 'Runtime directory holding the node socket (env FORM_RUNTIME_DIR)' })
-  config = Option.String('--config', { hidden: true, description: 'Operator config file, TOML (env FORM_OPERATOR_CONFIG)' })
 
   abstract run(): Promise<number | void>
 
@@ -39,7 +35,7 @@ export abstract class FormCommand extends Command<FormContext> {
 
   private cachedPaths?: Paths
   get dirs(): Paths {
-    this.cachedPaths ??= resolvePaths({ configDir: this.configDir, dataDir: this.dataDir, runtimeDir: this.runtimeDir, config: this.config })
+    this.cachedPaths ??= resolvePaths(this.context.overrides ?? {})
     return this.cachedPaths
   }
 

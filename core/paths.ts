@@ -62,9 +62,13 @@ export function resolvePaths(overrides: PathOverrides = {}, env: Env = process.e
   }
 }
 
-/** Reads the path flags from raw argv, before Clipanion parses it (plugins must be found first). */
-export function pathOverridesFromArgv(argv: string[]): PathOverrides {
-  const out: PathOverrides = {}
+/**
+ * Takes the path flags out of raw argv. They are read before Clipanion parses the rest (plugins must
+ * be found first), and kept out of every command's option list: that keeps the parser small.
+ */
+export function splitPathFlags(argv: string[]): { overrides: PathOverrides; rest: string[] } {
+  const overrides: PathOverrides = {}
+  const rest: string[] = []
   const names: Record<string, keyof PathOverrides> = {
     '--config-dir': 'configDir',
     '--data-dir': 'dataDir',
@@ -73,12 +77,14 @@ export function pathOverridesFromArgv(argv: string[]): PathOverrides {
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
-    if (arg === '--') break
+    if (arg === '--') {
+      rest.push(...argv.slice(i))
+      break
+    }
     const eq = arg.indexOf('=')
-    const name = eq === -1 ? arg : arg.slice(0, eq)
-    const key = names[name]
-    if (!key) continue
-    out[key] = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    const key = names[eq === -1 ? arg : arg.slice(0, eq)]
+    if (!key) rest.push(arg)
+    else overrides[key] = eq === -1 ? argv[++i] : arg.slice(eq + 1)
   }
-  return out
+  return { overrides, rest }
 }

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ty from 'typanion'
 import { loadOperatorConfig, resolveSections } from '../../core/config.js'
-import { pathOverridesFromArgv, resolvePaths } from '../../core/paths.js'
+import { resolvePaths, splitPathFlags } from '../../core/paths.js'
 import { API_VERSION, type FormPlugin } from '../../core/plugin.js'
 import node from '../../plugins/node/index.js'
 import net from '../../plugins/net/index.js'
@@ -75,7 +75,10 @@ t.test('paths: flags beat environment, environment beats defaults; root uses sys
   t.equal(flagged.socket, '/flag/run/node.sock')
   const root = resolvePaths({}, { HOME: '/root' }, true)
   t.same([root.configDir, root.dataDir, root.runtimeDir], ['/etc/form', '/var/lib/form', '/run/form'])
-  t.same(pathOverridesFromArgv(['node', 'start', '--data-dir', '/a', '--runtime-dir=/b', '--', '--config', 'x']), { dataDir: '/a', runtimeDir: '/b' })
+  t.same(splitPathFlags(['node', 'start', '--data-dir', '/a', '--runtime-dir=/b', '--json', '--', '--config', 'x']), {
+    overrides: { dataDir: '/a', runtimeDir: '/b' },
+    rest: ['node', 'start', '--json', '--', '--config', 'x'],
+  })
 })
 
 t.test('typanion schemas from plugins are used as given', async (t) => {

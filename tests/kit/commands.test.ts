@@ -110,8 +110,8 @@ t.test('the wizard, driven through its real prompts', async (t) => {
   const cli = new Cli({ binaryName: 'form' })
   cli.register(KitInitCommand)
   cli.register(KitShowCommand)
-  const ctx = { ...Cli.defaultContext, stdin, stdout: out, stderr: err, plugins: [], problems: [], version: 'test' } as never
-  const code = await cli.run(['kit', 'init', '--config-dir', fe.configDir, '--json'], ctx)
+  const ctx = { ...Cli.defaultContext, stdin, stdout: out, stderr: err, plugins: [], problems: [], version: 'test', overrides: { configDir: fe.configDir } } as never
+  const code = await cli.run(['kit', 'init', '--json'], ctx)
   captured.push(text)
   t.equal(code, 0, text)
   t.same(asked, ['action', 'file', 'keystore', 'hosts', 'joinFormnet', 'password', 'again'])
@@ -130,7 +130,7 @@ t.test('the wizard, driven through its real prompts', async (t) => {
     })
   }
   text = ''
-  t.equal(await cli.run(['kit', 'init', '--config-dir', fe.configDir, '--json'], ctx), 0)
+  t.equal(await cli.run(['kit', 'init', '--json'], ctx), 0)
   t.match(defaults, { keystore: answers.keystore, hosts: 'http://10.1.1.1:3004,http://10.1.1.2:3004', joinFormnet: true })
   t.match(JSON.parse(text), { created: false, address: result.address })
 })

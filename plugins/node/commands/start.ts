@@ -44,8 +44,9 @@ export class NodeStartCommand extends FormCommand {
       sections.net = validateSection('--listen/--bootstrap', 'net', { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap }, netConfiguration.schema, netConfiguration.defaults)
     }
     let paths = this.dirs
-    if (sections.node?.data_dir && !this.dataDir && !process.env.FORM_DATA_DIR) {
-      paths = resolvePaths({ configDir: this.configDir, dataDir: sections.node.data_dir, runtimeDir: this.runtimeDir, config: this.config })
+    const overrides = this.context.overrides ?? {}
+    if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
+      paths = resolvePaths({ ...overrides, dataDir: sections.node.data_dir })
     }
     const detached = process.env[DETACHED_ENV] === '1'
     const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
