@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto'
+import { FormError } from '../../../../core/errors.js'
+
+/**
+ * formnet addressing. Each node claims one subnet of the formnet CIDR by writing
+ * `cidrs/<subnet key>/<node address>` to state. When two nodes claim the same subnet, the claim with
+ * the smaller (timestamp, operation hash) wins on every replica; the loser sees it and claims
+ * another. Nodes start probing at a position derived from their address, so concurrent claimers
+ * rarely collide at all.
+ */
+
+export interface Cidr {
+  /** network address as a 32-bit unsigned integer */
+  base: number
+  prefix: number
+}
+
+export function parseCidr(text: string): Cidr {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text)
+  const octets = m ? m.slice(1, 5).map(Number) : []
+  const prefix = m ? Number(m[5]) : NaN
+  if (!m || octets.some((o) => o > 255) || prefix > 32) throw new FormError('FORMNET_BAD_CIDR', `"${text}" is not an IPv4 CIDR`, { hint: 'e.g. 10.0.0.0/8' })
+  const addr = octets.reduce((a, o) => a * 256 + o, 0)
+  const size = 2 ** (32 - prefix)
+  if (addr % size !== 0) throw new FormError('FORMNET_BAD_CIDR', `"${text}" has host bits set`, { hint: `the network address is ${formatIp(addr - (addr % size))}/${prefix}` })
+  return { base: addr, prefix }
+}
+
+export function formatIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIp(c.base)}/${c.prefix}`
+}
+
+/** State keys cannot hold '/', so a subnet is written 10.1.2.0_24 in keys. */
+export function subnetKey(c: Cidr): string {
+  return `${formatIp(c.base)}_${c.prefix}`
+}
+
+export function subnetFromKey(key: string): Cidr {
+  return parseCidr(key.replace('_', '/'))
+}
+
+export function subnetCount(space: Cidr, prefix: number): number {
+  if (prefix < space.prefix || prefix > 30) throw new FormError('FORMNET_BAD_PREFIX', `node subnets of /${prefix} do not fit formnet /${space.prefix}`, { hint: `use a prefix between /${space.prefix} and /30` })
+  return 2 ** (prefix - space.prefix)
+}
+
+export function subnetAt(space: Cidr, prefix: number, index: number): Cidr {
+  return { base: space.base + index * 2 ** (32 - prefix), prefix }
+}
+
+export interface Claim {
+  subnet: string
+  node: string
+  /** state order of the claim: its operation's timestamp and hash */
+  t: { ms: number; n: number }
+  hash: string
+}
+
+const earlier = (a: Claim, b: Claim) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)
+
+/** The winning claim of every claimed subnet. */
+export function winners(claims: Iterable<Claim>): Map<string, Claim> {
+  const out = new Map<string, Claim>()
+  for (const c of claims) {
+    const cur = out.get(c.subnet)
+    if (!cur || earlier(c, cur) < 0) out.set(c.subnet, c)
+  }
+  return out
+}
+
+/** The subnet a node holds: the earliest of the subnets it won, if any. */
+export function subnetOf(node: string, claims: Iterable<Claim>): string | undefined {
+  const won = [...winners(claims).values()].filter((c) => c.node === node).sort(earlier)
+  return won[0]?.subnet
+}
+
+/**
+ * The subnet a node should claim next: the first one, from a position given by its address, that no
+ * one has claimed yet. Throws when formnet is full.
+ */
+export function chooseSubnet(node: string, claims: Iterable<Claim>, space: Cidr, prefix: number): string {
+  const count = subnetCount(space, prefix)
+  const taken = new Set([...claims].map((c) => c.subnet))
+  const start = createHash('sha256').update(node).digest().readUInt32BE(0) % count
+  for (let i = 0; i < count; i++) {
+    const key = subnetKey(subnetAt(space, prefix, (start + i) % count))
+    if (!taken.has(key)) return key
+  }
+  throw new FormError('FORMNET_FULL', `every /${prefix} of formnet ${formatCidr(space)} is claimed`, { hint: 'use a larger formnet_cidr or smaller node subnets' })
+}
+
+/**
+ * Host addresses inside a node's subnet: .1 is the node itself (its formnet and bridge address);
+ * instances and admitted developers get the lowest free address after it.
+ */
+export function nodeAddress(subnet: Cidr): string {
+  return formatIp(subnet.base + 1)
+}
+
+export function allocateHost(subnet: Cidr, used: Iterable<string>): string {
+  const taken = new Set(used)
+  const last = subnet.base + 2 ** (32 - subnet.prefix) - 2 // the broadcast address is not a host
+  for (let a = subnet.base + 2; a <= last; a++) {
+    const ip = formatIp(a)
+    if (!taken.has(ip)) return ip
+  }
+  throw new FormError('FORMNET_SUBNET_FULL', `no free address left in ${formatCidr(subnet)}`, { hint: 'remove unused instances or developer peers' })
+}
