@@ -1,6 +1,5 @@
-import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import { FormError } from '../errors.js'
+import { recoverAddress } from './address.js'
 import { HEADERS, requestDigest } from './canonical.js'
 
 export interface VerifierOptions {
@@ -59,13 +58,8 @@ export function createRequestVerifier(options: VerifierOptions = {}) {
       if (Math.abs(t - ts) > windowMs) {
         throw fail('AUTH_EXPIRED', `the request was signed ${Math.round((t - ts) / 1000)} s from the node's time; the window is ${windowMs / 1000} s`, 'check that your clock is right')
       }
-      let address: string
-      try {
-        const compressed = secp256k1.recoverPublicKey(Buffer.from(signature, 'hex'), requestDigest(req.method, req.path, req.body, timestamp, nonce), { prehash: false })
-        address = '0x' + Buffer.from(keccak_256(secp256k1.Point.fromBytes(compressed).toBytes(false).subarray(1)).subarray(-20)).toString('hex')
-      } catch {
-        throw fail('AUTH_BAD_SIGNATURE', 'the request signature is invalid')
-      }
+      const address = recoverAddress(requestDigest(req.method, req.path, req.body, timestamp, nonce), Buffer.from(signature, 'hex'))
+      if (!address) throw fail('AUTH_BAD_SIGNATURE', 'the request signature is invalid')
       // Any signature recovers to some key; only the claimed one proves the request is unaltered.
       if (address !== claimed) throw fail('AUTH_BAD_SIGNATURE', `the signature does not match this request from ${claimed}`, 'the request was altered, or signed for another method, path or body')
       prune(t)

@@ -4,7 +4,10 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { HDKey } from '@scure/bip32'
 import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/bip39'
 import { wordlist } from '@scure/bip39/wordlists/english.js'
+import { addressFromPrivateKey, recoverAddress } from '../../../core/auth/address.js'
 import { FormError } from '../../../core/errors.js'
+
+export { addressFromPrivateKey, recoverAddress }
 
 export const DERIVATION_PATH = "m/44'/60'/0'/0/0"
 
@@ -16,11 +19,6 @@ export interface Wallet {
   mnemonic?: string
 }
 
-/** Ethereum address: the last 20 bytes of keccak-256 of the uncompressed public key (without 0x04). */
-export function addressFromPrivateKey(privateKey: Uint8Array): string {
-  const pub = secp256k1.getPublicKey(privateKey, false)
-  return '0x' + Buffer.from(keccak_256(pub.subarray(1)).subarray(-20)).toString('hex')
-}
 
 /** EIP-55 mixed-case checksum, for display. */
 export function checksumAddress(address: string): string {
@@ -58,16 +56,6 @@ export function signDigest(privateKey: Uint8Array, digest: Uint8Array): Uint8Arr
   return secp256k1.sign(digest, privateKey, { prehash: false, format: 'recovered' })
 }
 
-/** The address that produced a signature over a digest, or undefined when it is not a valid signature. */
-export function recoverAddress(digest: Uint8Array, signature: Uint8Array): string | undefined {
-  try {
-    const compressed = secp256k1.recoverPublicKey(signature, digest, { prehash: false })
-    const pub = secp256k1.Point.fromBytes(compressed).toBytes(false)
-    return '0x' + Buffer.from(keccak_256(pub.subarray(1)).subarray(-20)).toString('hex')
-  } catch {
-    return undefined
-  }
-}
 
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex')

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { addressFromPrivateKey, recoverAddress } from '../../../core/auth/address.js'
 import { canonicalJson } from './canonical.js'
 
 /**
@@ -12,13 +13,6 @@ import { canonicalJson } from './canonical.js'
 
 export const ADDRESS = /^0x[0-9a-f]{40}$/
 
-export function addressOf(walletPrivateKey: Uint8Array): string {
-  return addressOfPublicKey(secp256k1.getPublicKey(walletPrivateKey, false))
-}
-
-function addressOfPublicKey(uncompressed: Uint8Array): string {
-  return '0x' + Buffer.from(keccak_256(uncompressed.subarray(1)).subarray(-20)).toString('hex')
-}
 
 export interface Delegation {
   /** the wallet address that authorizes the key */
@@ -36,21 +30,15 @@ function delegationDigest(d: Omit<Delegation, 'sig'>): Uint8Array {
 }
 
 export function createDelegation(walletPrivateKey: Uint8Array, ed25519PublicKeyHex: string, issued = Date.now()): Delegation {
-  const body = { address: addressOf(walletPrivateKey), key: ed25519PublicKeyHex, issued }
+  const body = { address: addressFromPrivateKey(walletPrivateKey), key: ed25519PublicKeyHex, issued }
   const sig = secp256k1.sign(delegationDigest(body), walletPrivateKey, { prehash: false, format: 'recovered' })
   return { ...body, sig: Buffer.from(sig).toString('hex') }
 }
 
 /** True when the delegation's signature recovers to its address. */
 export function verifyDelegation(d: Delegation): boolean {
-  try {
-    const sig = Buffer.from(d.sig, 'hex')
-    if (sig.length !== 65) return false
-    const compressed = secp256k1.recoverPublicKey(sig, delegationDigest(d), { prehash: false })
-    return addressOfPublicKey(secp256k1.Point.fromBytes(compressed).toBytes(false)) === d.address
-  } catch {
-    return false
-  }
+  const sig = Buffer.from(d.sig, 'hex')
+  return sig.length === 65 && recoverAddress(delegationDigest(d), sig) === d.address
 }
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
