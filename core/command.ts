@@ -40,15 +40,16 @@ export abstract class FormCommand extends Command<FormContext> {
   }
 
   /**
-   * A client for the local node API (imported lazily: got is not needed for --help). With a signer,
-   * mutating requests carry its signature.
+   * A client for a node API (imported lazily: got is not needed for --help): the local node's socket,
+   * or the node at `url`. With a signer, mutating requests carry its signature.
    */
-  async client(options: { signer?: Signer } = {}): Promise<NodeClient> {
+  async client(options: { signer?: Signer; url?: string } = {}): Promise<NodeClient> {
     const { createClient } = await import('./client.js')
+    const target = options.url ? { url: options.url } : { socket: this.dirs.socket }
     const signer = options.signer
-    if (!signer) return createClient({ socket: this.dirs.socket })
+    if (!signer) return createClient(target)
     const { signRequest } = await import('./auth/sign.js')
-    return createClient({ socket: this.dirs.socket, signer: (req) => signRequest({ ...req, signer }) })
+    return createClient({ ...target, signer: (req) => signRequest({ ...req, signer }) })
   }
 
   get color() {

@@ -16,6 +16,8 @@ export interface NodeOptions {
   log: Logger
   version: string
   authenticate?: Authenticator
+  /** host:port addresses where remote callers reach the API (open and signed routes only) */
+  apiListen?: string[]
 }
 
 interface Started {
@@ -43,6 +45,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const started: Started[] = []
   const startedAt = Date.now()
   const handles = new Map<string, unknown>()
+  const apiAddresses: string[] = []
 
   const stopStarted = async () => {
     abort.abort()
@@ -101,6 +104,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       startedAt: new Date(startedAt).toISOString(),
       uptimeMs: Date.now() - startedAt,
       socket: paths.socket,
+      api: apiAddresses,
       dataDir: paths.dataDir,
       configFile: options.configFile ?? null,
       plugins: options.plugins.map((p) => ({ name: p.name, version: p.version })),
@@ -119,7 +123,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     // Lets a client check that its signature is accepted and see the address the node derives.
     core.post('/auth/whoami', (req) => ({ address: req.caller }), { auth: 'signed' })
     await server.listen(paths.socket)
-    log.info('node ready', { socket: paths.socket, services: started.map((s) => s.planned.definition.name) })
+    for (const address of options.apiListen ?? []) apiAddresses.push(await server.listenTcp(address))
+    log.info('node ready', { socket: paths.socket, api: apiAddresses, services: started.map((s) => s.planned.definition.name) })
 
     let stopping: Promise<void> | undefined
     return {

@@ -62,6 +62,8 @@ async function sendStream(res: ServerResponse, stream: ApiStream, signal: AbortS
  */
 export class ApiServer {
   readonly server: Server
+  /** TCP listeners for remote callers: only 'open' and 'signed' routes answer there */
+  private readonly remote: Server[] = []
   private socketPath?: string
 
   constructor(private readonly options: ApiServerOptions) {
@@ -135,7 +137,27 @@ export class ApiServer {
     this.socketPath = socketPath
   }
 
+  /** Serves the API to remote callers on `host:port` (formnet, or a public address for `form manage join`). */
+  async listenTcp(address: string): Promise<string> {
+    const m = /^(.*):(\d{1,5})$/.exec(address)
+    if (!m) throw new FormError('API_BAD_LISTEN', `"${address}" is not host:port`, { hint: 'e.g. 0.0.0.0:3004 or 10.0.0.1:3004' })
+    const server = createServer((req, res) => void this.handle(req, res, false))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new FormError('API_LISTEN', `the node API cannot listen on ${address}: ${error.code ?? error.message}`, { hint: error.code === 'EADDRINUSE' ? 'another process uses that port: pick another with --api-listen' : 'check [node] api_listen' })),
+      )
+      server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''), () => resolve())
+    })
+    this.remote.push(server)
+    const bound = server.address() as { address: string; port: number }
+    return `${bound.address}:${bound.port}`
+  }
+
   async close(): Promise<void> {
+    for (const s of this.remote.splice(0)) {
+      s.closeAllConnections()
+      await new Promise<void>((resolve) => s.close(() => resolve()))
+    }
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     // The server bound a temporary name that was renamed, so Node cannot unlink the real path itself.

@@ -18,13 +18,32 @@ export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> 
   })
 }
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
   } catch (error) {
     return errnoCode(error) === 'EPERM'
   }
+}
+
+/**
+ * Sends SIGTERM and waits up to `timeoutMs` for the process to end; then, with `kill`, SIGKILL.
+ * Says how it ended: 'exited', 'killed', or 'alive' (still running, not killed).
+ */
+export async function terminate(pid: number, options: { timeoutMs: number; kill: boolean }): Promise<'exited' | 'killed' | 'alive'> {
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    return 'exited'
+  }
+  const deadline = Date.now() + options.timeoutMs
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  if (!processAlive(pid)) return 'exited'
+  if (!options.kill) return 'alive'
+  process.kill(pid, 'SIGKILL')
+  for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 20))
+  return 'killed'
 }
 
 export async function readPid(pidFile: string): Promise<number | undefined> {

@@ -22,7 +22,8 @@ export default definePlugin({
   },
 })
 
-export type { UserConfig } from './lib/user-config.js'
+export type { FormnetMembership, UserConfig } from './lib/user-config.js'
+export { loadUserConfig, saveUserConfig, userConfigPath } from './lib/user-config.js'
 
 /** The signer for node requests, unlocked from the user's keystore (loaded lazily: it needs the crypto libraries). */
 export async function loadSigner(opts: { configDir: string; passwordFile?: string }) {

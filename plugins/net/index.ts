@@ -1,5 +1,6 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { NetStatusCommand } from './commands/status.js'
 
 export interface NetConfig {
   listen: string[]
@@ -11,6 +12,16 @@ export interface NetConfig {
   bridge_subnet: string
   /** how often the node dials its bootstrap peers again and looks for more peers through the DHT */
   discovery_interval_ms: number
+  /** auto: run formnet when this machine can (root, WireGuard); on: fail to start when it cannot */
+  formnet: 'auto' | 'on' | 'off'
+  formnet_interface: string
+  formnet_driver: 'auto' | 'kernel' | 'userspace'
+  /** host:port other members reach this node's WireGuard at; empty: the first non-loopback IPv4 */
+  formnet_endpoint: string
+  /** size of the subnet each node claims */
+  formnet_subnet_prefix: number
+  formnet_keepalive_s: number
+  formnet_reconcile_interval_ms: number
 }
 
 const multiaddr = t.cascade(t.isString(), t.matchesRegExp(/^\/(ip4|ip6|dns|dns4|dns6)\//))
@@ -26,6 +37,13 @@ export const netConfiguration = {
       bridge_name: t.cascade(t.isString(), t.matchesRegExp(/^[a-zA-Z0-9_.-]{1,15}$/)),
       bridge_subnet: t.isString(),
       discovery_interval_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      formnet: t.isEnum(['auto', 'on', 'off'] as const),
+      formnet_interface: t.cascade(t.isString(), t.matchesRegExp(/^[a-zA-Z0-9_.-]{1,15}$/)),
+      formnet_driver: t.isEnum(['auto', 'kernel', 'userspace'] as const),
+      formnet_endpoint: t.cascade(t.isString(), t.matchesRegExp(/^$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/)),
+      formnet_subnet_prefix: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(8, 30)),
+      formnet_keepalive_s: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 3600)),
+      formnet_reconcile_interval_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
@@ -37,6 +55,13 @@ export const netConfiguration = {
     bridge_name: 'formbr0',
     bridge_subnet: '',
     discovery_interval_ms: 10_000,
+    formnet: 'auto',
+    formnet_interface: 'formnet0',
+    formnet_driver: 'auto',
+    formnet_endpoint: '',
+    formnet_subnet_prefix: 24,
+    formnet_keepalive_s: 25,
+    formnet_reconcile_interval_ms: 30_000,
   } satisfies NetConfig,
 }
 
@@ -45,10 +70,19 @@ export default definePlugin({
   version: '0.1.0',
   apiVersion: API_VERSION,
   description: 'formnet (WireGuard) and the libp2p host',
-  commands: [],
-  services: [{ name: 'p2p', dependsOn: [], start: async (ctx) => (await import('./service/p2p.js')).startP2P(ctx) }],
+  commands: [NetStatusCommand],
+  services: [
+    { name: 'p2p', dependsOn: [], start: async (ctx) => (await import('./service/p2p.js')).startP2P(ctx) },
+    { name: 'formnet', dependsOn: ['state'], start: async (ctx) => (await import('./service/formnet.js')).startFormnet(ctx) },
+  ],
   configuration: netConfiguration,
 })
 
 export type { P2PHandle } from './service/p2p.js'
+export type { FormnetHandle } from './service/formnet.js'
+export type { DesiredPeer } from './lib/formnet/reconcile.js'
+
+/** The developer side of formnet, loaded on demand (only `form manage formnet-up` needs it). */
+export const loadDeveloperFormnet = () => import('./lib/formnet/developer.js')
+export const loadWireGuardKeys = () => import('./lib/wireguard/keys.js')
 export { FrameReader, writeFrame } from './lib/p2p/framing.js'

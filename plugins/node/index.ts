@@ -10,6 +10,8 @@ export interface NodeConfig {
   data_dir?: string
   hypervisor: 'auto' | 'qemu' | 'cloud-hypervisor'
   resources: { vcpus: number; memory_mb: number; disk_gb: number }
+  /** host:port addresses where developers and other nodes reach the node API over the network */
+  api_listen: string[]
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -19,10 +21,12 @@ export const nodeConfiguration = {
     data_dir: t.isOptional(t.isString()),
     hypervisor: t.isEnum(['auto', 'qemu', 'cloud-hypervisor'] as const),
     resources: t.isObject({ vcpus: positiveInt, memory_mb: positiveInt, disk_gb: positiveInt }),
+    api_listen: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/))),
   }) as t.StrictValidator<unknown, NodeConfig>,
   defaults: {
     hypervisor: 'auto',
     resources: { vcpus: 2, memory_mb: 4096, disk_gb: 50 },
+    api_listen: [],
   } satisfies NodeConfig,
 }
 

@@ -58,11 +58,17 @@ export async function makeEnv(t: Teardown, extra: NodeJS.ProcessEnv = {}): Promi
       NO_COLOR: '1',
       // every test node listens on loopback, on a free port
       FORM_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      // formnet creates host-wide interfaces; only the tests that run nodes in namespaces turn it on
+      FORM_FORMNET: 'off',
       FORM_OPERATOR_CONFIG: undefined,
       FORM_PLUGIN_DIR: undefined,
       ...extra,
     },
   }
+}
+
+function inNetns(netns: string | undefined, argv: string[]): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
 }
 
 export interface Result {
@@ -72,9 +78,10 @@ export interface Result {
 }
 
 /** Runs the built `form` binary (npm test builds dist/ first) with the given environment. */
-export function form(fe: FormEnv, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
+export function form(fe: FormEnv, args: string[], options: { timeoutMs?: number; input?: string; netns?: string } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FORM_BIN, ...args], { env: fe.env, stdio: ['pipe', 'pipe', 'pipe'] })
+    const [cmd, ...argv] = inNetns(options.netns, [process.execPath, FORM_BIN, ...args])
+    const child = spawn(cmd, argv, { env: fe.env, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -101,8 +108,10 @@ export interface NodeProcess {
 }
 
 /** Starts `form node start` in the foreground and waits until its API answers (or it exits). */
-export async function startNode(fe: FormEnv, args: string[] = [], timeoutMs = 60_000): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [FORM_BIN, 'node', 'start', ...args], { env: fe.env, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startNode(fe: FormEnv, args: string[] = [], timeoutMs = 60_000, netns?: string): Promise<NodeProcess> {
+  // `ip netns exec` execs the command, so the child's pid is the node's own
+  const [cmd, ...argv] = inNetns(netns, [process.execPath, FORM_BIN, 'node', 'start', ...args])
+  const child = spawn(cmd, argv, { env: fe.env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout!.on('data', (d) => (output += d))
   child.stderr!.on('data', (d) => (output += d))

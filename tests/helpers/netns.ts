@@ -22,6 +22,7 @@ interface Teardown {
 export class NetnsLab {
   readonly id = randomBytes(3).toString('hex')
   private readonly namespaces: string[] = []
+  private links = 0
   private readonly processes: ChildProcess[] = []
   private readonly sockets: string[] = []
   private readonly cleanupOnExit = () => this.cleanup()
@@ -56,6 +57,28 @@ export class NetnsLab {
     return child
   }
 
+  /**
+   * A namespace holding a bridge that other namespaces plug into with veth pairs: one L2 segment,
+   * like machines on a LAN.
+   */
+  hub(prefix: string): { ns: string; bridge: string } {
+    const ns = this.namespace(prefix)
+    const bridge = 'br0'
+    this.run(['ip', '-n', ns, 'link', 'add', bridge, 'type', 'bridge'])
+    this.run(['ip', '-n', ns, 'link', 'set', bridge, 'up'])
+    return { ns, bridge }
+  }
+
+  /** Connects a namespace to a hub with a veth pair; `cidr` is the namespace side's address. */
+  plug(ns: string, hub: { ns: string; bridge: string }, cidr: string, ifname = 'eth0'): void {
+    const outer = this.name(`v${this.links++}`)
+    this.run(['ip', 'link', 'add', outer, 'type', 'veth', 'peer', 'name', ifname, 'netns', ns])
+    this.run(['ip', 'link', 'set', outer, 'netns', hub.ns])
+    this.run(['ip', '-n', hub.ns, 'link', 'set', outer, 'master', hub.bridge, 'up'])
+    this.run(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', ifname])
+    this.run(['ip', '-n', ns, 'link', 'set', ifname, 'up'])
+  }
+
   /** A UAPI socket to delete if the process that owns it does not. */
   ownSocket(path: string): void {
     this.sockets.push(path)
@@ -63,6 +86,17 @@ export class NetnsLab {
 
   cleanup(): void {
     for (const p of this.processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
+    // deleting a namespace does not end its processes (nodes, wireguard-go, detached helpers)
+    for (const ns of this.namespaces) {
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
     for (const ns of this.namespaces.splice(0)) spawnSync('ip', ['netns', 'del', ns])
     for (const s of this.sockets.splice(0)) rmSync(s, { force: true })
     process.off('exit', this.cleanupOnExit)

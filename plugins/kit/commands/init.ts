@@ -63,7 +63,9 @@ export class KitInitCommand extends FormCommand {
       await writeSecretFile(answers.keystore, JSON.stringify(ks, null, 2) + '\n', this.force)
       address = wallet.address
     }
-    const config = { version: 1 as const, address: address!, keystore: answers.keystore, hosts: answers.hosts, formnet: { join: answers.joinFormnet } }
+    // a formnet membership belongs to the account that joined: keep it only for the same wallet
+    const membership = existing && existing.address === address ? existing.formnet : {}
+    const config = { version: 1 as const, address: address!, keystore: answers.keystore, hosts: answers.hosts, formnet: { ...membership, join: answers.joinFormnet } }
     const file = await saveUserConfig(this.dirs.configDir, config)
     const { checksumAddress } = await import('../lib/wallet.js')
     this.print({ ...config, address: checksumAddress(config.address), config: file, created: answers.action !== 'keep' }, () =>

@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 import { promisify } from 'node:util'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { FormError, errnoCode } from '../../../core/errors.js'
+import { writeSecretFile } from '../../../core/files.js'
 import { addressFromPrivateKey, type Wallet } from './wallet.js'
 
 const scrypt = promisify(scryptCb) as (password: Buffer, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>
@@ -128,32 +129,4 @@ export async function readKeystore(file: string): Promise<KeystoreV3> {
   }
 }
 
-/**
- * Writes a file with mode 0600 atomically: a temporary file in the same directory, fsynced, then
- * renamed. Refuses to replace an existing file unless `overwrite`.
- */
-export async function writeSecretFile(file: string, content: string, overwrite = false): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-  if (!overwrite) {
-    try {
-      await readFile(file)
-      throw new FormError('FILE_EXISTS', `${file} already exists`, { hint: 'pass --force to replace it (the old key is lost unless you have a copy)' })
-    } catch (error) {
-      if (errnoCode(error) !== 'ENOENT') throw error
-    }
-  }
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(content)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await rename(tmp, file)
-  } catch (error) {
-    await rm(tmp, { force: true })
-    throw error
-  }
-}
+export { writeSecretFile }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as t from 'typanion'
 import { FormError, errnoCode } from '../../../core/errors.js'
-import { writeSecretFile } from './keystore.js'
+import { writeSecretFile } from '../../../core/files.js'
 
 /** ~/.config/form/config.json: what `form kit init` records. Never holds a secret. */
 export interface UserConfig {
@@ -11,7 +11,21 @@ export interface UserConfig {
   keystore: string
   /** node API endpoints the CLI talks to; empty means the local node's socket */
   hosts: string[]
-  formnet: { join: boolean }
+  formnet: FormnetMembership
+}
+
+/** formnet preferences, and after `form manage join` the membership the node granted. */
+export interface FormnetMembership {
+  join: boolean
+  /** this machine's formnet address (a /32 in the admitting node's subnet) */
+  address?: string
+  /** the whole formnet, routed through the interface */
+  cidr?: string
+  /** the admitting node's account address, and where its API was reached */
+  node?: string
+  host?: string
+  /** local WireGuard interface name */
+  interface?: string
 }
 
 const isUserConfig = t.isObject({
@@ -19,7 +33,14 @@ const isUserConfig = t.isObject({
   address: t.cascade(t.isString(), t.matchesRegExp(/^0x[0-9a-f]{40}$/)),
   keystore: t.isString(),
   hosts: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(https?:\/\/|unix:)/))),
-  formnet: t.isObject({ join: t.isBoolean() }),
+  formnet: t.isObject({
+    join: t.isBoolean(),
+    address: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}$/))),
+    cidr: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
+    node: t.isOptional(t.isString()),
+    host: t.isOptional(t.isString()),
+    interface: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^[a-zA-Z0-9_.-]{1,15}$/))),
+  }),
 })
 
 export function userConfigPath(configDir: string): string {

@@ -19,11 +19,13 @@ export class NodeStartCommand extends FormCommand {
       ['Run in the background, with a pid file and a log file', '$0 node start --detach'],
       ['Use an operator config', '$0 node start --config /etc/form/operator.toml'],
       ['A second node beside the first', '$0 node start --data-dir /tmp/n2 --runtime-dir /tmp/n2/run --detach'],
+      ['Let developers on other machines reach this node (form manage join)', '$0 node start --api-listen 0.0.0.0:3004'],
     ],
   })
   detach = Option.Boolean('--detach,-d', false, { description: 'Run in the background; print the pid once the node answers' })
   listen = Option.Array('--listen', { description: 'libp2p listen multiaddr, repeatable (env FORM_LISTEN, comma-separated; overrides [net] listen)' })
   bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr, repeatable (env FORM_BOOTSTRAP; overrides [net] bootstrap)' })
+  apiListen = Option.Array('--api-listen', { description: 'Serve the node API to remote callers on host:port, repeatable (env FORM_API_LISTEN; overrides [node] api_listen)' })
 
   async run() {
     if (this.detach) return this.startDetached()
@@ -38,10 +40,12 @@ export class NodeStartCommand extends FormCommand {
     const fromEnv = (name: string) => process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean)
     const listen = this.listen ?? fromEnv('FORM_LISTEN')
     const bootstrap = this.bootstrap ?? fromEnv('FORM_BOOTSTRAP')
-    if (sections.net && (listen || bootstrap)) {
+    const formnet = process.env.FORM_FORMNET || undefined
+    if (sections.net && (listen || bootstrap || formnet)) {
       const { netConfiguration } = await import('../../net/index.js')
       const { validateSection } = await import('../../../core/config.js')
-      sections.net = validateSection('--listen/--bootstrap', 'net', { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap }, netConfiguration.schema, netConfiguration.defaults)
+      const net = { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap, formnet: formnet ?? sections.net.formnet }
+      sections.net = validateSection('--listen/--bootstrap/FORM_FORMNET', 'net', net, netConfiguration.schema, netConfiguration.defaults)
     }
     let paths = this.dirs
     const overrides = this.context.overrides ?? {}
@@ -52,7 +56,8 @@ export class NodeStartCommand extends FormCommand {
     const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
     log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
 
-    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version })
+    const apiListen = this.apiListen ?? fromEnv('FORM_API_LISTEN') ?? sections.node?.api_listen
+    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version, apiListen })
     if (!detached) this.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
 
     return new Promise<number>((resolve) => {
@@ -76,13 +81,11 @@ export class NodeStartCommand extends FormCommand {
     })
   }
 
-  /** Re-runs this command in a new session with output to the log file, and waits until the node answers. */
+  /** Re-runs this command in the background, and waits until the node answers. */
   private async startDetached(): Promise<number> {
-    const { spawn } = await import('node:child_process')
-    const { mkdir, open } = await import('node:fs/promises')
-    const { dirname } = await import('node:path')
     const { createClient } = await import('../../../core/client.js')
     const { runningNodePid } = await import('../../../core/daemon/socket.js')
+    const { runDetached } = await import('../../../core/detach.js')
     const paths = this.dirs
     const already = await runningNodePid(paths.pidFile)
     if (already) {
@@ -90,40 +93,15 @@ export class NodeStartCommand extends FormCommand {
         hint: 'stop it with `form node stop`, or give this node its own --runtime-dir and --data-dir',
       })
     }
-    await mkdir(dirname(paths.logFile), { recursive: true })
-    const logFd = await open(paths.logFile, 'a')
-    const args = process.argv.slice(1).filter((a) => a !== '--detach' && a !== '-d')
-    const child = spawn(process.execPath, [...process.execArgv, ...args], {
-      detached: true,
-      stdio: ['ignore', logFd.fd, logFd.fd],
-      env: { ...process.env, [DETACHED_ENV]: '1' },
-    })
-    await logFd.close()
-    let exited: number | null | undefined
-    child.once('exit', (code) => (exited = code))
-    child.unref()
-
     const client = createClient({ socket: paths.socket, timeoutMs: 2000 })
-    const deadline = Date.now() + Number(process.env.FORM_NODE_READY_TIMEOUT_MS ?? 60_000)
-    while (Date.now() < deadline) {
-      if (exited !== undefined) {
-        throw new FormError('NODE_START_FAILED', `the node exited during start-up (exit code ${exited})`, {
-          hint: `see why in ${paths.logFile} (\`form node logs\`)`,
-        })
-      }
-      try {
-        const health = await client.get<{ pid: number }>('/v1/health')
-        if (health.pid === child.pid) {
-          this.print({ pid: child.pid, socket: paths.socket, logFile: paths.logFile }, `node started in the background (pid ${child.pid})\nAPI: ${paths.socket}\nlog: ${paths.logFile}`)
-          return 0
-        }
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    throw new FormError('NODE_START_TIMEOUT', `the node (pid ${child.pid}) did not answer within the start-up timeout`, {
-      hint: `it may still be starting; see ${paths.logFile}, or raise FORM_NODE_READY_TIMEOUT_MS`,
+    const pid = await runDetached({
+      what: 'the node',
+      logFile: paths.logFile,
+      envFlag: DETACHED_ENV,
+      isReady: async (pid) => (await client.get<{ pid: number }>('/v1/health')).pid === pid,
+      timeoutMs: Number(process.env.FORM_NODE_READY_TIMEOUT_MS ?? 60_000),
     })
+    this.print({ pid, socket: paths.socket, logFile: paths.logFile }, `node started in the background (pid ${pid})\nAPI: ${paths.socket}\nlog: ${paths.logFile}`)
+    return 0
   }
 }

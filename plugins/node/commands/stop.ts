@@ -17,7 +17,7 @@ export class NodeStopCommand extends FormCommand {
   force = Option.Boolean('--force', false, { description: 'SIGKILL the node if it has not stopped by the timeout' })
 
   async run() {
-    const { runningNodePid } = await import('../../../core/daemon/socket.js')
+    const { runningNodePid, terminate } = await import('../../../core/daemon/socket.js')
     const seconds = Number(this.timeout)
     if (!Number.isFinite(seconds) || seconds <= 0) {
       throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
@@ -27,25 +27,12 @@ export class NodeStopCommand extends FormCommand {
       this.print({ stopped: false, running: false }, `no node is running (no live pid in ${this.dirs.pidFile})`)
       return 0
     }
-    process.kill(pid, 'SIGTERM')
-    const alive = () => {
-      try {
-        process.kill(pid, 0)
-        return true
-      } catch {
-        return false
-      }
+    const ended = await terminate(pid, { timeoutMs: seconds * 1000, kill: this.force })
+    if (ended === 'alive') {
+      throw new FormError('NODE_STOP_TIMEOUT', `the node (pid ${pid}) is still stopping after ${seconds}s`, {
+        hint: 'wait longer with --timeout, look at `form node logs`, or add --force to kill it',
+      })
     }
-    const deadline = Date.now() + seconds * 1000
-    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-    if (alive()) {
-      if (!this.force) {
-        throw new FormError('NODE_STOP_TIMEOUT', `the node (pid ${pid}) is still stopping after ${seconds}s`, {
-          hint: 'wait longer with --timeout, look at `form node logs`, or add --force to kill it',
-        })
-      }
-      process.kill(pid, 'SIGKILL')
-    }
-    this.print({ stopped: true, pid, killed: alive() || undefined }, `node stopped (pid ${pid})`)
+    this.print({ stopped: true, pid, killed: ended === 'killed' || undefined }, `node stopped (pid ${pid})`)
   }
 }

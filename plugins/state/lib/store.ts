@@ -232,6 +232,18 @@ export class StateStore {
     return { records }
   }
 
+  /** Every live record of a collection (and key prefix), for controllers that reconcile against all of them. */
+  async all(collection: string, prefix = ''): Promise<StateRecord[]> {
+    const out: StateRecord[] = []
+    let cursor: string | undefined
+    do {
+      const page = await this.list(collection, { prefix, cursor, limit: 10_000 })
+      out.push(...page.records)
+      cursor = page.cursor
+    } while (cursor !== undefined)
+    return out
+  }
+
   /** Every newly stored operation (not duplicates), with the source it came from; for replication. */
   onOps(listener: (ops: { hash: string; op: Op }[], source: string | undefined) => void): () => void {
     this.events.on('ops', listener)

@@ -101,12 +101,25 @@ export function nodeAddress(subnet: Cidr): string {
   return formatIp(subnet.base + 1)
 }
 
-export function allocateHost(subnet: Cidr, used: Iterable<string>): string {
+/**
+ * The lowest free host address of a subnet, or with `fromTop` the highest: instances are numbered
+ * upward and developer peers downward, so the two allocators of a node rarely meet.
+ */
+export function allocateHost(subnet: Cidr, used: Iterable<string>, options: { fromTop?: boolean } = {}): string {
   const taken = new Set(used)
+  const first = subnet.base + 2
   const last = subnet.base + 2 ** (32 - subnet.prefix) - 2 // the broadcast address is not a host
-  for (let a = subnet.base + 2; a <= last; a++) {
-    const ip = formatIp(a)
+  for (let i = 0; i <= last - first; i++) {
+    const ip = formatIp(options.fromTop ? last - i : first + i)
     if (!taken.has(ip)) return ip
   }
   throw new FormError('FORMNET_SUBNET_FULL', `no free address left in ${formatCidr(subnet)}`, { hint: 'remove unused instances or developer peers' })
+}
+
+/** True when the IPv4 address lies inside the CIDR. */
+export function contains(c: Cidr, address: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address)
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) return false
+  const n = m.slice(1).reduce((a, o) => a * 256 + Number(o), 0)
+  return n >= c.base && n < c.base + 2 ** (32 - c.prefix)
 }

@@ -30,3 +30,24 @@ export function decodeKey(base64: string, what = 'key'): Buffer {
 
 export const toHex = (base64: string) => decodeKey(base64).toString('hex')
 export const fromHex = (hex: string) => Buffer.from(hex, 'hex').toString('base64')
+
+/**
+ * A WireGuard key pair kept in a 0600 JSON file, made on first use. The public key is derived again
+ * on load, so a damaged file is noticed instead of announcing a key that does not match.
+ */
+export async function loadOrCreateWireGuardKeys(file: string): Promise<WireGuardKeyPair & { created: boolean }> {
+  const { readFile } = await import('node:fs/promises')
+  const { writeSecretFile } = await import('../../../../core/files.js')
+  const { errnoCode } = await import('../../../../core/errors.js')
+  try {
+    const { privateKey } = JSON.parse(await readFile(file, 'utf8')) as { privateKey: string }
+    return { privateKey, publicKey: publicKeyOf(privateKey), created: false }
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') {
+      throw new FormError('WG_KEY_INVALID', `the WireGuard key file ${file} is damaged`, { hint: 'restore it, or delete it to make a new key (peers learn the new one from state)' })
+    }
+  }
+  const keys = generateWireGuardKeys()
+  await writeSecretFile(file, JSON.stringify({ privateKey: keys.privateKey, publicKey: keys.publicKey }, null, 2) + '\n')
+  return { ...keys, created: true }
+}

@@ -1,0 +1,45 @@
+import { Option } from 'clipanion'
+import { dirname, join } from 'node:path'
+import { FormCommand } from '../../../core/command.js'
+import type { NodeClient } from '../../../core/client.js'
+import { FormError } from '../../../core/errors.js'
+import type { UserConfig } from '../../kit/index.js'
+
+/**
+ * Base of the developer commands: they act for the wallet of `form kit init` and talk to the node
+ * given with --node, else the first host of the user config, else the local node.
+ */
+export abstract class DeveloperCommand extends FormCommand {
+  node = Option.String('--node', { description: 'Node API URL, e.g. http://203.0.113.7:3004 (default: the first host of `form kit init`, else the local node)' })
+  passwordFile = Option.String('--password-file', { description: 'Read the keystore password from this file (or set FORM_PASSWORD)' })
+
+  async userConfig(): Promise<UserConfig> {
+    const { loadUserConfig } = await import('../../kit/index.js')
+    const config = await loadUserConfig(this.dirs.configDir)
+    if (!config) throw new FormError('NO_WALLET', 'there is no wallet yet', { hint: 'create one with `form kit init` (add --yes for scripts)' })
+    return config
+  }
+
+  /** The node URL to use, or undefined for the local socket. */
+  nodeUrl(config: UserConfig, preferred?: string): string | undefined {
+    const url = this.node ?? preferred ?? config.hosts.find((h) => /^https?:\/\//.test(h))
+    return url?.replace(/\/$/, '')
+  }
+
+  /** A client whose mutating requests are signed by the user's wallet (unlocked once per command). */
+  async signedClient(config: UserConfig, url: string | undefined): Promise<NodeClient> {
+    const { loadSigner } = await import('../../kit/index.js')
+    return this.client({ url, signer: await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile }) })
+  }
+
+  /** Where this developer's formnet files live: the key beside the keystore, process files in the runtime dir. */
+  formnetFiles(config: UserConfig) {
+    return {
+      keyFile: join(dirname(config.keystore), 'formnet-wireguard.json'),
+      pidFile: join(this.dirs.runtimeDir, 'formnet-up.pid'),
+      wireguardPidFile: join(this.dirs.runtimeDir, 'formnet-up-wireguard.pid'),
+      statusFile: join(this.dirs.runtimeDir, 'formnet-up.json'),
+      logFile: join(this.dirs.dataDir, 'logs', 'formnet-up.log'),
+    }
+  }
+}

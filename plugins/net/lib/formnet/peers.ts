@@ -1,0 +1,106 @@
+import { decodeKey } from '../wireguard/keys.js'
+import { contains, formatCidr, parseCidr, subnetFromKey, winners, type Claim } from './ipam.js'
+import type { DesiredPeer } from './reconcile.js'
+
+/**
+ * What formnet looks like according to state, checked as remote data: a node's record may only
+ * route the subnet it won, and a developer peer's address must lie in the subnet of the node that
+ * admitted it. Anything else is ignored, so one lying node cannot capture another's addresses.
+ */
+
+export interface RecordLike {
+  key: string
+  value: unknown
+  t: { ms: number; n: number }
+  hash: string
+  author: string
+}
+
+export interface FormnetNode {
+  node: string
+  publicKey: string
+  endpoint?: string
+  subnet: string
+  address: string
+}
+
+export interface FormnetPeer {
+  /** the node that admitted the developer */
+  node: string
+  owner: string
+  publicKey: string
+  address: string
+}
+
+export interface FormnetView {
+  /** node address -> the subnet it holds (CIDR) */
+  subnets: Map<string, string>
+  nodes: FormnetNode[]
+  peers: FormnetPeer[]
+}
+
+const ENDPOINT = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):\d{1,5}$/
+
+function validKey(key: unknown): key is string {
+  try {
+    return typeof key === 'string' && decodeKey(key).length === 32
+  } catch {
+    return false
+  }
+}
+
+export function claimsOf(records: RecordLike[]): Claim[] {
+  return records.flatMap((r) => {
+    const [subnet, node] = r.key.split('/')
+    return subnet && node ? [{ subnet, node, t: r.t, hash: r.hash }] : []
+  })
+}
+
+export function formnetView(cidrs: RecordLike[], nodes: RecordLike[], peers: RecordLike[]): FormnetView {
+  const subnets = new Map<string, string>()
+  const won = [...winners(claimsOf(cidrs)).values()].sort((a, b) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : 1))
+  for (const c of won) {
+    if (subnets.has(c.node)) continue // a node holds the earliest subnet it won
+    try {
+      subnets.set(c.node, formatCidr(subnetFromKey(c.subnet)))
+    } catch {
+      // a malformed claim key routes nothing
+    }
+  }
+  const view: FormnetView = { subnets, nodes: [], peers: [] }
+  for (const r of nodes) {
+    const f = (r.value as { formnet?: Partial<FormnetNode> } | null)?.formnet
+    const subnet = subnets.get(r.key)
+    if (!f || !subnet || f.subnet !== subnet || !validKey(f.publicKey)) continue
+    if (f.endpoint !== undefined && !(typeof f.endpoint === 'string' && ENDPOINT.test(f.endpoint))) continue
+    view.nodes.push({ node: r.key, publicKey: f.publicKey, endpoint: f.endpoint, subnet, address: String(f.address ?? '') })
+  }
+  for (const r of peers) {
+    const [node, owner] = r.key.split('/')
+    const v = r.value as { publicKey?: unknown; address?: unknown } | null
+    const subnet = subnets.get(node)
+    if (!subnet || !v || !validKey(v.publicKey) || typeof v.address !== 'string' || !contains(parseCidr(subnet), v.address)) continue
+    view.peers.push({ node, owner, publicKey: v.publicKey, address: v.address })
+  }
+  return view
+}
+
+/** The WireGuard peers a node should have: every other node (its subnet) and every developer (a /32). */
+export function nodePeers(view: FormnetView, self: string, keepalive: number): DesiredPeer[] {
+  const out = new Map<string, DesiredPeer>()
+  for (const n of view.nodes) {
+    if (n.node === self) continue
+    out.set(n.publicKey, { publicKey: n.publicKey, endpoint: n.endpoint, allowedIps: [n.subnet], persistentKeepalive: keepalive })
+  }
+  for (const p of view.peers) {
+    const cur = out.get(p.publicKey)
+    if (cur) cur.allowedIps = [...new Set([...cur.allowedIps, `${p.address}/32`])]
+    else out.set(p.publicKey, { publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })
+  }
+  return [...out.values()]
+}
+
+/** The peers of a developer's interface: every node, reached at its endpoint, routing its subnet. */
+export function developerPeers(nodes: FormnetNode[], keepalive: number): DesiredPeer[] {
+  return nodes.filter((n) => n.endpoint).map((n) => ({ publicKey: n.publicKey, endpoint: n.endpoint, allowedIps: [n.subnet], persistentKeepalive: keepalive }))
+}

@@ -1,0 +1,250 @@
+import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
+import { FormError } from '../../../core/errors.js'
+import type { RunningService, ServiceContext } from '../../../core/plugin.js'
+import type { StateHandle } from '../../state/index.js'
+import type { NetConfig } from '../index.js'
+import { ip, routesOf, setAddress } from '../lib/ip.js'
+import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey } from '../lib/formnet/ipam.js'
+import { claimsOf, developerPeers, formnetView, nodePeers, type FormnetView } from '../lib/formnet/peers.js'
+import { planPeers } from '../lib/formnet/reconcile.js'
+import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
+import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
+
+/** What services that depend on `formnet` get from ctx.use('formnet'). */
+export interface FormnetHandle {
+  /** false when formnet is off or this machine cannot run WireGuard; the subnet is still claimed */
+  enabled: boolean
+  /** the whole formnet, e.g. 10.0.0.0/8 */
+  cidr: string
+  /** this node's subnet (its instances and admitted developers live in it), e.g. 10.42.7.0/24 */
+  subnet(): string
+  /** this node's own formnet address (.1 of its subnet) */
+  address(): string
+}
+
+/** MTU of formnet interfaces: 1500 minus WireGuard's IPv4/UDP overhead. */
+export const FORMNET_MTU = 1420
+
+export async function startFormnet(ctx: ServiceContext): Promise<RunningService> {
+  const config = ctx.config as NetConfig
+  const state = ctx.use<StateHandle>('state')
+  const { store } = state
+  const me = state.address
+  const log = ctx.log
+  const space = parseCidr(config.formnet_cidr)
+  const keys = await loadOrCreateWireGuardKeys(join(ctx.paths.dataDir, 'keys', 'wireguard.json'))
+
+  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'))
+
+  // A subnet claim: the earliest claim of a subnet wins on every replica; a node that lost claims another.
+  const claim = async (): Promise<string> => {
+    for (;;) {
+      const held = (await readView()).subnets.get(me)
+      if (held) return held
+      const key = chooseSubnet(me, claimsOf(await store.all('cidrs')), space, config.formnet_subnet_prefix)
+      log.info('claiming a formnet subnet', { subnet: formatCidr(subnetFromKey(key)) })
+      await state.put('cidrs', `${key}/${me}`, { node: me, subnet: formatCidr(subnetFromKey(key)) })
+    }
+  }
+  let subnet = await claim()
+  const myAddress = () => nodeAddress(parseCidr(subnet))
+  const endpoint = config.formnet_endpoint || defaultEndpoint(config)
+  const publishRecord = () => state.updateNodeRecord({ formnet: { publicKey: keys.publicKey, endpoint, subnet, address: myAddress() } })
+
+  let device: WireGuardDevice | undefined
+  let disabledReason: string | undefined = config.formnet === 'off' ? 'formnet = "off" in the operator config' : undefined
+  const routed = new Set<string>()
+
+  // One reconciliation at a time; a request while one runs schedules exactly one more.
+  let running: Promise<void> | undefined
+  let again = false
+  let lastError: string | undefined
+  const reconcile = async (): Promise<void> => {
+    const view = await readView()
+    const held = view.subnets.get(me)
+    if (held !== subnet) {
+      // a concurrent earlier claim took our subnet: claim another and move to it
+      subnet = held ?? (await claim())
+      log.warn('this node moved to another formnet subnet', { subnet })
+      await publishRecord()
+      if (device) await setAddress(device.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
+    }
+    if (!device) return
+    const desired = nodePeers(view, me, config.formnet_keepalive_s)
+    const changes = planPeers(await device.get(), desired)
+    if (changes.length) {
+      await device.set({ peers: changes })
+      log.info('formnet peers updated', { added: changes.filter((c) => !c.remove && c.allowedIps).length, removed: changes.filter((c) => c.remove).length })
+    }
+    // Developers admitted here hold addresses of this node's subnet, which may also be routed to the
+    // instance bridge: a host route keeps their traffic on formnet.
+    const mine = new Set(view.peers.filter((p) => p.node === me).map((p) => p.address))
+    for (const a of mine) if (!routed.has(a)) await ip(['route', 'replace', `${a}/32`, 'dev', device.name]).then(() => routed.add(a))
+    for (const a of routed) if (!mine.has(a)) await ip(['route', 'del', `${a}/32`, 'dev', device.name], { allowFailure: true }).then(() => routed.delete(a))
+  }
+  const requestReconcile = (): Promise<void> => {
+    if (running) {
+      again = true
+      return running
+    }
+    running = (async () => {
+      do {
+        again = false
+        try {
+          await reconcile()
+          lastError = undefined
+        } catch (error) {
+          lastError = (error as Error).message
+          log.warn('formnet reconciliation failed', { error: lastError })
+        }
+      } while (again && !ctx.signal.aborted)
+    })().finally(() => (running = undefined))
+    return running
+  }
+
+  const setUp = async (d: WireGuardDevice) => {
+    await d.set({ privateKey: keys.privateKey, listenPort: config.formnet_port })
+    await setAddress(d.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
+    routed.clear()
+  }
+  if (!disabledReason) {
+    try {
+      device = await openDevice({
+        name: config.formnet_interface,
+        driver: config.formnet_driver,
+        pidFile: join(ctx.paths.runtimeDir, 'formnet-wireguard.pid'),
+        log,
+        onUp: async (d) => {
+          await setUp(d)
+          // after a restart of wireguard-go the peers are gone too
+          if (device) void requestReconcile()
+        },
+      })
+    } catch (error) {
+      const code = (error as FormError).code
+      if (config.formnet === 'on' || !['FORMNET_UNAVAILABLE', 'FORMNET_NO_WIREGUARD', 'FORMNET_NO_TUN'].includes(code)) throw error
+      disabledReason = (error as Error).message
+      log.warn('formnet is disabled on this node', { reason: disabledReason })
+    }
+  }
+  await publishRecord()
+  await requestReconcile()
+
+  const watchers = new AbortController()
+  const stop = AbortSignal.any([watchers.signal, ctx.signal])
+  for (const collection of ['nodes', 'peers', 'cidrs']) {
+    void (async () => {
+      for await (const _ of store.watch(collection, '', stop)) void requestReconcile()
+    })().catch((error: Error) => log.warn('formnet watch ended', { collection, error: error.message }))
+  }
+  const timer = setInterval(() => void requestReconcile(), config.formnet_reconcile_interval_ms)
+  timer.unref()
+
+  const api = ctx.api
+  api.post('/join', async (req) => {
+    if (!device) throw new FormError('FORMNET_DISABLED', `formnet is not running on this node: ${disabledReason}`, { httpStatus: 503, hint: 'join through another node, or ask its operator to enable formnet' })
+    const body = req.json<{ publicKey?: unknown }>()
+    const publicKey = body?.publicKey
+    if (typeof publicKey !== 'string' || !safeKey(publicKey)) throw new FormError('FORMNET_BAD_KEY', 'publicKey must be a WireGuard public key (32 bytes, base64)', { httpStatus: 400 })
+    const owner = req.caller!
+    const key = `${me}/${owner}`
+    const existing = (await store.get('peers', key))?.value as { address?: string; publicKey?: string } | undefined
+    const view = await readView()
+    let address = existing?.address
+    if (!address || !view.peers.some((p) => p.node === me && p.owner === owner)) {
+      const used = [...view.peers.filter((p) => p.node === me).map((p) => p.address), ...(await instanceAddresses(store, me))]
+      address = allocateHost(parseCidr(subnet), used, { fromTop: true })
+    }
+    if (existing?.publicKey !== publicKey || existing?.address !== address) {
+      await state.put('peers', key, { publicKey, address, owner, admittedAt: Date.now() })
+      log.info('admitted a developer to formnet', { owner, address })
+    }
+    await requestReconcile()
+    return { address, cidr: config.formnet_cidr, node: { address: me, formnetAddress: myAddress(), publicKey: keys.publicKey, endpoint }, peers: developerPeers((await readView()).nodes, config.formnet_keepalive_s) }
+  })
+  api.post('/leave', async (req) => {
+    const key = `${me}/${req.caller}`
+    const removed = Boolean(await store.get('peers', key))
+    if (removed) {
+      await state.delete('peers', key)
+      log.info('removed a developer from formnet', { owner: req.caller })
+    }
+    await requestReconcile()
+    return { removed }
+  })
+  api.get('/peers', async () => ({ cidr: config.formnet_cidr, peers: developerPeers((await readView()).nodes, config.formnet_keepalive_s) }))
+  api.get('/status', async () => {
+    const view = await readView()
+    const names = new Map<string, { kind: string; name: string }>()
+    for (const n of view.nodes) names.set(n.publicKey, { kind: 'node', name: n.node })
+    for (const p of view.peers) if (!names.has(p.publicKey)) names.set(p.publicKey, { kind: 'developer', name: p.owner })
+    const dev = device ? await device.get() : undefined
+    const now = Date.now() / 1000
+    return {
+      enabled: Boolean(device),
+      reason: disabledReason,
+      interface: device?.name,
+      driver: device?.driver,
+      cidr: config.formnet_cidr,
+      subnet,
+      address: myAddress(),
+      publicKey: keys.publicKey,
+      endpoint,
+      listenPort: dev?.listenPort,
+      lastError,
+      peers: (dev?.peers ?? []).map((p) => ({
+        ...names.get(p.publicKey),
+        publicKey: p.publicKey,
+        endpoint: p.endpoint,
+        allowedIps: p.allowedIps,
+        lastHandshake: p.lastHandshake,
+        handshakeAgeS: p.lastHandshake ? Math.round(now - p.lastHandshake) : null,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+      })),
+    }
+  })
+
+  const handle: FormnetHandle = { enabled: Boolean(device), cidr: config.formnet_cidr, subnet: () => subnet, address: myAddress }
+  return {
+    handle,
+    info: () => ({ enabled: Boolean(device), interface: device?.name, driver: device?.driver, subnet, address: myAddress(), endpoint, reason: disabledReason }),
+    stop: async () => {
+      clearInterval(timer)
+      watchers.abort()
+      await running?.catch(() => {})
+      await device?.close()
+    },
+  }
+}
+
+function safeKey(k: string): boolean {
+  try {
+    decodeKey(k)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Formnet addresses this node gave its instances (the vmm service records them in their observed state). */
+async function instanceAddresses(store: StateHandle['store'], me: string): Promise<string[]> {
+  const out: string[] = []
+  for (const r of await store.all('instances')) {
+    const parts = r.key.split('/')
+    const ipAddr = (r.value as { ip?: unknown } | null)?.ip
+    if (parts[2] === 'observed' && parts[3] === me && typeof ipAddr === 'string') out.push(ipAddr)
+  }
+  return out
+}
+
+/** host:port where other formnet members reach this node: its first non-loopback IPv4 address. */
+function defaultEndpoint(config: NetConfig): string | undefined {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === config.formnet_interface || name === config.bridge_name) continue
+    const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal)
+    if (a) return `${a.address}:${config.formnet_port}`
+  }
+  return undefined
+}

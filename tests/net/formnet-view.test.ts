@@ -1,0 +1,45 @@
+import t from 'tap'
+import { allocateHost, contains, parseCidr, subnetFromKey } from '../../plugins/net/lib/formnet/ipam.js'
+import { developerPeers, formnetView, nodePeers, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
+import { generateWireGuardKeys } from '../../plugins/net/lib/wireguard/keys.js'
+
+const rec = (key: string, value: unknown, ms = 1, hash = 'aa'): RecordLike => ({ key, value, t: { ms, n: 0 }, hash, author: key.split('/').pop()! })
+const [ka, kb, kd, kx] = [0, 1, 2, 3].map(() => generateWireGuardKeys().publicKey)
+
+t.test('instances count up from .2, developers down from the top; both skip what is used', async (t) => {
+  const s = subnetFromKey('10.9.0.0_24')
+  t.equal(allocateHost(s, [], { fromTop: true }), '10.9.0.254')
+  t.equal(allocateHost(s, ['10.9.0.254', '10.9.0.253'], { fromTop: true }), '10.9.0.252')
+  t.equal(allocateHost(s, ['10.9.0.2']), '10.9.0.3')
+  t.ok(contains(parseCidr('10.9.0.0/24'), '10.9.0.77'))
+  t.notOk(contains(parseCidr('10.9.0.0/24'), '10.9.1.1'))
+  t.notOk(contains(parseCidr('10.9.0.0/24'), '10.9.0.300'))
+})
+
+t.test('the view keeps what state proves and ignores what a node claims beyond its subnet', async (t) => {
+  const cidrs = [
+    rec('10.1.0.0_24/0xa', {}, 1),
+    rec('10.2.0.0_24/0xb', {}, 2),
+    rec('10.1.0.0_24/0xc', {}, 3), // a later claim of A's subnet loses: C holds nothing
+  ]
+  const nodes = [
+    rec('0xa', { formnet: { publicKey: ka, endpoint: '192.168.1.1:51820', subnet: '10.1.0.0/24', address: '10.1.0.1' } }),
+    rec('0xb', { formnet: { publicKey: kb, endpoint: '192.168.1.2:51820', subnet: '10.2.0.0/24', address: '10.2.0.1' } }),
+    rec('0xc', { formnet: { publicKey: kx, endpoint: '192.168.1.3:51820', subnet: '10.1.0.0/24', address: '10.1.0.1' } }),
+    rec('0xe', { formnet: { publicKey: 'not a key', subnet: '10.3.0.0/24' } }),
+  ]
+  const peers = [
+    rec('0xa/0xdev', { publicKey: kd, address: '10.1.0.254' }),
+    rec('0xb/0xevil', { publicKey: kx, address: '10.1.0.200' }), // B may not hand out A's addresses
+  ]
+  const view = formnetView(cidrs, nodes, peers)
+  t.same([...view.subnets.entries()], [['0xa', '10.1.0.0/24'], ['0xb', '10.2.0.0/24']])
+  t.same(view.nodes.map((n) => n.node), ['0xa', '0xb'], 'C, which lost its claim, routes nothing')
+  t.same(view.peers.map((p) => p.owner), ['0xdev'], 'a developer address outside the admitting node\'s subnet is ignored')
+
+  t.same(nodePeers(view, '0xa', 25), [
+    { publicKey: kb, endpoint: '192.168.1.2:51820', allowedIps: ['10.2.0.0/24'], persistentKeepalive: 25 },
+    { publicKey: kd, allowedIps: ['10.1.0.254/32'] },
+  ])
+  t.same(developerPeers(view.nodes, 25).map((p) => p.allowedIps), [['10.1.0.0/24'], ['10.2.0.0/24']])
+})
