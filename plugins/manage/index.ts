@@ -3,11 +3,30 @@ import { ManageFormnetDownCommand } from './commands/formnet-down.js'
 import { ManageFormnetUpCommand } from './commands/formnet-up.js'
 import { ManageJoinCommand } from './commands/join.js'
 import { ManageLeaveCommand } from './commands/leave.js'
+import { ManageDeleteCommand, ManageStartCommand, ManageStopCommand } from './commands/desired.js'
+import { ManageGetIpCommand } from './commands/get-ip.js'
+import { ManageListCommand } from './commands/list.js'
+import { ManageLogsCommand } from './commands/logs.js'
 
 export default definePlugin({
   name: 'manage',
   version: '0.1.0',
   apiVersion: API_VERSION,
   description: 'developer commands: formnet membership and instances',
-  commands: [ManageJoinCommand, ManageFormnetUpCommand, ManageFormnetDownCommand, ManageLeaveCommand],
+  commands: [
+    ManageJoinCommand,
+    ManageFormnetUpCommand,
+    ManageFormnetDownCommand,
+    ManageLeaveCommand,
+    ManageListCommand,
+    ManageStartCommand,
+    ManageStopCommand,
+    ManageDeleteCommand,
+    ManageLogsCommand,
+    ManageGetIpCommand,
+  ],
 })
+
+export type { InstanceView } from './lib/instances.js'
+/** Reading and writing instance records as their owner (what `form pack ship` uses to create instances). */
+export const loadInstanceRecords = () => import('./lib/instances.js')

@@ -86,3 +86,9 @@ export type { DesiredPeer } from './lib/formnet/reconcile.js'
 export const loadDeveloperFormnet = () => import('./lib/formnet/developer.js')
 export const loadWireGuardKeys = () => import('./lib/wireguard/keys.js')
 export { FrameReader, writeFrame } from './lib/p2p/framing.js'
+
+/** Addressing and link helpers the hypervisor manager shares with formnet (light: Node built-ins only). */
+export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'
+export { claimsOf } from './lib/formnet/peers.js'
+export { addressesOf, ip, linkKind } from './lib/ip.js'
+export type { BlobStore } from './lib/p2p/blobs.js'

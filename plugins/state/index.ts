@@ -47,3 +47,7 @@ export default definePlugin({
 export type { StateHandle } from './service/state.js'
 export type { StateRecord } from './lib/store.js'
 export type { Author, Delegation } from './lib/identity.js'
+export type { Timestamp } from './lib/hlc.js'
+
+/** Signing operations as a developer's wallet (loaded on demand: it needs the crypto libraries). */
+export const loadOwnerOps = () => import('./lib/owner-ops.js')

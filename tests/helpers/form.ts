@@ -167,3 +167,20 @@ export async function linkPlugin(fe: FormEnv, name: string, folder: string): Pro
 export function fixture(name: string): string {
   return join(ROOT, 'tests', 'fixtures', 'plugins', name)
 }
+
+/**
+ * Polls `fn` until it returns a value (not undefined, not a rejection); throws naming `what` after
+ * `timeoutMs`. An error with `fatal: true` ends the wait at once (the awaited state cannot come).
+ */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn().catch((error: { fatal?: boolean }) => {
+      if (error?.fatal) throw error
+      return undefined
+    })
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}

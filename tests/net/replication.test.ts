@@ -2,22 +2,12 @@ import t from 'tap'
 import { createClient } from '../../core/client.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createOp } from '../../plugins/state/lib/op.js'
-import { makeEnv, startNode, type FormEnv, type NodeProcess } from '../helpers/form.js'
+import { makeEnv, startNode, until, type FormEnv, type NodeProcess } from '../helpers/form.js'
 
 interface P2PInfo {
   peerId: string
   multiaddrs: string[]
   peers: { peerId: string }[]
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 const p2p = (fe: FormEnv) => createClient({ socket: fe.socket }).get<P2PInfo>('/v1/net/p2p')

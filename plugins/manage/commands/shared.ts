@@ -43,3 +43,15 @@ export abstract class DeveloperCommand extends FormCommand {
     }
   }
 }
+
+/**
+ * Base of the commands about the caller's instances: they read state through the node (no
+ * signature needed: state is public) and sign what they change with the wallet.
+ */
+export abstract class InstanceCommand extends DeveloperCommand {
+  async instances(config: UserConfig): Promise<{ client: NodeClient; views: import('../lib/instances.js').InstanceView[] }> {
+    const client = await this.client({ url: this.nodeUrl(config) })
+    const { listInstances } = await import('../lib/instances.js')
+    return { client, views: await listInstances(client, config.address) }
+  }
+}

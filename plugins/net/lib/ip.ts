@@ -44,3 +44,13 @@ export async function routesOf(ifname: string): Promise<string[]> {
     return []
   }
 }
+
+/** The kind of a link ('wireguard', 'tun', 'bridge', ...), or undefined when there is no such link. */
+export async function linkKind(name: string): Promise<string | undefined> {
+  try {
+    const [link] = JSON.parse((await ip(['-d', '-j', 'link', 'show', 'dev', name], { allowFailure: true })) || '[]') as { linkinfo?: { info_kind?: string } }[]
+    return link ? (link.linkinfo?.info_kind ?? 'unknown') : undefined
+  } catch {
+    return undefined
+  }
+}

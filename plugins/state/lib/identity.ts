@@ -30,9 +30,17 @@ function delegationDigest(d: Omit<Delegation, 'sig'>): Uint8Array {
 }
 
 export function createDelegation(walletPrivateKey: Uint8Array, ed25519PublicKeyHex: string, issued = Date.now()): Delegation {
-  const body = { address: addressFromPrivateKey(walletPrivateKey), key: ed25519PublicKeyHex, issued }
-  const sig = secp256k1.sign(delegationDigest(body), walletPrivateKey, { prehash: false, format: 'recovered' })
-  return { ...body, sig: Buffer.from(sig).toString('hex') }
+  const signer = { address: addressFromPrivateKey(walletPrivateKey), sign: (digest: Uint8Array) => secp256k1.sign(digest, walletPrivateKey, { prehash: false, format: 'recovered' }) }
+  return delegateKey(signer, ed25519PublicKeyHex, issued)
+}
+
+/**
+ * A delegation signed through a wallet signer (the CLI's unlocked keystore), which signs 32-byte
+ * digests with recoverable signatures and never hands out its private key.
+ */
+export function delegateKey(signer: { address: string; sign(digest: Uint8Array): Uint8Array }, ed25519PublicKeyHex: string, issued = Date.now()): Delegation {
+  const body = { address: signer.address, key: ed25519PublicKeyHex, issued }
+  return { ...body, sig: Buffer.from(signer.sign(delegationDigest(body))).toString('hex') }
 }
 
 /** True when the delegation's signature recovers to its address. */

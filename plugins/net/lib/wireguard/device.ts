@@ -5,7 +5,7 @@ import { dirname } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
 import type { Logger } from '../../../../core/log.js'
 import { socketAnswers, terminate } from '../../../../core/daemon/socket.js'
-import { ip } from '../ip.js'
+import { ip, linkKind } from '../ip.js'
 import { uapiGet, uapiSet, type DeviceChange, type DeviceState } from './uapi.js'
 
 /**
@@ -30,16 +30,6 @@ export interface DeviceOptions {
   onUp(device: WireGuardDevice): Promise<void>
   /** wireguard-go puts its UAPI sockets here; the directory is shared by every network namespace */
   socketDir?: string
-}
-
-/** The kind of a link ('wireguard', 'tun', 'bridge', ...), or undefined when there is no such link. */
-async function linkKind(name: string): Promise<string | undefined> {
-  try {
-    const [link] = JSON.parse((await ip(['-d', '-j', 'link', 'show', 'dev', name], { allowFailure: true })) || '[]') as { linkinfo?: { info_kind?: string } }[]
-    return link ? (link.linkinfo?.info_kind ?? 'unknown') : undefined
-  } catch {
-    return undefined
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -1,0 +1,98 @@
+import { Command, Option } from 'clipanion'
+import { FormError } from '../../../core/errors.js'
+import type { DesiredState } from '../../node/index.js'
+import { InstanceCommand } from './shared.js'
+
+/** start, stop and delete: one signed write of the desired state per instance, optionally waited on. */
+abstract class DesiredStateCommand extends InstanceCommand {
+  instance = Option.String({ required: false, name: 'instance' })
+  buildId = Option.String('--build-id', { description: 'Act on every instance of this build' })
+  wait = Option.Boolean('--wait', false, { description: 'Wait until the hosting nodes report the new state (or a failure)' })
+  timeout = Option.String('--timeout', '600', { description: 'Seconds --wait waits at most' })
+
+  abstract readonly target: DesiredState
+
+  async run() {
+    if ((this.instance === undefined) === (this.buildId === undefined)) {
+      throw new FormError('USAGE', 'name one instance, or give --build-id (not both)', { hint: `e.g. \`form manage ${this.target === 'running' ? 'start' : this.target === 'stopped' ? 'stop' : 'delete'} web-1\`` })
+    }
+    const seconds = Number(this.timeout)
+    if (!(seconds > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
+    const config = await this.userConfig()
+    const { client, views } = await this.instances(config)
+    const { selectInstances, writeDesired, listInstances } = await import('../lib/instances.js')
+    const chosen = selectInstances(views, { instance: this.instance, buildId: this.buildId })
+    const deleted = chosen.filter((v) => v.desired!.state === 'deleted')
+    if (this.target !== 'deleted' && deleted.length) {
+      throw new FormError('INSTANCE_DELETED', `instance ${deleted.map((v) => v.id).join(', ')} was deleted; its disk is gone`, { hint: 'ship the build again for a new instance (`form pack ship`)' })
+    }
+    const { loadSigner } = await import('../../kit/index.js')
+    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const writtenAt = Date.now()
+    for (const v of chosen) await writeDesired(client, signer, v, this.target)
+    const result = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
+    if (this.wait) {
+      const deadline = Date.now() + seconds * 1000
+      for (;;) {
+        const now = new Map((await listInstances(client, config.address)).map((v) => [v.id, v]))
+        for (const r of result) r.state = now.get(r.id)?.observed?.state ?? r.state
+        const failed = result.filter((r) => {
+          const o = now.get(r.id)?.observed
+          return o?.state === 'failed' && o.updatedAt >= writtenAt - 1000
+        })
+        if (failed.length) {
+          const reasons = failed.map((r) => `${r.id}: ${now.get(r.id)?.observed?.reason ?? 'no reason given'}`).join('; ')
+          throw new FormError('INSTANCE_FAILED', `the hosting node could not make it ${this.target}: ${reasons}`, { hint: 'see `form manage list` and `form manage logs <instance>`', details: result })
+        }
+        if (result.every((r) => r.state === this.target)) break
+        if (Date.now() > deadline) {
+          throw new FormError('INSTANCE_WAIT_TIMEOUT', `still waiting after ${seconds} s: ${result.filter((r) => r.state !== this.target).map((r) => `${r.id} is ${r.state}`).join(', ')}`, { hint: 'the node keeps working on it; check with `form manage list`', exitCode: 4 })
+        }
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    }
+    this.print({ instances: result }, result.map((r) => `${r.id}${r.name && r.name !== r.id ? ` (${r.name})` : ''}: ${this.wait ? r.state : `desired ${this.target}`}`).join('\n'))
+  }
+}
+
+export class ManageStartCommand extends DesiredStateCommand {
+  readonly target = 'running' as const
+  static override paths = [['manage', 'start']]
+  static override usage = Command.Usage({
+    category: 'Manage',
+    description: 'Start an instance (or every instance of a build): its node boots it',
+    details: 'Writes the desired state `running`, signed by your wallet. Starting a failed instance makes its node try again at once.',
+    examples: [
+      ['Start one instance', '$0 manage start web-1'],
+      ['Start every replica of a build and wait until they run', '$0 manage start --build-id 3f9c... --wait'],
+    ],
+  })
+}
+
+export class ManageStopCommand extends DesiredStateCommand {
+  readonly target = 'stopped' as const
+  static override paths = [['manage', 'stop']]
+  static override usage = Command.Usage({
+    category: 'Manage',
+    description: 'Stop an instance (or every instance of a build); its disk is kept',
+    details: 'Writes the desired state `stopped`. The node presses the ACPI power button, and stops the VM process outright if the guest has not powered off within its shutdown timeout. `form manage start` boots it again from the same disk.',
+    examples: [
+      ['Stop one instance', '$0 manage stop web-1'],
+      ['Stop every replica of a build and wait until they are down', '$0 manage stop --build-id 3f9c... --wait'],
+    ],
+  })
+}
+
+export class ManageDeleteCommand extends DesiredStateCommand {
+  readonly target = 'deleted' as const
+  static override paths = [['manage', 'delete']]
+  static override usage = Command.Usage({
+    category: 'Manage',
+    description: 'Delete an instance (or every instance of a build): VM, disk, address',
+    details: 'Writes the desired state `deleted`. The node stops the VM, removes its disk copy, tap and address, and marks its record deleted. This cannot be undone.',
+    examples: [
+      ['Delete one instance', '$0 manage delete web-1'],
+      ['Delete every replica of a build', '$0 manage delete --build-id 3f9c... --wait'],
+    ],
+  })
+}

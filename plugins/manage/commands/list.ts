@@ -1,0 +1,43 @@
+import { Command } from 'clipanion'
+import { table } from '../../../core/output.js'
+import { InstanceCommand } from './shared.js'
+
+export class ManageListCommand extends InstanceCommand {
+  static override paths = [['manage', 'list']]
+  static override usage = Command.Usage({
+    category: 'Manage',
+    description: 'List your instances: what you asked for and what their nodes report',
+    details: `
+      Reads the replicated state through your node: each instance's desired state (yours to change with \`form manage start|stop|delete\`) and the state its hosting node observed (pending, creating, booting, running, stopped, failed, deleted), with its formnet address.
+    `,
+    examples: [
+      ['Your instances', '$0 manage list'],
+      ['As JSON, for scripts', '$0 manage list --json'],
+    ],
+  })
+
+  async run() {
+    const config = await this.userConfig()
+    const { views } = await this.instances(config)
+    const rows = views.map((v) => ({
+      id: v.id,
+      name: v.desired!.name,
+      buildId: v.desired!.buildId,
+      node: v.desired!.node,
+      desired: v.desired!.state,
+      state: v.observed?.state ?? 'unreported',
+      ip: v.observed?.ip ?? null,
+      reason: v.observed?.reason ?? null,
+      backend: v.observed?.backend ?? null,
+      updatedAt: v.observed?.updatedAt ?? null,
+    }))
+    this.print({ owner: config.address, instances: rows }, () => {
+      if (!rows.length) return 'no instances (ship a build with `form pack ship`)'
+      const lines = table(
+        rows.map((r) => [r.id, r.name || '-', r.buildId.slice(0, 12) || '-', r.desired, r.state === 'failed' ? this.color('red', r.state) : r.state, r.ip ?? '-', `${r.node.slice(0, 10)}…`]),
+        ['ID', 'NAME', 'BUILD', 'DESIRED', 'STATE', 'IP', 'NODE'],
+      )
+      return lines + rows.filter((x) => x.state === 'failed' && x.reason).map((r) => `${r.id}: ${r.reason}\n`).join('')
+    })
+  }
+}

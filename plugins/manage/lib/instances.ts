@@ -1,0 +1,94 @@
+import type { Signer } from '../../../core/auth/sign.js'
+import type { NodeClient } from '../../../core/client.js'
+import { FormError } from '../../../core/errors.js'
+import { desiredKey, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import type { StateRecord, Timestamp } from '../../state/index.js'
+
+/** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
+export interface InstanceView {
+  owner: string
+  id: string
+  desired?: DesiredInstance
+  /** the desired record as stored (its timestamp orders the next write after it) */
+  record?: StateRecord
+  /** what the assigned node reports, if it has reported yet */
+  observed?: ObservedInstance
+  /** reports of other nodes (an earlier assignment) */
+  others: { node: string; observed: ObservedInstance }[]
+}
+
+/** Every instance record of `owner`, joined by instance. */
+export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
+  const records: StateRecord[] = []
+  let cursor: string | undefined
+  do {
+    const page = await client.get<{ records: StateRecord[]; cursor?: string }>(
+      `/v1/state/records/instances?prefix=${encodeURIComponent(`${owner}/`)}&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    )
+    records.push(...page.records)
+    cursor = page.cursor
+  } while (cursor)
+  const byId = new Map<string, InstanceView>()
+  const view = (id: string) => {
+    let v = byId.get(id)
+    if (!v) byId.set(id, (v = { owner, id, others: [] }))
+    return v
+  }
+  const observed: { id: string; node: string; value: ObservedInstance }[] = []
+  for (const r of records) {
+    const k = parseInstanceKey(r.key)
+    if (!k || k.owner !== owner) continue
+    if (k.kind === 'desired') {
+      const parsed = parseDesired(r.value)
+      const v = view(k.id)
+      v.record = r
+      if ('desired' in parsed) v.desired = parsed.desired
+    } else observed.push({ id: k.id, node: k.node, value: r.value as ObservedInstance })
+  }
+  for (const o of observed) {
+    const v = view(o.id)
+    if (v.desired?.node === o.node) v.observed = o.value
+    else v.others.push({ node: o.node, observed: o.value })
+  }
+  return [...byId.values()].filter((v) => v.desired).sort((a, b) => a.id.localeCompare(b.id))
+}
+
+/** The instances a command names: one by id (or unique name), or every instance of a build. */
+export function selectInstances(all: InstanceView[], ref: { instance?: string; buildId?: string }): InstanceView[] {
+  if (ref.buildId !== undefined) {
+    const found = all.filter((v) => v.desired?.buildId === ref.buildId)
+    if (!found.length) throw new FormError('INSTANCE_NOT_FOUND', `you have no instances of build ${ref.buildId}`, { hint: 'list yours with `form manage list`' })
+    return found
+  }
+  if (!ref.instance) throw new FormError('USAGE', 'name an instance, or give --build-id', { hint: 'e.g. `form manage stop web-1` or `form manage stop --build-id <id>`' })
+  const byId = all.find((v) => v.id === ref.instance)
+  if (byId) return [byId]
+  const byName = all.filter((v) => v.desired?.name === ref.instance)
+  if (byName.length === 1) return byName
+  if (byName.length > 1) {
+    throw new FormError('INSTANCE_AMBIGUOUS', `${byName.length} of your instances are named "${ref.instance}": ${byName.map((v) => v.id).join(', ')}`, { hint: 'name one by its id' })
+  }
+  throw new FormError('INSTANCE_NOT_FOUND', `you have no instance "${ref.instance}"`, { hint: 'list yours with `form manage list`' })
+}
+
+/**
+ * Writes a new desired state for an instance: an operation signed by the owner's wallet (through a
+ * delegated key), submitted to the node, which verifies and replicates it like any other.
+ */
+export async function writeDesired(client: NodeClient, signer: Signer, view: InstanceView, state: DesiredState): Promise<void> {
+  await writeDesiredRecord(client, signer, view.id, { ...view.desired!, state }, view.record?.t)
+}
+
+/** Creates or replaces `instances/<owner>/<id>/desired` (also what `form pack ship` writes). */
+export async function writeDesiredRecord(client: NodeClient, signer: Signer, id: string, desired: DesiredInstance, previous?: Timestamp): Promise<void> {
+  const { loadOwnerOps } = await import('../../state/index.js')
+  const { ownerAuthor, ownerOp } = await loadOwnerOps()
+  const op = ownerOp(ownerAuthor(signer), 'instances', desiredKey(signer.address, id), desired, previous)
+  const result = await client.post<{ accepted: number; duplicates: number; rejected: { code: string; message: string }[] }>('/v1/state/ops', { ops: [op] })
+  if (result.rejected.length) {
+    const r = result.rejected[0]
+    throw new FormError('STATE_WRITE_REJECTED', `the node rejected the write of instance ${id}: ${r.message} (${r.code})`, {
+      hint: r.code === 'OP_FUTURE' ? "check this machine's clock" : undefined,
+    })
+  }
+}

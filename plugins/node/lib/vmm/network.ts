@@ -1,0 +1,153 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { FormError } from '../../../../core/errors.js'
+import type { Logger } from '../../../../core/log.js'
+import { addressesOf, ip, linkKind } from '../../../net/index.js'
+
+/**
+ * The node's instance network: one bridge holding the first address of the node's subnet (the
+ * instances' gateway), one tap per instance plugged into it, and optionally NAT for traffic
+ * leaving the subnet. Everything is created on first use (a node without instances touches no
+ * interface) and removed when the instance or the node goes away. Links the node made carry the
+ * alias below, so a restarted node knows them as its own and never deletes an operator's bridge.
+ */
+
+export const OWNED_ALIAS = 'form-vmm'
+
+export interface NetworkConfig {
+  bridge: string
+  /** the bridge's address (gateway of the instances) and the subnet's prefix length */
+  gateway: string
+  prefix: number
+  /** the subnet in CIDR form, for NAT */
+  subnet: string
+  nat: boolean
+}
+
+interface LinkInfo {
+  ifname: string
+  ifalias?: string
+  master?: string
+  operstate?: string
+  linkinfo?: { info_kind?: string }
+}
+
+async function link(name: string): Promise<LinkInfo | undefined> {
+  const out = await ip(['-d', '-j', 'link', 'show', 'dev', name], { allowFailure: true })
+  try {
+    return (JSON.parse(out || '[]') as LinkInfo[])[0]
+  } catch {
+    return undefined
+  }
+}
+
+async function iptables(args: string[], allowFailure = false): Promise<boolean> {
+  const { execa } = await import('execa')
+  const r = await execa('iptables', ['-w', ...args], { reject: false, all: true })
+  if (r.exitCode !== 0 && !allowFailure) {
+    throw new FormError('VMM_NAT_FAILED', `iptables ${args.join(' ')} failed: ${(r.all ?? '').trim() || `exit ${r.exitCode}`}`, {
+      hint: 'NAT needs iptables and root; or set [node] nat = false',
+    })
+  }
+  return r.exitCode === 0
+}
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+
+export class InstanceNetwork {
+  private bridgeReady?: Promise<void>
+  private natRules: string[][] = []
+  private forwardBefore?: string
+
+  constructor(
+    readonly config: NetworkConfig,
+    private readonly log: Logger,
+  ) {}
+
+  /** Creates (or takes over) the bridge, addresses it, and installs NAT when configured. Idempotent. */
+  ensureBridge(): Promise<void> {
+    this.bridgeReady ??= this.setUpBridge().catch((error) => {
+      this.bridgeReady = undefined
+      throw error
+    })
+    return this.bridgeReady
+  }
+
+  private async setUpBridge(): Promise<void> {
+    const { bridge, gateway, prefix } = this.config
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw new FormError('VMM_NEEDS_ROOT', `creating the instance bridge ${bridge} needs root`, { hint: 'run the node as root (it manages bridges, taps and VMs)' })
+    }
+    let existing = await link(bridge)
+    if (existing && existing.linkinfo?.info_kind !== 'bridge') {
+      throw new FormError('VMM_BRIDGE_CLASH', `${bridge} exists and is not a bridge (it is a ${existing.linkinfo?.info_kind ?? 'plain'} link)`, { hint: 'choose another [net] bridge_name' })
+    }
+    if (!existing) {
+      await ip(['link', 'add', bridge, 'type', 'bridge'])
+      await ip(['link', 'set', 'dev', bridge, 'alias', OWNED_ALIAS])
+      this.log.info('created the instance bridge', { bridge })
+      existing = await link(bridge)
+    }
+    const cidr = `${gateway}/${prefix}`
+    const current = await addressesOf(bridge)
+    // our own bridge holds exactly the gateway address; an operator's keeps what it had
+    if (existing?.ifalias === OWNED_ALIAS) for (const a of current) if (a !== cidr) await ip(['addr', 'del', a, 'dev', bridge])
+    if (!current.includes(cidr)) await ip(['addr', 'add', cidr, 'dev', bridge])
+    await ip(['link', 'set', 'dev', bridge, 'up'])
+    // The node routes between formnet and its instances (and, with NAT, the outside).
+    this.forwardBefore = (await readFile(IP_FORWARD, 'utf8').catch(() => undefined))?.trim()
+    if (this.forwardBefore === '0') await writeFile(IP_FORWARD, '1')
+    if (this.config.nat) await this.installNat()
+  }
+
+  private async installNat(): Promise<void> {
+    const { bridge, subnet } = this.config
+    const comment = ['-m', 'comment', '--comment', `${OWNED_ALIAS}:${bridge}`]
+    const rules = [
+      ['-t', 'nat', 'POSTROUTING', '-s', subnet, '!', '-o', bridge, '-j', 'MASQUERADE', ...comment],
+      ['-t', 'filter', 'FORWARD', '-i', bridge, '-j', 'ACCEPT', ...comment],
+      ['-t', 'filter', 'FORWARD', '-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT', ...comment],
+    ]
+    for (const [tflag, table, chain, ...spec] of rules) {
+      // -C first: a rule left by a node that was killed is not added twice
+      if (!(await iptables([tflag, table, '-C', chain, ...spec], true))) await iptables([tflag, table, chain === 'POSTROUTING' ? '-A' : '-I', chain, ...spec])
+      this.natRules.push([tflag, table, chain, ...spec])
+    }
+    this.log.info('NAT enabled for the instances', { subnet, bridge })
+  }
+
+  /** The tap of an instance, plugged into the bridge and up. A tap a running VM holds is kept as it is. */
+  async ensureTap(tap: string, label: string): Promise<void> {
+    await this.ensureBridge()
+    const existing = await link(tap)
+    if (existing && existing.linkinfo?.info_kind !== 'tun') {
+      throw new FormError('VMM_TAP_CLASH', `${tap} exists and is not a tap device`, { hint: 'another program uses that interface name' })
+    }
+    if (!existing) {
+      await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap'])
+      await ip(['link', 'set', 'dev', tap, 'alias', `${OWNED_ALIAS}:${label}`.slice(0, 250)])
+    }
+    if (existing?.master !== this.config.bridge) await ip(['link', 'set', 'dev', tap, 'master', this.config.bridge])
+    await ip(['link', 'set', 'dev', tap, 'up'])
+  }
+
+  async removeTap(tap: string): Promise<void> {
+    if ((await linkKind(tap)) === 'tun') await ip(['link', 'del', 'dev', tap], { allowFailure: true })
+  }
+
+  async tapExists(tap: string): Promise<boolean> {
+    return (await linkKind(tap)) !== undefined
+  }
+
+  /** Removes the NAT rules and, when the node made it, the bridge. */
+  async teardown(): Promise<void> {
+    for (const [tflag, table, chain, ...spec] of this.natRules.splice(0)) await iptables([tflag, table, '-D', chain, ...spec], true)
+    // also a bridge a killed node left behind: it carries our alias
+    this.bridgeReady = undefined
+    const bridge = await link(this.config.bridge)
+    if (bridge?.ifalias === OWNED_ALIAS) {
+      await ip(['link', 'del', 'dev', this.config.bridge], { allowFailure: true })
+      this.log.info('removed the instance bridge', { bridge: this.config.bridge })
+    }
+    if (this.forwardBefore === '0') await writeFile(IP_FORWARD, '0').catch(() => {})
+  }
+}

@@ -1,0 +1,575 @@
+import { execFile } from 'node:child_process'
+import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { FormError } from '../../../core/errors.js'
+import type { Logger } from '../../../core/log.js'
+import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, type P2PHandle } from '../../net/index.js'
+import type { StateHandle, StateRecord } from '../../state/index.js'
+import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
+import { readRange, sleep, tailOf } from '../lib/hypervisor/process.js'
+import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
+import type { InstanceNetwork } from '../lib/vmm/network.js'
+import {
+  desiredKey,
+  guestCmdline,
+  hostnameFor,
+  macFor,
+  observedKey,
+  parseDesired,
+  parseInstanceKey,
+  refusal,
+  shortName,
+  type DesiredInstance,
+  type ObservedInstance,
+  type ObservedState,
+  type Resources,
+} from '../lib/vmm/records.js'
+
+const run = promisify(execFile)
+
+/** What the controller keeps about an instance on disk, beside its disk copy and console log. */
+interface LocalInstance {
+  owner: string
+  id: string
+  short: string
+  hostname: string
+  image: string
+  buildId: string
+  ip: string
+  mac: string
+  tap: string
+  vcpus: number
+  memoryMb: number
+  diskGb: number
+  createdAt: number
+  /** console log size when the current boot began: readiness is looked for after it */
+  bootOffset?: number
+}
+
+interface Instance {
+  key: string
+  owner: string
+  id: string
+  short: string
+  local?: LocalInstance
+  vm?: Vm
+  /** vCPUs and memory the running VM holds */
+  running?: { vcpus: number; memoryMb: number }
+  phase?: ObservedState
+  /** bumped whenever the VM is replaced or stopped: watchers of an older boot stay quiet */
+  gen: number
+  stopping: boolean
+  /** the desired operation last acted on; a new one retries a failed instance at once */
+  desiredHash?: string
+  failures: number
+  retryAt?: number
+  queue: Promise<void>
+  writes: Promise<void>
+  lastWritten?: string
+}
+
+export interface ControllerOptions {
+  state: StateHandle
+  p2p: Pick<P2PHandle, 'fetch'>
+  /** undefined when no hypervisor can run here; then every instance fails with `unavailable` */
+  hypervisor?: Hypervisor
+  unavailable?: string
+  network: (subnet: { gateway: string; prefix: number; cidr: string }) => InstanceNetwork
+  capacity: Resources
+  /** `[net] bridge_subnet`, or '' for the node's formnet subnet */
+  bridgeSubnet: string
+  dirs: { instances: string; kernels: string; run: string }
+  shutdownTimeoutMs: number
+  bootTimeoutMs: number
+  log: Logger
+}
+
+const READY = /^FORM-READY\r?$/m
+const TAIL_BYTES = 1500
+
+/**
+ * Makes the instances assigned to this node what their desired records say, and writes what it
+ * observes. One queue per instance serializes its steps; booting VMs are watched outside the
+ * queue, so a stop or delete is never stuck behind a slow boot.
+ */
+export class InstanceController {
+  private readonly instances = new Map<string, Instance>()
+  private readonly abort = new AbortController()
+  private readonly me: string
+  private subnet?: Promise<{ gateway: string; prefix: number; cidr: string }>
+  private net?: InstanceNetwork
+  private allocating: Promise<unknown> = Promise.resolve()
+  private retryTimer?: NodeJS.Timeout
+  private stopped = false
+
+  constructor(private readonly o: ControllerOptions) {
+    this.me = o.state.address
+  }
+
+  get backendLabel(): string {
+    return this.o.hypervisor?.info.label ?? 'none'
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.o.dirs.instances, { recursive: true })
+    // what the previous run left on disk: VMs to adopt, or to bring back if they died meanwhile
+    for (const entry of await readdir(this.o.dirs.instances).catch(() => [] as string[])) {
+      const local = await this.readLocal(entry)
+      if (!local) continue
+      const inst = this.entry(local.owner, local.id)
+      inst.local = local
+      await this.adopt(inst)
+    }
+    for (const r of await this.o.state.store.all('instances')) {
+      const k = parseInstanceKey(r.key)
+      if (k?.kind === 'desired' && (r.value as { node?: unknown })?.node === this.me) this.entry(k.owner, k.id)
+    }
+    for (const inst of this.instances.values()) this.schedule(inst)
+    void (async () => {
+      for await (const change of this.o.state.store.watch('instances', '', this.abort.signal)) this.onChange(change)
+    })().catch((error: Error) => {
+      if (!this.stopped) this.o.log.error('the instance watch ended', { error: error.message })
+    })
+    this.retryTimer = setInterval(() => {
+      for (const inst of this.instances.values()) if (inst.retryAt !== undefined && inst.retryAt <= Date.now()) this.schedule(inst)
+    }, 1000)
+    this.retryTimer.unref()
+  }
+
+  private onChange(change: StateRecord): void {
+    const k = parseInstanceKey(change.key)
+    if (k?.kind !== 'desired') return
+    const known = this.instances.get(`${k.owner}/${k.id}`)
+    const mine = !change.deleted && (change.value as { node?: unknown })?.node === this.me
+    if (known || mine) this.schedule(known ?? this.entry(k.owner, k.id))
+  }
+
+  private entry(owner: string, id: string): Instance {
+    const key = `${owner}/${id}`
+    let inst = this.instances.get(key)
+    if (!inst) {
+      inst = { key, owner, id, short: shortName(owner, id), gen: 0, stopping: false, failures: 0, queue: Promise.resolve(), writes: Promise.resolve() }
+      this.instances.set(key, inst)
+    }
+    return inst
+  }
+
+  private schedule(inst: Instance): void {
+    inst.queue = inst.queue
+      .then(() => (this.stopped ? undefined : this.reconcile(inst)))
+      .catch((error: Error) => this.o.log.error('reconciliation failed', { instance: inst.key, error: error.stack ?? error.message }))
+  }
+
+  /** Brings one instance one step closer to its desired record. */
+  private async reconcile(inst: Instance): Promise<void> {
+    const rec = await this.o.state.store.getRecord('instances', desiredKey(inst.owner, inst.id))
+    const parsed = rec && !rec.deleted ? parseDesired(rec.value) : undefined
+    const desired = parsed && 'desired' in parsed ? parsed.desired : undefined
+    const fresh = rec?.hash !== inst.desiredHash
+    inst.desiredHash = rec?.hash
+    if (fresh) inst.failures = 0
+
+    if (!rec || rec.deleted || (desired && (desired.node !== this.me || desired.state === 'deleted'))) {
+      const reason = desired && desired.node !== this.me ? `reassigned to node ${desired.node}` : undefined
+      if (inst.local || inst.vm || (inst.phase && inst.phase !== 'deleted')) await this.destroy(inst, reason)
+      if (!inst.local && !inst.vm) this.instances.delete(inst.key)
+      return
+    }
+    if (!desired) {
+      const problem = (parsed as { problem: string }).problem
+      if (inst.vm) await this.stopVm(inst)
+      await this.fail(inst, `the desired record is invalid: ${problem}`, false)
+      return
+    }
+    if (desired.state === 'stopped') {
+      if (inst.vm) await this.stopVm(inst)
+      if (!inst.local && !(await this.materialize(inst, desired))) return
+      inst.retryAt = undefined
+      await this.observe(inst, 'stopped')
+      return
+    }
+    // desired running
+    if (inst.vm) return
+    if (inst.phase === 'failed' && !fresh && (inst.retryAt === undefined || inst.retryAt > Date.now())) return
+    if (!inst.local && !(await this.materialize(inst, desired))) return
+    await this.boot(inst, desired)
+  }
+
+  /** What an instance holds that others cannot use: its disk while it exists, vCPUs and memory while its VM runs. */
+  private held(except: Instance): Resources[] {
+    return [...this.instances.values()]
+      .filter((i) => i !== except)
+      .map((i) => ({ vcpus: i.running?.vcpus ?? 0, memoryMb: i.running?.memoryMb ?? 0, diskGb: i.local?.diskGb ?? 0 }))
+  }
+
+  private wanted(desired: DesiredInstance, manifest?: ImageManifest): Resources {
+    const r = manifest?.resources
+    return { vcpus: desired.vcpus || r?.vcpus || 1, memoryMb: desired.memoryMb || r?.memoryMb || 512, diskGb: desired.diskGb || r?.diskGb || 1 }
+  }
+
+  /** Creates the instance on this node: image, address, disk copy. False when it failed (recorded). */
+  private async materialize(inst: Instance, desired: DesiredInstance): Promise<boolean> {
+    if (!this.o.hypervisor) return this.fail(inst, `this node cannot run VMs: ${this.o.unavailable}`, false)
+    const early = refusal(this.o.capacity, this.held(inst), { ...this.wanted(desired), vcpus: 0, memoryMb: 0 })
+    if (early) return this.fail(inst, early, true)
+    await this.observe(inst, 'pending')
+    try {
+      const subnet = await this.subnetReady()
+      await this.observe(inst, 'creating')
+      const { manifest, files } = await this.loadImage(desired.image)
+      const want = this.wanted(desired, manifest)
+      const refused = refusal(this.o.capacity, this.held(inst), { ...want, vcpus: 0, memoryMb: 0 })
+      if (refused) return this.fail(inst, refused, true)
+      const dir = join(this.o.dirs.instances, inst.short)
+      await mkdir(dir, { recursive: true })
+      const disk = join(dir, 'disk.raw')
+      if (want.diskGb * 2 ** 30 < manifest.disk.size) {
+        return this.fail(inst, `diskGb ${want.diskGb} is smaller than the image's disk (${Math.ceil(manifest.disk.size / 2 ** 30)} GiB)`, false)
+      }
+      // A private copy: the guest writes to it, the image blob stays as built. Sparse, and a
+      // reflink where the filesystem can, so the copy costs what the data costs, not the size.
+      await run('cp', ['--sparse=always', '--reflink=auto', files.disk, `${disk}.tmp`])
+      await truncate(`${disk}.tmp`, want.diskGb * 2 ** 30)
+      await rename(`${disk}.tmp`, disk)
+      const local: LocalInstance = await this.serialAllocation(async () => {
+        const ip = allocateHost(parseCidr(subnet.cidr), await this.usedAddresses())
+        const l: LocalInstance = {
+          owner: inst.owner,
+          id: inst.id,
+          short: inst.short,
+          hostname: hostnameFor(desired.name, inst.id),
+          image: desired.image,
+          buildId: desired.buildId,
+          ip,
+          mac: macFor(inst.owner, inst.id),
+          tap: `fv${inst.short}`,
+          ...want,
+          createdAt: Date.now(),
+        }
+        await this.saveLocal(l)
+        inst.local = l
+        return l
+      })
+      this.o.log.info('instance created', { instance: inst.key, ip: local.ip })
+      return true
+    } catch (error) {
+      await rm(join(this.o.dirs.instances, inst.short), { recursive: true, force: true })
+      inst.local = undefined
+      return this.fail(inst, `could not create the instance: ${(error as Error).message}`, true)
+    }
+  }
+
+  private async boot(inst: Instance, desired: DesiredInstance): Promise<void> {
+    const local = inst.local!
+    const hv = this.o.hypervisor!
+    // vCPUs and memory may be changed between boots; the disk is fixed at creation
+    const want = { vcpus: desired.vcpus || local.vcpus, memoryMb: desired.memoryMb || local.memoryMb }
+    const refused = refusal(this.o.capacity, this.held(inst), { ...want, diskGb: local.diskGb })
+    if (refused) {
+      await this.fail(inst, refused, true)
+      return
+    }
+    try {
+      const subnet = await this.subnetReady()
+      const { manifest, files } = await this.loadImage(local.image)
+      await this.network(subnet).ensureTap(local.tap, inst.key)
+      const kernel = await bootableKernel(files.kernel, manifest.kernel.sha256, this.o.dirs.kernels)
+      const spec = this.spec(local, { ...want, kernel: kernel.path, initrd: files.initrd, cmdline: guestCmdline(manifest.cmdline, { ip: local.ip, prefix: subnet.prefix, gateway: subnet.gateway, hostname: local.hostname, dns: subnet.gateway, accel: hv.info.accel }) })
+      local.bootOffset = await stat(spec.consoleLog).then((s) => s.size, () => 0)
+      await this.saveLocal(local)
+      inst.running = want
+      await this.observe(inst, 'booting')
+      const vm = await hv.boot(spec)
+      this.o.log.info('VM started', { instance: inst.key, pid: vm.pid, backend: hv.info.label, pvh: kernel.pvh })
+      this.watch(inst, vm)
+    } catch (error) {
+      inst.running = undefined
+      await this.network(await this.subnetReady()).removeTap(local.tap).catch(() => {})
+      await this.fail(inst, `could not boot: ${(error as Error).message}`, true)
+    }
+  }
+
+  /** Follows a VM: running once the guest prints FORM-READY, failed if it exits or never gets there. */
+  private watch(inst: Instance, vm: Vm): void {
+    inst.vm = vm
+    const gen = ++inst.gen
+    const local = inst.local!
+    const consoleLog = join(this.o.dirs.instances, inst.short, 'console.log')
+    const current = () => inst.gen === gen && !inst.stopping
+    void (async () => {
+      const deadline = Date.now() + this.o.bootTimeoutMs
+      let exited = false
+      void vm.exited.then(() => (exited = true))
+      // scan only what is new, keeping the last partial line for the next round
+      let pos = local.bootOffset ?? 0
+      let carry = ''
+      while (current() && !exited) {
+        const size = await stat(consoleLog).then((s) => s.size, () => 0)
+        const text = carry + (await readRange(consoleLog, pos, size)).toString('utf8')
+        pos = Math.max(pos, size)
+        if (READY.test(text)) {
+          inst.failures = 0
+          inst.retryAt = undefined
+          await this.observe(inst, 'running')
+          return
+        }
+        carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)
+        if (Date.now() > deadline) {
+          await this.fail(inst, `the guest did not report FORM-READY on its console within ${Math.round(this.o.bootTimeoutMs / 1000)} s`, true, await this.consoleTail(inst))
+          inst.queue = inst.queue.then(() => (inst.gen === gen ? this.stopVm(inst) : undefined)).catch(() => {})
+          return
+        }
+        await sleep(200)
+      }
+    })().catch((error: Error) => this.o.log.warn('boot watch failed', { instance: inst.key, error: error.message }))
+    void vm.exited.then(async () => {
+      if (inst.gen !== gen) return
+      inst.vm = undefined
+      inst.running = undefined
+      if (inst.stopping || this.stopped) return
+      await this.network(await this.subnetReady()).removeTap(local.tap).catch(() => {})
+      await this.o.hypervisor!.cleanup(this.spec(local)).catch(() => {})
+      // the guest powered itself off, panicked (panic=-1, -no-reboot) or the process was killed
+      this.o.log.warn('VM exited on its own', { instance: inst.key, pid: vm.pid })
+      await this.fail(inst, `the VM process (pid ${vm.pid}) exited on its own`, true, await this.consoleTail(inst))
+    })
+  }
+
+  /** Re-attaches to the VM a previous node process left running, if it still runs. */
+  private async adopt(inst: Instance): Promise<void> {
+    const hv = this.o.hypervisor
+    if (!hv || !inst.local) return
+    try {
+      const vm = await hv.adopt(this.spec(inst.local))
+      if (!vm) return
+      this.o.log.info('adopted a running VM', { instance: inst.key, pid: vm.pid })
+      inst.running = { vcpus: inst.local.vcpus, memoryMb: inst.local.memoryMb }
+      this.watch(inst, vm)
+    } catch (error) {
+      this.o.log.warn('a VM of the previous run could not be adopted', { instance: inst.key, error: (error as Error).message })
+    }
+  }
+
+  private async stopVm(inst: Instance): Promise<void> {
+    const vm = inst.vm
+    if (!vm) return
+    inst.stopping = true
+    try {
+      const how = await vm.shutdown(this.o.shutdownTimeoutMs)
+      this.o.log.info('VM stopped', { instance: inst.key, pid: vm.pid, how })
+    } finally {
+      inst.gen++
+      inst.vm = undefined
+      inst.running = undefined
+      inst.stopping = false
+    }
+    if (inst.local) {
+      await this.network(await this.subnetReady()).removeTap(inst.local.tap)
+      await this.o.hypervisor?.cleanup(this.spec(inst.local))
+    }
+  }
+
+  private async destroy(inst: Instance, reason?: string): Promise<void> {
+    await this.stopVm(inst)
+    if (inst.local) {
+      await this.network(await this.subnetReady()).removeTap(inst.local.tap)
+      await this.o.hypervisor?.cleanup(this.spec(inst.local))
+    }
+    await rm(join(this.o.dirs.instances, inst.short), { recursive: true, force: true })
+    inst.local = undefined
+    inst.retryAt = undefined
+    await this.observe(inst, 'deleted', reason ? { reason } : {})
+    this.o.log.info('instance deleted', { instance: inst.key })
+  }
+
+  /** Records a failure; `retry` schedules another attempt with exponential backoff. Returns false. */
+  private async fail(inst: Instance, reason: string, retry: boolean, consoleTail?: string): Promise<false> {
+    inst.failures++
+    inst.retryAt = retry ? Date.now() + Math.min(600_000, 15_000 * 2 ** Math.min(inst.failures - 1, 6)) : undefined
+    this.o.log.warn('instance failed', { instance: inst.key, reason })
+    await this.observe(inst, 'failed', { reason, ...(consoleTail ? { consoleTail } : {}) })
+    return false
+  }
+
+  /** Writes the observed record (skipping writes that would change nothing but the time). */
+  private observe(inst: Instance, state: ObservedState, extra: Partial<ObservedInstance> = {}): Promise<void> {
+    inst.phase = state
+    const live = state !== 'deleted' && inst.local
+    const value: Omit<ObservedInstance, 'updatedAt'> = {
+      state,
+      ...extra,
+      ...(live ? { ip: inst.local!.ip, mac: inst.local!.mac } : {}),
+      ...(inst.vm && (state === 'booting' || state === 'running') ? { pid: inst.vm.pid } : {}),
+      backend: this.backendLabel,
+    }
+    const same = JSON.stringify(value)
+    inst.writes = inst.writes.then(async () => {
+      if (inst.lastWritten === same) return
+      await this.o.state.put('instances', observedKey(inst.owner, inst.id, this.me), { ...value, updatedAt: Date.now() })
+      inst.lastWritten = same
+    })
+    return inst.writes.catch((error: Error) => this.o.log.warn('could not write the observed state', { instance: inst.key, error: error.message }))
+  }
+
+  private async consoleTail(inst: Instance): Promise<string> {
+    const text = await tailOf(join(this.o.dirs.instances, inst.short, 'console.log'), TAIL_BYTES, inst.local?.bootOffset ?? 0)
+    // control characters would only garble a terminal showing the record
+    return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
+  }
+
+  private spec(local: LocalInstance, boot?: Partial<VmSpec>): VmSpec {
+    const dir = join(this.o.dirs.instances, local.short)
+    return {
+      name: local.short,
+      kernel: '',
+      cmdline: '',
+      vcpus: local.vcpus,
+      memoryMb: local.memoryMb,
+      ...boot,
+      disk: join(dir, 'disk.raw'),
+      tap: local.tap,
+      mac: local.mac,
+      consoleLog: join(dir, 'console.log'),
+      processLog: join(dir, 'vmm.log'),
+      runDir: this.o.dirs.run,
+    }
+  }
+
+  /** The image's manifest and local paths of its blobs, fetched from providers when missing. */
+  private async loadImage(image: string): Promise<{ manifest: ImageManifest; files: { kernel: string; initrd?: string; disk: string } }> {
+    const m = await this.o.p2p.fetch(image, { maxBytes: MAX_MANIFEST_BYTES }).catch((error: Error) => {
+      throw new FormError('VMM_IMAGE_UNAVAILABLE', `image ${image} is not on this node and could not be fetched: ${error.message}`)
+    })
+    const manifest = parseManifest(await readFile(m.path))
+    const blob = async (what: string, ref: { sha256: string; size: number }) => {
+      const got = await this.o.p2p.fetch(ref.sha256, { maxBytes: ref.size }).catch((error: Error) => {
+        throw new FormError('VMM_IMAGE_UNAVAILABLE', `the ${what} of image ${image} (${ref.sha256}) could not be fetched: ${error.message}`)
+      })
+      if (got.size !== ref.size) throw new FormError('VMM_BAD_IMAGE', `the ${what} blob is ${got.size} bytes; the manifest says ${ref.size}`)
+      return got.path
+    }
+    return {
+      manifest,
+      files: { kernel: await blob('kernel', manifest.kernel), initrd: manifest.initrd ? await blob('initrd', manifest.initrd) : undefined, disk: await blob('disk', manifest.disk) },
+    }
+  }
+
+  /**
+   * The subnet instances get addresses from: `[net] bridge_subnet`, else the subnet this node won in
+   * state (`cidrs`, claimed by the formnet service). Waits for the claim, saying so once.
+   */
+  subnetReady(): Promise<{ gateway: string; prefix: number; cidr: string }> {
+    this.subnet ??= (async () => {
+      let cidr = this.o.bridgeSubnet
+      if (cidr) {
+        const c = parseCidr(cidr)
+        return { gateway: nodeAddress(c), prefix: c.prefix, cidr: formatCidr(c) }
+      }
+      let told = false
+      for (;;) {
+        const key = subnetOf(this.me, claimsOf(await this.o.state.store.all('cidrs')))
+        if (key) {
+          const c = parseCidr(key.replace('_', '/'))
+          return { gateway: nodeAddress(c), prefix: c.prefix, cidr: formatCidr(c) }
+        }
+        if (!told) this.o.log.info('waiting for this node to hold a formnet subnet (a claim in state `cidrs`) before creating instances; set [net] bridge_subnet to use a fixed one')
+        told = true
+        if (this.abort.signal.aborted) throw new FormError('VMM_STOPPING', 'the node is stopping')
+        await sleep(500)
+      }
+    })()
+    return this.subnet
+  }
+
+  private network(subnet: { gateway: string; prefix: number; cidr: string }): InstanceNetwork {
+    this.net ??= this.o.network(subnet)
+    return this.net
+  }
+
+  /** Addresses of this node's subnet already given out: its instances' and its admitted developers'. */
+  private async usedAddresses(): Promise<string[]> {
+    const used = new Set<string>()
+    for (const i of this.instances.values()) if (i.local) used.add(i.local.ip)
+    for (const r of await this.o.state.store.all('instances')) {
+      const k = parseInstanceKey(r.key)
+      const v = r.value as Partial<ObservedInstance> | null
+      if (k?.kind === 'observed' && k.node === this.me && v?.state !== 'deleted' && typeof v?.ip === 'string') used.add(v.ip)
+    }
+    for (const r of await this.o.state.store.all('peers', `${this.me}/`)) {
+      const a = (r.value as { address?: unknown } | null)?.address
+      if (typeof a === 'string') used.add(a)
+    }
+    return [...used]
+  }
+
+  private serialAllocation<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.allocating.then(fn, fn)
+    this.allocating = next.catch(() => {})
+    return next
+  }
+
+  private async readLocal(short: string): Promise<LocalInstance | undefined> {
+    try {
+      const l = JSON.parse(await readFile(join(this.o.dirs.instances, short, 'instance.json'), 'utf8')) as LocalInstance
+      return l.short === short ? l : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  private async saveLocal(l: LocalInstance): Promise<void> {
+    const file = join(this.o.dirs.instances, l.short, 'instance.json')
+    await writeFile(`${file}.tmp`, JSON.stringify(l, null, 2) + '\n')
+    await rename(`${file}.tmp`, file)
+  }
+
+  /** The console log of an instance hosted here, for its owner. */
+  async console(owner: string, id: string, offset: number | undefined, tailBytes: number): Promise<{ data: string; offset: number; size: number }> {
+    const inst = this.instances.get(`${owner}/${id}`)
+    if (!inst?.local) {
+      throw new FormError('VMM_INSTANCE_NOT_HERE', `instance ${id} is not hosted on this node`, { httpStatus: 404, hint: 'ask the node that hosts it (`form manage list` shows it), with --node' })
+    }
+    const file = join(this.o.dirs.instances, inst.short, 'console.log')
+    const size = await stat(file).then((s) => s.size, () => 0)
+    const from = offset === undefined ? Math.max(0, size - tailBytes) : Math.min(offset, size)
+    const data = await readRange(file, from, Math.min(size, from + 1024 * 1024))
+    // base64: a chunk may end inside a multi-byte character; the client writes the bytes as they are
+    return { data: data.toString('base64'), offset: from + data.length, size }
+  }
+
+  describe(): Record<string, unknown> {
+    const list = [...this.instances.values()]
+    const used = list.reduce((a, i) => ({ vcpus: a.vcpus + (i.running?.vcpus ?? 0), memoryMb: a.memoryMb + (i.running?.memoryMb ?? 0), diskGb: a.diskGb + (i.local?.diskGb ?? 0) }), { vcpus: 0, memoryMb: 0, diskGb: 0 })
+    return {
+      capacity: this.o.capacity,
+      used,
+      instances: list.map((i) => ({ owner: i.owner, id: i.id, state: i.phase, ip: i.local?.ip, pid: i.vm?.pid, tap: i.local?.tap })),
+    }
+  }
+
+  counts(): { instances: number; running: number } {
+    const list = [...this.instances.values()]
+    return { instances: list.filter((i) => i.local).length, running: list.filter((i) => i.phase === 'running').length }
+  }
+
+  /**
+   * Node shutdown: the VMs stop (ACPI, then harder after the timeout), their taps and the bridge go,
+   * and their records say they stopped because the node did. A node that is killed instead leaves
+   * its VMs running, for the next run to adopt.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.abort.abort()
+    clearInterval(this.retryTimer)
+    await Promise.all(
+      [...this.instances.values()].map(async (inst) => {
+        await inst.queue.catch(() => {})
+        if (!inst.vm) return
+        await this.stopVm(inst).catch((error: Error) => this.o.log.error('could not stop a VM', { instance: inst.key, error: error.message }))
+        await this.observe(inst, 'stopped', { reason: 'the node stopped' })
+      }),
+    )
+    await this.net?.teardown().catch((error: Error) => this.o.log.warn('could not remove the instance network', { error: error.message }))
+  }
+}

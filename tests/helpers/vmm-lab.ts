@@ -1,0 +1,147 @@
+import { spawnSync } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createClient, type NodeClient } from '../../core/client.js'
+import type { Signer } from '../../core/auth/sign.js'
+import { loadSigner } from '../../plugins/kit/index.js'
+import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
+import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+import { form, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
+import { putGuestImage, type GuestImage } from './guest-image.js'
+import { NetnsLab } from './netns.js'
+
+/**
+ * A node that runs instances, inside its own network namespace (its bridge and taps exist only
+ * there), with a developer wallet that owns them. Everything goes away in the test's teardown,
+ * VMs included: the lab kills every process left in its namespaces.
+ */
+
+interface Scope {
+  testdir(): string
+  teardown(fn: () => unknown): void
+}
+
+export interface VmmNodeOptions {
+  /** [net] bridge_subnet; empty: the subnet the node claims in state */
+  bridgeSubnet?: string
+  nat?: boolean
+  resources?: { vcpus: number; memory_mb: number; disk_gb: number }
+}
+
+export class VmmLab {
+  readonly net: NetnsLab
+  readonly ns: string
+  readonly bridge: string
+  env!: FormEnv
+  node!: NodeProcess
+  owner!: string
+  signer!: Signer
+  image!: GuestImage
+  readonly buildId = 'b'.repeat(12) + Date.now().toString(16)
+
+  constructor(
+    private readonly t: Scope,
+    private readonly options: VmmNodeOptions = {},
+  ) {
+    this.net = new NetnsLab(t)
+    this.ns = this.net.namespace('fvm')
+    this.bridge = this.net.name('fbr')
+  }
+
+  async setUp(): Promise<void> {
+    const env = await makeEnv(this.t, { FORM_PASSWORD: 'correct horse battery staple' })
+    this.env = env
+    this.ok(await this.form(['kit', 'init', '--yes', '--no-join-formnet']))
+    const passwordFile = join(env.dir, 'password')
+    await writeFile(passwordFile, 'correct horse battery staple\n')
+    this.signer = await loadSigner({ configDir: env.configDir, passwordFile })
+    this.owner = this.signer.address
+    const res = this.options.resources ?? { vcpus: 2, memory_mb: 2048, disk_gb: 10 }
+    const config = join(env.dir, 'operator.toml')
+    await writeFile(
+      config,
+      [
+        '[node]',
+        `nat = ${this.options.nat ?? false}`,
+        'shutdown_timeout_s = 10',
+        'boot_timeout_s = 300',
+        '[node.resources]',
+        `vcpus = ${res.vcpus}`,
+        `memory_mb = ${res.memory_mb}`,
+        `disk_gb = ${res.disk_gb}`,
+        '[net]',
+        `bridge_name = "${this.bridge}"`,
+        `bridge_subnet = "${this.options.bridgeSubnet ?? ''}"`,
+      ].join('\n') + '\n',
+    )
+    env.env.FORM_OPERATOR_CONFIG = config
+    this.image = await putGuestImage(String(env.env.FORM_DATA_DIR), { owner: this.owner, buildId: this.buildId })
+    await this.start()
+  }
+
+  async start(): Promise<void> {
+    this.node = await startNode(this.env, [], 60_000, this.ns)
+    const node = this.node
+    this.t.teardown(() => node.stop('SIGKILL'))
+  }
+
+  get client(): NodeClient {
+    return createClient({ socket: this.env.socket })
+  }
+
+  async nodeAddress(): Promise<string> {
+    return (await this.client.get<{ address: string }>('/v1/state/info')).address
+  }
+
+  /** Creates an instance the way `form pack ship` will: a desired record signed by the owner. */
+  async createInstance(id: string, fields: Partial<DesiredInstance> = {}): Promise<void> {
+    const desired: DesiredInstance = { buildId: this.buildId, image: this.image.image, node: await this.nodeAddress(), state: 'running', name: id, vcpus: 1, memoryMb: 256, diskGb: 1, ...fields }
+    await writeDesiredRecord(this.client, this.signer, id, desired)
+  }
+
+  async observed(id: string): Promise<ObservedInstance | undefined> {
+    const node = await this.nodeAddress()
+    const rec = await this.client.get<{ value: ObservedInstance }>(`/v1/state/records/instances/${this.owner}/${id}/observed/${node}`).catch(() => undefined)
+    return rec?.value
+  }
+
+  /**
+   * Waits until the instance's observed state is `state` and `also` holds (failing fast when it
+   * fails instead).
+   */
+  async until(id: string, state: ObservedInstance['state'], also: (o: ObservedInstance) => boolean = () => true, timeoutMs = 240_000): Promise<ObservedInstance> {
+    return until(
+      `instance ${id} to be ${state}`,
+      async () => {
+        const o = await this.observed(id)
+        if (o?.state === 'failed' && state !== 'failed') throw Object.assign(new Error(`instance ${id} failed: ${o.reason}\n${o.consoleTail ?? ''}`), { fatal: true })
+        return o?.state === state && also(o) ? o : undefined
+      },
+      timeoutMs,
+    ).catch(async (error) => {
+      throw new Error(`${(error as Error).message}; last observed: ${JSON.stringify(await this.observed(id))}\nnode output:\n${this.node.output().slice(-3000)}`)
+    })
+  }
+
+  form(args: string[]): Promise<Result> {
+    return form(this.env, args, { netns: this.ns, timeoutMs: 300_000 })
+  }
+
+  ok(r: Result): Result {
+    if (r.code !== 0) throw new Error(`form exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+    return r
+  }
+
+  /** One ping from the node's side of the bridge. */
+  ping(address: string): boolean {
+    return spawnSync('ip', ['netns', 'exec', this.ns, 'ping', '-c', '1', '-W', '2', address]).status === 0
+  }
+
+  link(name: string): boolean {
+    return spawnSync('ip', ['-n', this.ns, 'link', 'show', 'dev', name]).status === 0
+  }
+
+  iptables(table: string): string {
+    return spawnSync('ip', ['netns', 'exec', this.ns, 'iptables', '-w', '-t', table, '-S'], { encoding: 'utf8' }).stdout
+  }
+}

@@ -1,0 +1,129 @@
+import t from 'tap'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { processState } from '../../plugins/node/lib/hypervisor/process.js'
+import { shortName } from '../../plugins/node/lib/vmm/records.js'
+import { guestImageUnavailable } from '../helpers/guest-image.js'
+import { netnsUnavailable } from '../helpers/netns.js'
+import { VmmLab } from '../helpers/vmm-lab.js'
+
+const missing = netnsUnavailable(['qemu-system-x86_64', 'iptables']) ?? guestImageUnavailable()
+const skip = missing ? `cannot run here: ${missing}` : false
+
+const alive = async (pid: number | undefined) => pid !== undefined && (await processState(pid)) === 'alive'
+
+t.test('an instance created through state boots under QEMU, answers pings, shows its console, stops, starts and is deleted', { skip }, async (t) => {
+  // the subnet comes from the node's claim in state (the formnet service claims one even with formnet off)
+  const lab = new VmmLab(t, { nat: true })
+  await lab.setUp()
+  const me = await lab.nodeAddress()
+
+  const status = JSON.parse(lab.ok(await lab.form(['node', 'status', '--json'])).stdout)
+  const vmm = status.services.find((s: { name: string }) => s.name === 'vmm')
+  t.match(vmm.info, { backend: /^qemu-(tcg|kvm)$/, bridge: lab.bridge, instances: 0 }, 'the backend is reported')
+  t.notOk(lab.link(lab.bridge), 'no bridge before the first instance')
+
+  await lab.createInstance('web-1')
+  const running = await lab.until('web-1', 'running')
+  t.match(running, { state: 'running', ip: /^10\.\d+\.\d+\.2$/, mac: /^02(:[0-9a-f]{2}){5}$/, backend: vmm.info.backend })
+  t.ok(await alive(running.pid), `the VM process ${running.pid} runs`)
+  t.ok(lab.link(lab.bridge), 'the bridge exists in the node namespace')
+  const tap = `fv${shortName(lab.owner, 'web-1')}`
+  t.ok(lab.link(tap), 'the instance has its tap')
+  t.match(lab.iptables('nat'), new RegExp(`MASQUERADE.*form-vmm:${lab.bridge}|form-vmm:${lab.bridge}.*MASQUERADE`), 'NAT is installed')
+  t.ok(lab.ping(running.ip!), 'the guest answers a ping from the host side of the bridge')
+
+  const logs = lab.ok(await lab.form(['manage', 'logs', 'web-1']))
+  t.match(logs.stdout, 'FORM-READY', 'the console log shows the guest reported ready')
+  t.match(logs.stdout, /boots=1\b/, 'the guest mounted its disk (first boot)')
+  t.match(logs.stdout, `ip=${running.ip}/`, 'the guest took its address from the kernel command line')
+
+  const list = JSON.parse(lab.ok(await lab.form(['manage', 'list', '--json'])).stdout)
+  t.match(list.instances, [{ id: 'web-1', desired: 'running', state: 'running', ip: running.ip, node: me, buildId: lab.buildId }])
+  const ips = JSON.parse(lab.ok(await lab.form(['manage', 'get-ip', '--build-id', lab.buildId, '--json'])).stdout)
+  t.same(ips.replicas.map((r: { ip: string }) => r.ip), [running.ip])
+  t.equal(lab.ok(await lab.form(['manage', 'get-ip', '--build-id', lab.buildId])).stdout.trim(), running.ip)
+
+  // an instance that does not fit is refused, never over-committed: 2 vCPUs offered, 1 in use
+  await lab.createInstance('too-big', { vcpus: 2 })
+  const refused = await lab.until('too-big', 'failed')
+  t.match(refused.reason, /does not fit on this node: 2 vCPU requested, 1 of 2 free/)
+  t.notOk(refused.pid, 'no VM was started for it')
+
+  // stop: the QEMU process exits (the guest powers off on the ACPI button)
+  const stopped = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'web-1', '--wait', '--json'])).stdout)
+  t.match(stopped.instances, [{ id: 'web-1', state: 'stopped' }])
+  t.notOk(await alive(running.pid), 'the VM process is gone')
+  t.notOk(lab.link(tap), 'the tap went with the VM')
+  t.match(await lab.observed('web-1'), { state: 'stopped', ip: running.ip })
+  t.notOk((await lab.observed('web-1'))?.pid, 'a stopped instance reports no pid')
+
+  // start: boots again from the same disk, with the same address
+  lab.ok(await lab.form(['manage', 'start', 'web-1', '--wait']))
+  const again = await lab.until('web-1', 'running', (o) => o.pid !== running.pid)
+  t.equal(again.ip, running.ip, 'same address')
+  t.not(again.pid, running.pid, 'a new VM process')
+  t.ok(lab.ping(again.ip!), 'answers pings again')
+  t.match(lab.ok(await lab.form(['manage', 'logs', 'web-1'])).stdout, /boots=2\b/, 'the disk kept its data across stop and start')
+
+  // delete: VM, disk copy, tap and address go; the record says deleted
+  const dir = join(String(lab.env.env.FORM_DATA_DIR), 'vmm', 'instances', shortName(lab.owner, 'web-1'))
+  t.ok(existsSync(join(dir, 'disk.raw')), 'the disk copy exists before delete')
+  lab.ok(await lab.form(['manage', 'delete', 'web-1', '--wait']))
+  const gone = await lab.observed('web-1')
+  t.match(gone, { state: 'deleted' })
+  t.notOk(gone?.ip, 'the address is released')
+  t.notOk(await alive(again.pid), 'the VM process is gone')
+  t.notOk(existsSync(dir), 'the disk copy and console log are removed')
+  t.notOk(lab.link(tap), 'the tap is removed')
+  const bad = await lab.form(['manage', 'start', 'web-1'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /INSTANCE_DELETED/)
+
+  // the node going away removes what it created
+  await lab.node.stop()
+  t.notOk(lab.link(lab.bridge), 'the bridge is removed when the node stops')
+  t.notMatch(lab.iptables('nat'), /form-vmm/, 'and so are the NAT rules')
+})
+
+t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that died meanwhile, and keeps a stopped one stopped', { skip }, async (t) => {
+  const lab = new VmmLab(t, { bridgeSubnet: '10.77.3.0/24' })
+  await lab.setUp()
+  await lab.createInstance('keep')
+  await lab.createInstance('idle', { state: 'stopped' })
+  const first = await lab.until('keep', 'running')
+  t.equal(first.ip, '10.77.3.2', 'addresses come from [net] bridge_subnet, from .2 up')
+  await lab.until('idle', 'stopped')
+
+  await lab.node.stop('SIGKILL')
+  t.ok(await alive(first.pid), 'the VM outlives its node')
+  const restartedAt = Date.now()
+  await lab.start()
+  // only records the new node process wrote count, not what the killed one left
+  const adopted = await lab.until('keep', 'running', (o) => o.updatedAt >= restartedAt)
+  t.equal(adopted.pid, first.pid, 'the same VM process was adopted')
+  t.ok(lab.ping(adopted.ip!), 'and still answers')
+  t.ok(await lab.until('idle', 'stopped', (o) => o.updatedAt >= restartedAt), 'the stopped instance stays stopped')
+  t.match(lab.node.output(), /adopted a running VM/)
+
+  // the VM dies while the node is down: the next run boots it again
+  await lab.node.stop('SIGKILL')
+  process.kill(first.pid!, 'SIGKILL')
+  while (await alive(first.pid)) await new Promise((r) => setTimeout(r, 100))
+  await lab.start()
+  // the record still says what the killed node last saw until the new one has booted the VM again
+  const restarted = await lab.until('keep', 'running', (o) => o.pid !== first.pid)
+  t.not(restarted.pid, first.pid, 'a new VM process')
+  t.equal(restarted.ip, first.ip, 'with the same address')
+  t.ok(await alive(restarted.pid))
+  t.ok(lab.ping(restarted.ip!), 'and it answers')
+  t.match(await lab.observed('idle'), { state: 'stopped' })
+  t.match(lab.ok(await lab.form(['manage', 'logs', 'keep'])).stdout, /boots=2\b/, 'it booted again from its own disk')
+
+  // a clean stop takes the VMs down and says why
+  await lab.node.stop()
+  t.notOk(await alive(restarted.pid), 'a clean node stop stops its VMs')
+  await lab.start()
+  const rebooted = await lab.until('keep', 'running', (o) => o.pid !== restarted.pid)
+  t.not(rebooted.pid, restarted.pid, 'and the next start boots what should run')
+})
