@@ -127,14 +127,14 @@ function cpio(entries: { name: string; mode: number; data?: Buffer; rdev?: [numb
   return Buffer.concat(parts)
 }
 
-export async function guestInitrd(kernel: GuestKernel): Promise<Buffer> {
+export async function guestInitrd(kernel: GuestKernel, init = INIT): Promise<Buffer> {
   const dir = (name: string) => ({ name, mode: 0o040755 })
   const file = (name: string, data: Buffer, mode = 0o100755) => ({ name, mode, data })
   const entries = [
     ...['bin', 'sbin', 'dev', 'proc', 'sys', 'mnt', 'tmp', 'root', 'etc', 'etc/acpi', 'etc/acpi/PWRF', 'lib', 'lib/modules'].map(dir),
     // the kernel opens /dev/console for /init's stdio before anything is mounted
     { name: 'dev/console', mode: 0o020600, rdev: [5, 1] as [number, number] },
-    file('init', Buffer.from(INIT)),
+    file('init', Buffer.from(init)),
     file('bin/busybox', await readFile('/bin/busybox')),
     file('etc/acpi/PWRF/00000080', Buffer.from(POWER_BUTTON)),
   ]
@@ -164,8 +164,11 @@ export interface GuestImage {
   manifest: ImageManifest
 }
 
-/** Puts the test image into a node's blob store (`<dataDir>/blobs`) and returns its id. */
-export async function putGuestImage(dataDir: string, meta: { owner: string; buildId: string; name?: string }): Promise<GuestImage> {
+/**
+ * Puts the test image into a node's blob store (`<dataDir>/blobs`) and returns its id. `init`
+ * replaces the guest's /init (e.g. one that fails, to see how the node reports it).
+ */
+export async function putGuestImage(dataDir: string, meta: { owner: string; buildId: string; name?: string; init?: string }): Promise<GuestImage> {
   const kernel = await guestKernel()
   const blobs = new BlobStore(join(dataDir, 'blobs'))
   const put = async (data: Buffer) => ({ sha256: await blobs.put(data), size: data.length })
@@ -176,7 +179,7 @@ export async function putGuestImage(dataDir: string, meta: { owner: string; buil
     owner: meta.owner,
     createdAt: new Date().toISOString(),
     kernel: await put(await readFile(kernel.vmlinuz)),
-    initrd: await put(await guestInitrd(kernel)),
+    initrd: await put(await guestInitrd(kernel, meta.init)),
     disk: { ...(await put(await guestDisk())), format: 'raw', fs: 'ext4' },
     cmdline: 'root=/dev/vda rw console=ttyS0',
     resources: { vcpus: 1, memoryMb: 256, diskGb: 1 },

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { processState } from '../../plugins/node/lib/hypervisor/process.js'
 import { shortName } from '../../plugins/node/lib/vmm/records.js'
-import { guestImageUnavailable } from '../helpers/guest-image.js'
+import { guestImageUnavailable, putGuestImage } from '../helpers/guest-image.js'
 import { netnsUnavailable } from '../helpers/netns.js'
 import { VmmLab } from '../helpers/vmm-lab.js'
 
@@ -126,4 +126,17 @@ t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that 
   await lab.start()
   const rebooted = await lab.until('keep', 'running', (o) => o.pid !== restarted.pid)
   t.not(rebooted.pid, restarted.pid, 'and the next start boots what should run')
+
+  // a guest that dies during boot: its init exits, the kernel panics (panic=-1, -no-reboot ends QEMU)
+  const broken = await putGuestImage(String(lab.env.env.FORM_DATA_DIR), { owner: lab.owner, buildId: 'broken', init: '#!/bin/busybox sh\necho "form-test-guest: giving up"\nexit 3\n' })
+  await lab.createInstance('crash', { image: broken.image, buildId: 'broken' })
+  const crashed = await lab.until('crash', 'failed')
+  t.match(crashed.reason, /the VM process \(pid \d+\) exited on its own/)
+  t.match(crashed.consoleTail, /Kernel panic - not syncing: Attempted to kill init/, 'the record carries the end of the console')
+  t.notOk(crashed.pid)
+  t.match(lab.ok(await lab.form(['manage', 'logs', 'crash'])).stdout, 'form-test-guest: giving up', 'the console log of a failed instance is still there')
+  t.match(JSON.parse(lab.ok(await lab.form(['manage', 'list', '--json'])).stdout).instances, [{ id: 'crash', state: 'failed', reason: /exited on its own/ }, { id: 'idle' }, { id: 'keep', state: 'running' }])
+  const waited = await lab.form(['manage', 'start', 'crash', '--wait', '--json'])
+  t.equal(waited.code, 1, 'start --wait reports the failure')
+  t.match(JSON.parse(waited.stdout), { error: { code: 'INSTANCE_FAILED', message: /crash: the VM process/ } })
 })

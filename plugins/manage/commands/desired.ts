@@ -28,7 +28,8 @@ abstract class DesiredStateCommand extends InstanceCommand {
     }
     const { loadSigner } = await import('../../kit/index.js')
     const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
-    const writtenAt = Date.now()
+    // a failure counts when it is a new report, not the one from before this write (no clocks compared)
+    const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
     const result = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
     if (this.wait) {
@@ -38,7 +39,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
         for (const r of result) r.state = now.get(r.id)?.observed?.state ?? r.state
         const failed = result.filter((r) => {
           const o = now.get(r.id)?.observed
-          return o?.state === 'failed' && o.updatedAt >= writtenAt - 1000
+          return o?.state === 'failed' && o.updatedAt !== before.get(r.id)
         })
         if (failed.length) {
           const reasons = failed.map((r) => `${r.id}: ${now.get(r.id)?.observed?.reason ?? 'no reason given'}`).join('; ')

@@ -86,7 +86,7 @@ export interface ControllerOptions {
 }
 
 const READY = /^FORM-READY\r?$/m
-const TAIL_BYTES = 1500
+const TAIL_BYTES = 3000
 
 /**
  * Makes the instances assigned to this node what their desired records say, and writes what it
