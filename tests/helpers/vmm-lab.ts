@@ -26,6 +26,7 @@ export interface VmmNodeOptions {
   bridgeSubnet?: string
   nat?: boolean
   resources?: { vcpus: number; memory_mb: number; disk_gb: number }
+  hypervisor?: 'auto' | 'qemu' | 'cloud-hypervisor'
 }
 
 export class VmmLab {
@@ -62,6 +63,7 @@ export class VmmLab {
       config,
       [
         '[node]',
+        `hypervisor = "${this.options.hypervisor ?? 'auto'}"`,
         `nat = ${this.options.nat ?? false}`,
         'shutdown_timeout_s = 10',
         'boot_timeout_s = 300',
