@@ -4,33 +4,14 @@
 // Baseline, measured in the same run: two namespaces whose wireguard-go interfaces are configured by
 // hand through the UAPI, until the first answered ping: the floor any WireGuard mesh pays.
 // Run: npm run build && npx tsx bench/formnet.ts   (root, wireguard-go, iproute2, ping)
-import { mkdtempSync, rmSync } from 'node:fs'
 import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { generateWireGuardKeys } from '../plugins/net/lib/wireguard/keys.js'
 import { uapiSet } from '../plugins/net/lib/wireguard/uapi.js'
 import { FormnetLab } from '../tests/helpers/formnet-lab.js'
-import { median, recordResults } from './results.js'
+import { benchScope, median, recordResults } from './results.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const cleanups: (() => unknown)[] = []
-const dirs: string[] = []
-const scope = {
-  testdir: () => {
-    const d = mkdtempSync(join(tmpdir(), 'form-bench-formnet-'))
-    dirs.push(d)
-    return d
-  },
-  teardown: (fn: () => unknown) => void cleanups.push(fn),
-}
-const run = async (fn: () => Promise<void>) => {
-  try {
-    await fn()
-  } finally {
-    for (const c of cleanups.splice(0).reverse()) await c()
-  }
-}
+const { scope, run, close } = benchScope('formnet')
 
 /** Two namespaces, wireguard-go configured by hand, until the first ping is answered. */
 async function baseline(): Promise<number> {
@@ -111,5 +92,5 @@ try {
   console.log(body)
   recordResults('formnet: join and new-node reachability (bench/formnet.ts)', body)
 } finally {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  await close()
 }

@@ -1,5 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const RESULTS = fileURLToPath(new URL('./RESULTS.md', import.meta.url))
@@ -34,4 +35,38 @@ export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/**
+ * What the test helpers expect of a tap test (`testdir`, `teardown`), for benchmarks that reuse
+ * them: `run` runs one round and its teardowns; `close` removes the folders.
+ */
+export function benchScope(name: string) {
+  const cleanups: (() => unknown)[] = []
+  const dirs: string[] = []
+  const scope = {
+    testdir: () => {
+      const d = mkdtempSync(join(tmpdir(), `form-bench-${name}-`))
+      dirs.push(d)
+      return d
+    },
+    teardown: (fn: () => unknown) => void cleanups.push(fn),
+  }
+  const teardown = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c()
+  }
+  return {
+    scope,
+    run: async (fn: () => Promise<void>) => {
+      try {
+        await fn()
+      } finally {
+        await teardown()
+      }
+    },
+    close: async () => {
+      await teardown()
+      for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    },
+  }
 }

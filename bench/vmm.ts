@@ -6,28 +6,18 @@
 // Rounds alternate (a) and (b); the first node round also unpacks the kernel's PVH ELF (cold cache).
 // Run: npm run build && npx tsx bench/vmm.ts   (root, qemu-system-x86, busybox-static, e2fsprogs)
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { copyFile, readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { qemuArgs } from '../plugins/node/lib/hypervisor/qemu.js'
 import { bootableKernel, kvmStatus } from '../plugins/node/lib/hypervisor/index.js'
 import { guestCmdline, shortName } from '../plugins/node/lib/vmm/records.js'
 import { BlobStore } from '../plugins/net/lib/p2p/blobs.js'
 import { VmmLab } from '../tests/helpers/vmm-lab.js'
-import { median, recordResults } from './results.js'
+import { benchScope, median, recordResults } from './results.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
-const cleanups: (() => unknown)[] = []
-const dirs: string[] = []
-const scope = {
-  testdir: () => {
-    const d = mkdtempSync(join(tmpdir(), 'form-bench-vmm-'))
-    dirs.push(d)
-    return d
-  },
-  teardown: (fn: () => unknown) => void cleanups.push(fn),
-}
+const { scope, close } = benchScope('vmm')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Polls until `fn` is true; the milliseconds since `t0`. */
@@ -141,6 +131,5 @@ try {
   console.log(body)
   recordResults('Hypervisor manager: desired state to running VM (bench/vmm.ts)', body)
 } finally {
-  for (const c of cleanups.splice(0).reverse()) await c()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  await close()
 }
