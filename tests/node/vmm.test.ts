@@ -87,7 +87,7 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
 })
 
 t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that died meanwhile, and keeps a stopped one stopped', { skip }, async (t) => {
-  const lab = new VmmLab(t, { bridgeSubnet: '10.77.3.0/24' })
+  const lab = new VmmLab(t, { bridgeSubnet: '10.77.3.0/24', nat: true })
   await lab.setUp()
   await lab.createInstance('keep')
   await lab.createInstance('idle', { state: 'stopped' })
@@ -120,9 +120,14 @@ t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that 
   t.match(await lab.observed('idle'), { state: 'stopped' })
   t.match(lab.ok(await lab.form(['manage', 'logs', 'keep'])).stdout, /boots=2\b/, 'it booted again from its own disk')
 
-  // a clean stop takes the VMs down and says why
+  const masquerades = lab.iptables('nat').split('\n').filter((l) => l.includes('MASQUERADE') && l.includes('form-vmm'))
+  t.equal(masquerades.length, 1, 'three runs of the node installed the NAT rule once')
+
+  // a clean stop takes the VMs down, and removes what the killed runs left too
   await lab.node.stop()
   t.notOk(await alive(restarted.pid), 'a clean node stop stops its VMs')
+  t.notOk(lab.link(lab.bridge), 'the bridge is gone')
+  t.notMatch(lab.iptables('nat') + lab.iptables('filter'), /form-vmm/, 'no NAT or forwarding rule is left')
   await lab.start()
   const rebooted = await lab.until('keep', 'running', (o) => o.pid !== restarted.pid)
   t.not(rebooted.pid, restarted.pid, 'and the next start boots what should run')

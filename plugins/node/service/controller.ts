@@ -75,7 +75,7 @@ export interface ControllerOptions {
   /** undefined when no hypervisor can run here; then every instance fails with `unavailable` */
   hypervisor?: Hypervisor
   unavailable?: string
-  network: (subnet: { gateway: string; prefix: number; cidr: string }) => InstanceNetwork
+  network: InstanceNetwork
   capacity: Resources
   /** `[net] bridge_subnet`, or '' for the node's formnet subnet */
   bridgeSubnet: string
@@ -98,7 +98,6 @@ export class InstanceController {
   private readonly abort = new AbortController()
   private readonly me: string
   private subnet?: Promise<{ gateway: string; prefix: number; cidr: string }>
-  private net?: InstanceNetwork
   private allocating: Promise<unknown> = Promise.resolve()
   private retryTimer?: NodeJS.Timeout
   private stopped = false
@@ -273,7 +272,7 @@ export class InstanceController {
     try {
       const subnet = await this.subnetReady()
       const { manifest, files } = await this.loadImage(local.image)
-      await this.network(subnet).ensureTap(local.tap, inst.key)
+      await this.o.network.ensureTap(subnet, local.tap, inst.key)
       const kernel = await bootableKernel(files.kernel, manifest.kernel.sha256, this.o.dirs.kernels)
       const spec = this.spec(local, { ...want, kernel: kernel.path, initrd: files.initrd, cmdline: guestCmdline(manifest.cmdline, { ip: local.ip, prefix: subnet.prefix, gateway: subnet.gateway, hostname: local.hostname, dns: subnet.gateway, accel: hv.info.accel }) })
       local.bootOffset = await stat(spec.consoleLog).then((s) => s.size, () => 0)
@@ -285,7 +284,7 @@ export class InstanceController {
       this.watch(inst, vm)
     } catch (error) {
       inst.running = undefined
-      await this.network(await this.subnetReady()).removeTap(local.tap).catch(() => {})
+      await this.o.network.removeTap(local.tap).catch(() => {})
       await this.fail(inst, `could not boot: ${(error as Error).message}`, true)
     }
   }
@@ -328,7 +327,7 @@ export class InstanceController {
       inst.vm = undefined
       inst.running = undefined
       if (inst.stopping || this.stopped) return
-      await this.network(await this.subnetReady()).removeTap(local.tap).catch(() => {})
+      await this.o.network.removeTap(local.tap).catch(() => {})
       await this.o.hypervisor!.cleanup(this.spec(local)).catch(() => {})
       // the guest powered itself off, panicked (panic=-1, -no-reboot) or the process was killed
       this.o.log.warn('VM exited on its own', { instance: inst.key, pid: vm.pid })
@@ -365,7 +364,7 @@ export class InstanceController {
       inst.stopping = false
     }
     if (inst.local) {
-      await this.network(await this.subnetReady()).removeTap(inst.local.tap)
+      await this.o.network.removeTap(inst.local.tap)
       await this.o.hypervisor?.cleanup(this.spec(inst.local))
     }
   }
@@ -373,7 +372,7 @@ export class InstanceController {
   private async destroy(inst: Instance, reason?: string): Promise<void> {
     await this.stopVm(inst)
     if (inst.local) {
-      await this.network(await this.subnetReady()).removeTap(inst.local.tap)
+      await this.o.network.removeTap(inst.local.tap)
       await this.o.hypervisor?.cleanup(this.spec(inst.local))
     }
     await rm(join(this.o.dirs.instances, inst.short), { recursive: true, force: true })
@@ -482,11 +481,6 @@ export class InstanceController {
     return this.subnet
   }
 
-  private network(subnet: { gateway: string; prefix: number; cidr: string }): InstanceNetwork {
-    this.net ??= this.o.network(subnet)
-    return this.net
-  }
-
   /** Addresses of this node's subnet already given out: its instances' and its admitted developers'. */
   private async usedAddresses(): Promise<string[]> {
     const used = new Set<string>()
@@ -570,6 +564,6 @@ export class InstanceController {
         await this.observe(inst, 'stopped', { reason: 'the node stopped' })
       }),
     )
-    await this.net?.teardown().catch((error: Error) => this.o.log.warn('could not remove the instance network', { error: error.message }))
+    await this.o.network.teardown().catch((error: Error) => this.o.log.warn('could not remove the instance network', { error: error.message }))
   }
 }

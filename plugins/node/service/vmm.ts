@@ -35,7 +35,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     p2p,
     hypervisor,
     unavailable,
-    network: (s) => new InstanceNetwork({ bridge, gateway: s.gateway, prefix: s.prefix, subnet: s.cidr, nat: config.nat }, log),
+    network: new InstanceNetwork({ bridge, nat: config.nat }, log),
     capacity: { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb },
     bridgeSubnet: net.bridge_subnet ?? '',
     dirs: {

@@ -15,12 +15,15 @@ export const OWNED_ALIAS = 'form-vmm'
 
 export interface NetworkConfig {
   bridge: string
-  /** the bridge's address (gateway of the instances) and the subnet's prefix length */
+  nat: boolean
+}
+
+export interface Subnet {
+  /** the bridge's address (the instances' gateway) */
   gateway: string
   prefix: number
   /** the subnet in CIDR form, for NAT */
-  subnet: string
-  nat: boolean
+  cidr: string
 }
 
 interface LinkInfo {
@@ -55,7 +58,6 @@ const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
 
 export class InstanceNetwork {
   private bridgeReady?: Promise<void>
-  private natRules: string[][] = []
   private forwardBefore?: string
 
   constructor(
@@ -64,16 +66,17 @@ export class InstanceNetwork {
   ) {}
 
   /** Creates (or takes over) the bridge, addresses it, and installs NAT when configured. Idempotent. */
-  ensureBridge(): Promise<void> {
-    this.bridgeReady ??= this.setUpBridge().catch((error) => {
+  ensureBridge(subnet: Subnet): Promise<void> {
+    this.bridgeReady ??= this.setUpBridge(subnet).catch((error) => {
       this.bridgeReady = undefined
       throw error
     })
     return this.bridgeReady
   }
 
-  private async setUpBridge(): Promise<void> {
-    const { bridge, gateway, prefix } = this.config
+  private async setUpBridge(subnet: Subnet): Promise<void> {
+    const { bridge } = this.config
+    const { gateway, prefix } = subnet
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new FormError('VMM_NEEDS_ROOT', `creating the instance bridge ${bridge} needs root`, { hint: 'run the node as root (it manages bridges, taps and VMs)' })
     }
@@ -96,12 +99,16 @@ export class InstanceNetwork {
     // The node routes between formnet and its instances (and, with NAT, the outside).
     this.forwardBefore = (await readFile(IP_FORWARD, 'utf8').catch(() => undefined))?.trim()
     if (this.forwardBefore === '0') await writeFile(IP_FORWARD, '1')
-    if (this.config.nat) await this.installNat()
+    if (this.config.nat) await this.installNat(subnet.cidr)
   }
 
-  private async installNat(): Promise<void> {
-    const { bridge, subnet } = this.config
-    const comment = ['-m', 'comment', '--comment', `${OWNED_ALIAS}:${bridge}`]
+  private get comment(): string {
+    return `${OWNED_ALIAS}:${this.config.bridge}`
+  }
+
+  private async installNat(subnet: string): Promise<void> {
+    const { bridge } = this.config
+    const comment = ['-m', 'comment', '--comment', this.comment]
     const rules = [
       ['-t', 'nat', 'POSTROUTING', '-s', subnet, '!', '-o', bridge, '-j', 'MASQUERADE', ...comment],
       ['-t', 'filter', 'FORWARD', '-i', bridge, '-j', 'ACCEPT', ...comment],
@@ -110,14 +117,13 @@ export class InstanceNetwork {
     for (const [tflag, table, chain, ...spec] of rules) {
       // -C first: a rule left by a node that was killed is not added twice
       if (!(await iptables([tflag, table, '-C', chain, ...spec], true))) await iptables([tflag, table, chain === 'POSTROUTING' ? '-A' : '-I', chain, ...spec])
-      this.natRules.push([tflag, table, chain, ...spec])
     }
     this.log.info('NAT enabled for the instances', { subnet, bridge })
   }
 
   /** The tap of an instance, plugged into the bridge and up. A tap a running VM holds is kept as it is. */
-  async ensureTap(tap: string, label: string): Promise<void> {
-    await this.ensureBridge()
+  async ensureTap(subnet: Subnet, tap: string, label: string): Promise<void> {
+    await this.ensureBridge(subnet)
     const existing = await link(tap)
     if (existing && existing.linkinfo?.info_kind !== 'tun') {
       throw new FormError('VMM_TAP_CLASH', `${tap} exists and is not a tap device`, { hint: 'another program uses that interface name' })
@@ -138,10 +144,22 @@ export class InstanceNetwork {
     return (await linkKind(tap)) !== undefined
   }
 
-  /** Removes the NAT rules and, when the node made it, the bridge. */
+  /**
+   * Removes the NAT rules and, when the node made it, the bridge: also those a killed node left
+   * behind, found by their comment and alias.
+   */
   async teardown(): Promise<void> {
-    for (const [tflag, table, chain, ...spec] of this.natRules.splice(0)) await iptables([tflag, table, '-D', chain, ...spec], true)
-    // also a bridge a killed node left behind: it carries our alias
+    if (this.config.nat) {
+      for (const table of ['nat', 'filter']) {
+        const { execa } = await import('execa')
+        const listed = await execa('iptables', ['-w', '-t', table, '-S'], { reject: false })
+        for (const line of listed.stdout.split('\n')) {
+          // our comment has no spaces, so the listing splits back into arguments (iptables quotes comments)
+          const words = line.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, '$1'))
+          if (words[0] === '-A' && words.includes(this.comment)) await iptables(['-t', table, '-D', ...words.slice(1)], true)
+        }
+      }
+    }
     this.bridgeReady = undefined
     const bridge = await link(this.config.bridge)
     if (bridge?.ifalias === OWNED_ALIAS) {
