@@ -1,6 +1,10 @@
 import t from 'tap'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { createClient } from '../../core/client.js'
+import { signRequest } from '../../core/auth/sign.js'
+import { walletSigner } from '../../plugins/kit/lib/signer.js'
+import { createWallet } from '../../plugins/kit/lib/wallet.js'
 import { processState } from '../../plugins/node/lib/hypervisor/process.js'
 import { shortName } from '../../plugins/node/lib/vmm/records.js'
 import { guestImageUnavailable, putGuestImage } from '../helpers/guest-image.js'
@@ -65,6 +69,11 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
   t.not(again.pid, running.pid, 'a new VM process')
   t.ok(lab.ping(again.ip!), 'answers pings again')
   t.match(lab.ok(await lab.form(['manage', 'logs', 'web-1'])).stdout, /boots=2\b/, 'the disk kept its data across stop and start')
+
+  // the console is its owner's alone
+  const stranger = createClient({ socket: lab.env.socket, signer: (req) => signRequest({ ...req, signer: walletSigner(createWallet()) }) })
+  await t.rejects(stranger.post('/v1/node/instances/console', { owner: lab.owner, id: 'web-1' }), { code: 'VMM_NOT_OWNER' })
+  await t.rejects(lab.client.post('/v1/node/instances/console', { owner: lab.owner, id: 'web-1' }), { code: 'AUTH_MISSING' })
 
   // delete: VM, disk copy, tap and address go; the record says deleted
   const dir = join(String(lab.env.env.FORM_DATA_DIR), 'vmm', 'instances', shortName(lab.owner, 'web-1'))
