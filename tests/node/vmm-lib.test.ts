@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chooseBackend } from '../../plugins/node/lib/hypervisor/detect.js'
+import { chooseBackend, kvmStatus } from '../../plugins/node/lib/hypervisor/detect.js'
 import { bootableKernel, bzImagePayload, hasPvhEntry } from '../../plugins/node/lib/hypervisor/kernel.js'
 import { qemuArgs } from '../../plugins/node/lib/hypervisor/qemu.js'
 import { chVmConfig } from '../../plugins/node/lib/hypervisor/cloud-hypervisor.js'
@@ -107,6 +107,7 @@ t.test('backend selection: auto prefers Cloud Hypervisor with KVM, then QEMU wit
   t.match(await chooseBackend({ ...base, hypervisor: 'qemu', kvm: async () => kvm, version: versions(['qemu', 'chv']) }), { backend: 'qemu', accel: 'kvm' })
   await t.rejects(chooseBackend({ ...base, hypervisor: 'cloud-hypervisor', kvm: async () => noKvm, version: versions(['qemu', 'chv']) }), { code: 'VMM_BACKEND_UNAVAILABLE', message: /it needs KVM/ })
   await t.rejects(chooseBackend({ ...base, hypervisor: 'auto', kvm: async () => noKvm, version: versions([]) }), { code: 'VMM_BACKEND_UNAVAILABLE', message: /qemu is not installed/ })
+  t.same(await kvmStatus('/nonexistent/kvm'), { usable: false, reason: '/nonexistent/kvm does not exist' })
 })
 
 t.test('manage: instances are chosen by id, unique name or build', async (t) => {

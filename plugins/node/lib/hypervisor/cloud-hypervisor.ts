@@ -55,7 +55,6 @@ export function chVmConfig(spec: VmSpec): Record<string, unknown> {
 
 class ChVm implements Vm {
   readonly exited: Promise<void>
-  private released = false
   private gone = false
 
   constructor(
@@ -63,7 +62,7 @@ class ChVm implements Vm {
     private readonly socket: string,
     child: ChildProcess | undefined,
   ) {
-    this.exited = exitOf(pid, child, () => this.released)
+    this.exited = exitOf(pid, child)
     void this.exited.then(() => (this.gone = true))
   }
 
@@ -104,9 +103,6 @@ class ChVm implements Vm {
     return 'killed'
   }
 
-  release(): void {
-    this.released = true
-  }
 }
 
 /**

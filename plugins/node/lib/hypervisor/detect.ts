@@ -22,8 +22,8 @@ export async function kvmStatus(device = '/dev/kvm'): Promise<KvmStatus> {
   } catch (error) {
     return { usable: false, reason: (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${device} does not exist` : `${device} cannot be opened read-write` }
   }
-  const modules = await readFile('/proc/modules', 'utf8').catch(() => '')
-  if (/^kvm_pvm\s/m.test(modules)) return { usable: false, reason: `${device} is PVM (kvm_pvm), which runs only PVM-enabled guest kernels` }
+  // built in or loaded, a kernel part shows in /sys/module (there may be no /proc/modules at all)
+  if (await access('/sys/module/kvm_pvm').then(() => true, () => false)) return { usable: false, reason: `${device} is PVM (kvm_pvm), which runs only PVM-enabled guest kernels` }
   const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '')
   const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(/\s+/) ?? []
   if (!flags.includes('vmx') && !flags.includes('svm')) return { usable: false, reason: `${device} exists but the CPU shows no vmx/svm virtualization flag` }

@@ -97,15 +97,14 @@ export async function readRange(file: string, start: number, end: number): Promi
 /**
  * Resolves when a VM process is gone. Our own child reports its exit; a process adopted from an
  * earlier node run is no child of ours, so it is polled, sooner when `wake` settles (its control
- * connection closing). Once `released()` is true nobody watches any more and it never resolves.
+ * connection closing).
  */
-export function exitOf(pid: number, child: ChildProcess | undefined, released: () => boolean, wake?: Promise<unknown>): Promise<void> {
+export function exitOf(pid: number, child: ChildProcess | undefined, wake?: Promise<unknown>): Promise<void> {
   if (child) return new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())))
   return (async () => {
     let woken = false
     void wake?.then(() => (woken = true))
     for (;;) {
-      if (released()) return new Promise<void>(() => {})
       if ((await processState(pid)) !== 'alive') return
       await (woken || !wake ? sleep(woken ? 200 : 500) : Promise.race([sleep(1000), wake]))
     }

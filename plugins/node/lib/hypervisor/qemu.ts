@@ -47,7 +47,6 @@ export function qemuArgs(spec: VmSpec, accel: Accel): string[] {
 
 class QemuVm implements Vm {
   readonly exited: Promise<void>
-  private released = false
   private gone = false
 
   constructor(
@@ -55,7 +54,7 @@ class QemuVm implements Vm {
     private readonly qmp: QmpClient,
     child: ChildProcess | undefined,
   ) {
-    this.exited = exitOf(pid, child, () => this.released, qmp.closed)
+    this.exited = exitOf(pid, child, qmp.closed)
     void this.exited.then(() => {
       this.gone = true
       qmp.close()
@@ -89,10 +88,6 @@ class QemuVm implements Vm {
     return 'killed'
   }
 
-  release(): void {
-    this.released = true
-    this.qmp.close()
-  }
 }
 
 export class QemuHypervisor implements Hypervisor {

@@ -15,7 +15,7 @@ interface Pending {
 /**
  * A QEMU Machine Protocol client: newline-delimited JSON over QEMU's control socket. QEMU serves
  * one QMP client at a time, so the node holds one connection per VM and sends every command
- * through it. The connection closing means QEMU has exited (or the node released it).
+ * through it. The connection closing means QEMU has exited.
  */
 export class QmpClient {
   private buffer = ''

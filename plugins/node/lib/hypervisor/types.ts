@@ -47,8 +47,6 @@ export interface Vm {
   info(): Promise<VmStatus>
   /** ACPI power-off, then after `timeoutMs` a hard stop; resolves once the process has exited */
   shutdown(timeoutMs: number): Promise<ShutdownOutcome>
-  /** drops the control connection without touching the VM (the node is going away, the VM stays) */
-  release(): void
 }
 
 export interface BackendInfo {
