@@ -1,4 +1,5 @@
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
@@ -7,6 +8,7 @@ import { walletSigner } from '../../plugins/kit/lib/signer.js'
 import { createWallet } from '../../plugins/kit/lib/wallet.js'
 import { processState } from '../../plugins/node/lib/hypervisor/process.js'
 import { shortName } from '../../plugins/node/lib/vmm/records.js'
+import { FORM_BIN, until } from '../helpers/form.js'
 import { guestImageUnavailable, putGuestImage } from '../helpers/guest-image.js'
 import { netnsUnavailable } from '../helpers/netns.js'
 import { VmmLab } from '../helpers/vmm-lab.js'
@@ -62,9 +64,16 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
   t.match(await lab.observed('web-1'), { state: 'stopped', ip: running.ip })
   t.notOk((await lab.observed('web-1'))?.pid, 'a stopped instance reports no pid')
 
-  // start: boots again from the same disk, with the same address
+  // start: boots again from the same disk, with the same address; `logs -f` follows the new boot
+  const follower = spawn(process.execPath, [FORM_BIN, 'manage', 'logs', 'web-1', '-f', '--bytes', '1'], { env: lab.env.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => follower.kill('SIGKILL'))
+  let followed = ''
+  follower.stdout.on('data', (d) => (followed += d))
   lab.ok(await lab.form(['manage', 'start', 'web-1', '--wait']))
   const again = await lab.until('web-1', 'running', (o) => o.pid !== running.pid)
+  await until('the follower to see the second boot', async () => (/boots=2\b/.test(followed) ? true : undefined), 30_000)
+  follower.kill()
+  t.match(followed, /boots=2\b/, '`form manage logs -f` printed the second boot as it came')
   t.equal(again.ip, running.ip, 'same address')
   t.not(again.pid, running.pid, 'a new VM process')
   t.ok(lab.ping(again.ip!), 'answers pings again')
