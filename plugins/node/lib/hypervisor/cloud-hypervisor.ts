@@ -92,6 +92,7 @@ class ChVm implements Vm {
     await chApi(this.socket, 'PUT', 'vm.power-button').catch(() => {})
     const graceful = await guestOff()
     await chApi(this.socket, 'PUT', 'vm.shutdown').catch(() => {})
+    await chApi(this.socket, 'PUT', 'vm.delete').catch(() => {})
     await chApi(this.socket, 'PUT', 'vmm.shutdown').catch(() => {})
     if (await within(3000)) return graceful ? 'powered-off' : 'quit'
     try {
@@ -107,7 +108,7 @@ class ChVm implements Vm {
 
 /**
  * Cloud Hypervisor, driven through its REST API: vmm.ping, vm.create, vm.boot, vm.info,
- * vm.power-button / vm.shutdown, vm.delete, vmm.shutdown. It needs KVM, so it is chosen only where
+ * vm.power-button, then vm.shutdown, vm.delete and vmm.shutdown to end it. It needs KVM, so it is chosen only where
  * KVM is usable (see detect.ts), and it boots kernels through their PVH entry (an ELF).
  */
 export class CloudHypervisor implements Hypervisor {
