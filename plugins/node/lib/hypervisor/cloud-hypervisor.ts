@@ -108,8 +108,9 @@ class ChVm implements Vm {
 
 /**
  * Cloud Hypervisor, driven through its REST API: vmm.ping, vm.create, vm.boot, vm.info,
- * vm.power-button, then vm.shutdown, vm.delete and vmm.shutdown to end it. It needs KVM, so it is chosen only where
- * KVM is usable (see detect.ts), and it boots kernels through their PVH entry (an ELF).
+ * vm.power-button, then vm.shutdown, vm.delete and vmm.shutdown to end it. It needs KVM, so it
+ * is chosen only where KVM is usable (see detect.ts), and it boots kernels through their PVH
+ * entry (an ELF).
  */
 export class CloudHypervisor implements Hypervisor {
   constructor(readonly info: BackendInfo) {}
