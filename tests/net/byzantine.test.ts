@@ -25,16 +25,17 @@ t.test('a peer that pushes forged and unauthorized operations is rejected and ba
   const nodeB = await startNode(b)
   t.teardown(() => nodeB.stop('SIGKILL'))
 
-  // max_invalid_ops is 20 by default: 2 bad ops per round, so the ban comes after round 10
+  // max_invalid_ops is 20 by default: 2 bad ops per round, so the ban comes with round 11
   const rounds = await runPeer(addrA, 20)
-  const firstFailure = rounds.findIndex((r) => r.error)
   t.ok(rounds.slice(0, 10).every((r) => r.sent), 'the first rounds get through to the store, which rejects them')
-  t.ok(firstFailure >= 10, `refused from round ${firstFailure} on: ${rounds[firstFailure]?.error}`)
-  t.ok(rounds.slice(firstFailure).every((r) => r.error), 'and stays refused')
+  t.equal(rounds.length, 20, 'the liar kept trying after the ban')
 
+  // What the peer sees after the ban races with the hang-up (a write can land in a socket the node is
+  // closing), so the node's own counters are the truth: it processed nothing more once it banned.
   const sync = await createClient({ socket: a.socket }).get<{ bans: number; invalid: Record<string, number> }>('/v1/state/sync')
   t.equal(sync.bans, 1, 'one peer banned')
-  t.ok(Object.values(sync.invalid)[0] > 20, 'its invalid operations were counted')
+  const counted = Object.values(sync.invalid)[0]
+  t.ok(counted > 20 && counted <= 24, `invalid operations processed: ${counted} of the 40 sent (the ban stops the rest; at most one batch was in flight)`)
   const info = await createClient({ socket: a.socket }).get<{ rejected: Record<string, Record<string, number>> }>('/v1/state/info')
   const counts = Object.values(info.rejected).find((c) => c.OP_BAD_SIGNATURE)
   t.ok(counts && counts.OP_BAD_SIGNATURE >= 10 && counts.OP_UNAUTHORIZED >= 10, `rejections by reason: ${JSON.stringify(counts)}`)
