@@ -46,6 +46,23 @@ export class BlobStore {
     return hash
   }
 
+  /**
+   * Moves a finished file into the store by its hash. The file is read once as a stream (images are
+   * gigabytes) and must live on the same filesystem as the store, since it is renamed, not copied.
+   */
+  async putFile(file: string): Promise<{ sha256: string; size: number }> {
+    const sha = createHash('sha256')
+    let size = 0
+    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
+      sha.update(chunk as Buffer)
+      size += (chunk as Buffer).length
+    }
+    const hash = sha.digest('hex')
+    await mkdir(join(this.dir, 'sha256'), { recursive: true })
+    await rename(file, this.path(hash))
+    return { sha256: hash, size }
+  }
+
   async tempFile(): Promise<string> {
     await mkdir(join(this.dir, 'sha256'), { recursive: true })
     await mkdir(join(this.dir, 'tmp'), { recursive: true })
