@@ -7,7 +7,7 @@ import { FormError, errnoCode } from './errors.js'
  * Writes a file with mode 0600 atomically: a temporary file in the same directory, fsynced, then
  * renamed. Refuses to replace an existing file unless `overwrite`.
  */
-export async function writeSecretFile(file: string, content: string, overwrite = false): Promise<void> {
+export async function writeSecretFile(file: string, content: string | Uint8Array, overwrite = false): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 })
   if (!overwrite) {
     try {

@@ -89,6 +89,6 @@ export { FrameReader, writeFrame } from './lib/p2p/framing.js'
 
 /** Addressing and link helpers the hypervisor manager shares with formnet (light: Node built-ins only). */
 export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'
-export { claimsOf } from './lib/formnet/peers.js'
+export { claimsOf, subnetAddressesInUse } from './lib/formnet/peers.js'
 export { addressesOf, ip, linkKind } from './lib/ip.js'
 export type { BlobStore } from './lib/p2p/blobs.js'

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { createClient } from '../../core/client.js'
-import { form, makeEnv, startNode, type FormEnv, type NodeProcess, type Result } from './form.js'
+import { form, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
 import { NetnsLab } from './netns.js'
 
 /**
@@ -139,11 +139,9 @@ export class FormnetLab {
 
   /** Waits until `check` holds, polling; false when `timeoutMs` passed. */
   async until(check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      if (await Promise.resolve().then(check).catch(() => false)) return true
-      await new Promise((r) => setTimeout(r, 250))
-    }
-    return false
+    return until('a condition', async () => ((await check()) ? true : undefined), timeoutMs).then(
+      () => true,
+      () => false,
+    )
   }
 }

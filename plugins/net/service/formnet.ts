@@ -6,7 +6,7 @@ import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
 import { ip, routesOf, setAddress } from '../lib/ip.js'
 import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey } from '../lib/formnet/ipam.js'
-import { claimsOf, developerPeers, formnetView, nodePeers, type FormnetView } from '../lib/formnet/peers.js'
+import { claimsOf, developerPeers, formnetView, nodePeers, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
 import { planPeers } from '../lib/formnet/reconcile.js'
 import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
 import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
@@ -153,15 +153,14 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
     const view = await readView()
     let address = existing?.address
     if (!address || !view.peers.some((p) => p.node === me && p.owner === owner)) {
-      const used = [...view.peers.filter((p) => p.node === me).map((p) => p.address), ...(await instanceAddresses(store, me))]
-      address = allocateHost(parseCidr(subnet), used, { fromTop: true })
+      address = allocateHost(parseCidr(subnet), await subnetAddressesInUse(store, me), { fromTop: true })
     }
     if (existing?.publicKey !== publicKey || existing?.address !== address) {
       await state.put('peers', key, { publicKey, address, owner, admittedAt: Date.now() })
       log.info('admitted a developer to formnet', { owner, address })
     }
     await requestReconcile()
-    return { address, cidr: config.formnet_cidr, node: { address: me, formnetAddress: myAddress(), publicKey: keys.publicKey, endpoint }, peers: developerPeers((await readView()).nodes, config.formnet_keepalive_s) }
+    return { address, cidr: config.formnet_cidr, node: { address: me, formnetAddress: myAddress(), publicKey: keys.publicKey, endpoint }, peers: developerPeers(view.nodes, config.formnet_keepalive_s) }
   })
   api.post('/leave', async (req) => {
     const key = `${me}/${req.caller}`
@@ -226,17 +225,6 @@ function safeKey(k: string): boolean {
   } catch {
     return false
   }
-}
-
-/** Formnet addresses this node gave its instances (the vmm service records them in their observed state). */
-async function instanceAddresses(store: StateHandle['store'], me: string): Promise<string[]> {
-  const out: string[] = []
-  for (const r of await store.all('instances')) {
-    const parts = r.key.split('/')
-    const ipAddr = (r.value as { ip?: unknown } | null)?.ip
-    if (parts[2] === 'observed' && parts[3] === me && typeof ipAddr === 'string') out.push(ipAddr)
-  }
-  return out
 }
 
 /** host:port where other formnet members reach this node: its first non-loopback IPv4 address. */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { FormError } from '../../../core/errors.js'
 import type { Logger } from '../../../core/log.js'
-import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, type P2PHandle } from '../../net/index.js'
+import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep, tailOf } from '../lib/hypervisor/process.js'
@@ -481,19 +481,10 @@ export class InstanceController {
     return this.subnet
   }
 
-  /** Addresses of this node's subnet already given out: its instances' and its admitted developers'. */
+  /** Addresses of this node's subnet already given out, plus those of instances not yet reported. */
   private async usedAddresses(): Promise<string[]> {
-    const used = new Set<string>()
+    const used = new Set(await subnetAddressesInUse(this.o.state.store, this.me))
     for (const i of this.instances.values()) if (i.local) used.add(i.local.ip)
-    for (const r of await this.o.state.store.all('instances')) {
-      const k = parseInstanceKey(r.key)
-      const v = r.value as Partial<ObservedInstance> | null
-      if (k?.kind === 'observed' && k.node === this.me && v?.state !== 'deleted' && typeof v?.ip === 'string') used.add(v.ip)
-    }
-    for (const r of await this.o.state.store.all('peers', `${this.me}/`)) {
-      const a = (r.value as { address?: unknown } | null)?.address
-      if (typeof a === 'string') used.add(a)
-    }
     return [...used]
   }
 

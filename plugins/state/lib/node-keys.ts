@@ -1,6 +1,6 @@
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { FormError, errnoCode } from '../../../core/errors.js'
+import { writeSecretFile } from '../../../core/files.js'
 import { authorFromKeys, generateAuthorKeys, verifyDelegation, type Author, type AuthorKeys } from './identity.js'
 
 interface KeyFile {
@@ -30,10 +30,6 @@ export async function loadOrCreateNodeKeys(file: string): Promise<{ author: Auth
   }
   const keys = generateAuthorKeys()
   const data: KeyFile = { version: 1, wallet: Buffer.from(keys.walletPrivateKey).toString('hex'), ops: keys.opsPrivateKey.toString('hex'), delegation: keys.delegation }
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 })
-  await chmod(tmp, 0o600)
-  await rename(tmp, file)
+  await writeSecretFile(file, JSON.stringify(data, null, 2) + '\n')
   return { author: authorFromKeys(keys), keys, created: true }
 }

@@ -104,3 +104,23 @@ export function nodePeers(view: FormnetView, self: string, keepalive: number): D
 export function developerPeers(nodes: FormnetNode[], keepalive: number): DesiredPeer[] {
   return nodes.filter((n) => n.endpoint).map((n) => ({ publicKey: n.publicKey, endpoint: n.endpoint, allowedIps: [n.subnet], persistentKeepalive: keepalive }))
 }
+
+/**
+ * Addresses of `node`'s subnet already given out: to the developers it admitted (peers/<node>/...)
+ * and to the instances it hosts (their observed records, until deleted). Both are records the node
+ * wrote itself, so they need no filtering. The formnet join route and the vmm controller allocate
+ * from the same subnet and must both see all of them.
+ */
+export async function subnetAddressesInUse(store: { all(collection: string, prefix?: string): Promise<RecordLike[]> }, node: string): Promise<string[]> {
+  const used = new Set<string>()
+  for (const r of await store.all('peers', `${node}/`)) {
+    const a = (r.value as { address?: unknown } | null)?.address
+    if (typeof a === 'string') used.add(a)
+  }
+  for (const r of await store.all('instances')) {
+    const parts = r.key.split('/')
+    const v = r.value as { ip?: unknown; state?: unknown } | null
+    if (parts.length === 4 && parts[2] === 'observed' && parts[3] === node && v?.state !== 'deleted' && typeof v?.ip === 'string') used.add(v.ip)
+  }
+  return [...used]
+}

@@ -1,8 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { FormError, errnoCode } from '../../../../core/errors.js'
+import { writeSecretFile } from '../../../../core/files.js'
 
 /** The node's libp2p key, kept across restarts so its peer id (and the peers that know it) stay valid. */
 export async function loadOrCreatePeerKey(file: string): Promise<PrivateKey> {
@@ -14,9 +14,6 @@ export async function loadOrCreatePeerKey(file: string): Promise<PrivateKey> {
     }
   }
   const key = await generateKeyPair('Ed25519')
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, privateKeyToProtobuf(key), { mode: 0o600 })
-  await rename(tmp, file)
+  await writeSecretFile(file, privateKeyToProtobuf(key))
   return key
 }

@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
-import { FormError } from '../../../../core/errors.js'
+import { readFile } from 'node:fs/promises'
+import { FormError, errnoCode } from '../../../../core/errors.js'
+import { writeSecretFile } from '../../../../core/files.js'
 
 /** WireGuard keys are raw 32-byte Curve25519 keys: base64 in configs and the wg CLI, hex in the UAPI. */
 export interface WireGuardKeyPair {
@@ -36,9 +38,6 @@ export const fromHex = (hex: string) => Buffer.from(hex, 'hex').toString('base64
  * on load, so a damaged file is noticed instead of announcing a key that does not match.
  */
 export async function loadOrCreateWireGuardKeys(file: string): Promise<WireGuardKeyPair & { created: boolean }> {
-  const { readFile } = await import('node:fs/promises')
-  const { writeSecretFile } = await import('../../../../core/files.js')
-  const { errnoCode } = await import('../../../../core/errors.js')
   try {
     const { privateKey } = JSON.parse(await readFile(file, 'utf8')) as { privateKey: string }
     return { privateKey, publicKey: publicKeyOf(privateKey), created: false }
