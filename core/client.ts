@@ -1,9 +1,11 @@
 import got, { RequestError, HTTPError, type Got } from 'got'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { FormError } from './errors.js'
 
 /** Adds authentication headers to a mutating request (see core/auth). */
-export type RequestSigner = (req: { method: string; path: string; body: Buffer }) => Record<string, string> | Promise<Record<string, string>>
+export type RequestSigner = (req: { method: string; path: string; body: Buffer | { sha256: string } }) => Record<string, string> | Promise<Record<string, string>>
 
 export interface ClientOptions {
   /** the local node's Unix socket */
@@ -20,6 +22,8 @@ export interface NodeClient {
   post<T = any>(path: string, body?: unknown): Promise<T>
   put<T = any>(path: string, body?: unknown): Promise<T>
   delete<T = any>(path: string, body?: unknown): Promise<T>
+  /** sends a file as the (signed) body of a POST, streamed; progress in bytes sent */
+  upload<T = any>(path: string, file: string, options?: { contentType?: string; onProgress?: (sent: number, total: number) => void; signal?: AbortSignal }): Promise<T>
   /** a streaming route's newline-delimited JSON, one parsed value per item */
   stream<T = any>(path: string, signal?: AbortSignal): AsyncIterable<T>
 }
@@ -81,6 +85,22 @@ export function createClient(options: ClientOptions): NodeClient {
     post: (path, body) => send('POST', path, body),
     put: (path, body) => send('PUT', path, body),
     delete: (path, body) => send('DELETE', path, body),
+    async upload<T>(path: string, file: string, o: { contentType?: string; onProgress?: (sent: number, total: number) => void; signal?: AbortSignal } = {}): Promise<T> {
+      const hash = createHash('sha256')
+      let total = 0
+      for await (const chunk of createReadStream(file)) {
+        hash.update(chunk as Buffer)
+        total += (chunk as Buffer).length
+      }
+      const headers: Record<string, string> = { 'content-type': o.contentType ?? 'application/octet-stream', 'content-length': String(total) }
+      if (options.signer) Object.assign(headers, await options.signer({ method: 'POST', path, body: { sha256: hash.digest('hex') } }))
+      try {
+        const res = await http(`${prefixUrl}${path}`, { method: 'POST', body: createReadStream(file), headers, timeout: {}, signal: o.signal }).on('uploadProgress', (p) => o.onProgress?.(p.transferred, total))
+        return (res.body ? JSON.parse(res.body) : undefined) as T
+      } catch (error) {
+        throw translate(error, options)
+      }
+    },
     async *stream<T>(path: string, signal?: AbortSignal): AsyncIterable<T> {
       const source = http.stream(`${prefixUrl}${path}`, { timeout: {}, signal })
       // got reports HTTP errors on the stream; collect the body to surface the node's own message.

@@ -7,7 +7,7 @@ export interface Signer {
   sign(digest: Uint8Array): Uint8Array
 }
 
-export function signRequest(req: { method: string; path: string; body: Uint8Array; signer: Signer; now?: number }): Record<string, string> {
+export function signRequest(req: { method: string; path: string; body: Uint8Array | { sha256: string }; signer: Signer; now?: number }): Record<string, string> {
   const timestamp = String(req.now ?? Date.now())
   const nonce = randomBytes(16).toString('hex')
   const signature = req.signer.sign(requestDigest(req.method, req.path, req.body, timestamp, nonce))

@@ -13,7 +13,10 @@ export interface VerifierOptions {
 export interface RequestToVerify {
   method: string
   path: string
-  body: Uint8Array
+  /** the body, or the SHA-256 of a body that was streamed to a file */
+  body: Uint8Array | { sha256: string }
+  /** when the request arrived: a long upload is judged fresh by its start (default: now) */
+  receivedAt?: number
   headers: Record<string, string | string[] | undefined>
 }
 
@@ -53,7 +56,7 @@ export function createRequestVerifier(options: VerifierOptions = {}) {
       if (!/^0x[0-9a-f]{40}$/.test(claimed) || !/^\d{1,16}$/.test(timestamp) || !/^[0-9a-f]{32}$/.test(nonce) || !/^[0-9a-f]{130}$/.test(signature)) {
         throw fail('AUTH_MALFORMED', 'the signature headers are malformed')
       }
-      const t = now()
+      const t = req.receivedAt ?? now()
       const ts = Number(timestamp)
       if (Math.abs(t - ts) > windowMs) {
         throw fail('AUTH_EXPIRED', `the request was signed ${Math.round((t - ts) / 1000)} s from the node's time; the window is ${windowMs / 1000} s`, 'check that your clock is right')

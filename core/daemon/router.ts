@@ -14,6 +14,8 @@ export interface ApiRequest {
   body: Buffer
   /** the body parsed as JSON; throws a 400 FormError when it is not JSON */
   json<T = unknown>(): T
+  /** for upload routes: the body as a file (deleted after the response unless the handler moves it) */
+  upload?: { file: string; sha256: string; size: number }
   /** the verified address of the signer, for signed requests */
   caller?: string
   /** true when the request came over the local Unix socket */
@@ -42,6 +44,8 @@ export interface RouteOptions {
   auth?: RouteAuth
   /** maximum body size in bytes (default 1 MiB) */
   maxBody?: number
+  /** stream the body into a file in this directory instead of memory (see ApiRequest.upload) */
+  uploadDir?: string
 }
 
 export interface Route {
@@ -49,7 +53,7 @@ export interface Route {
   pattern: string
   segments: string[]
   handler: ApiHandler
-  options: Required<RouteOptions>
+  options: Required<Omit<RouteOptions, 'uploadDir'>> & Pick<RouteOptions, 'uploadDir'>
   owner: string
 }
 
@@ -73,7 +77,7 @@ export class RouteTable {
     const clash = this.routes.find((r) => r.method === method && r.segments.join('/') === segments.join('/'))
     if (clash) throw new FormError('API_ROUTE', `route ${method} ${pattern} of ${owner} is already registered by ${clash.owner}`)
     const auth = options.auth ?? (method === 'GET' ? 'open' : 'signed')
-    this.routes.push({ method, pattern, segments, handler, owner, options: { auth, maxBody: options.maxBody ?? DEFAULT_MAX_BODY } })
+    this.routes.push({ method, pattern, segments, handler, owner, options: { auth, maxBody: options.maxBody ?? DEFAULT_MAX_BODY, uploadDir: options.uploadDir } })
   }
 
   /** A router that prefixes every path with `prefix` (e.g. /v1/state) and records the owner. */

@@ -1,12 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { rm } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { FormError, isFormError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { ApiStream, RouteTable, type ApiRequest, type HttpMethod } from './router.js'
 import { listenUnix } from './socket.js'
 
 /** Verifies a signed request and returns the caller's address (installed by core/auth). */
-export type Authenticator = (req: { method: string; path: string; body: Buffer; headers: IncomingMessage['headers'] }) => string
+export type Authenticator = (req: { method: string; path: string; body: Buffer | { sha256: string }; headers: IncomingMessage['headers']; receivedAt: number }) => string
 
 export interface ApiServerOptions {
   routes: RouteTable
@@ -30,6 +35,29 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)))
     req.on('error', reject)
   })
+}
+
+/** Streams an upload to a new file in `dir`, hashing it on the way; removed again if it fails. */
+async function readBodyToFile(req: IncomingMessage, limit: number, dir: string): Promise<{ file: string; sha256: string; size: number }> {
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `upload-${randomBytes(8).toString('hex')}`)
+  const hash = createHash('sha256')
+  let size = 0
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      size += chunk.length
+      if (size > limit) return done(new FormError('API_BODY_TOO_LARGE', `the upload exceeds ${limit} bytes`, { httpStatus: 413, hint: 'make the build context smaller (.formignore), or raise the node\'s limit' }))
+      hash.update(chunk)
+      done(null, chunk)
+    },
+  })
+  try {
+    await pipeline(req, meter, createWriteStream(file, { flags: 'wx', mode: 0o600 }))
+  } catch (error) {
+    await rm(file, { force: true })
+    throw error
+  }
+  return { file, sha256: hash.digest('hex'), size }
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
@@ -85,16 +113,19 @@ export class ApiServer {
             })
       }
       const { route, params } = found
-      const body = await readBody(req, route.options.maxBody)
+      const receivedAt = Date.now()
       let caller: string | undefined
       if (route.options.auth === 'local' && !local) {
         throw new FormError('API_LOCAL_ONLY', `${url.pathname} is only served on the node's local socket`, { httpStatus: 403 })
       }
+      const upload = route.options.uploadDir ? await readBodyToFile(req, route.options.maxBody, route.options.uploadDir) : undefined
+      if (upload) res.on('close', () => void rm(upload.file, { force: true }))
+      const body = upload ? Buffer.alloc(0) : await readBody(req, route.options.maxBody)
       if (route.options.auth === 'signed') {
         if (!this.options.authenticate) {
           throw new FormError('AUTH_UNAVAILABLE', 'this node cannot verify signed requests', { httpStatus: 503 })
         }
-        caller = this.options.authenticate({ method: req.method ?? 'GET', path: url.pathname + url.search, body, headers: req.headers })
+        caller = this.options.authenticate({ method: req.method ?? 'GET', path: url.pathname + url.search, body: upload ? { sha256: upload.sha256 } : body, headers: req.headers, receivedAt })
       }
       const request: ApiRequest = {
         method: (req.method ?? 'GET') as HttpMethod,
@@ -103,6 +134,7 @@ export class ApiServer {
         query: url.searchParams,
         headers: req.headers,
         body,
+        upload,
         json: <T>() => {
           try {
             return JSON.parse(body.toString('utf8') || 'null') as T

@@ -78,10 +78,10 @@ export interface Result {
 }
 
 /** Runs the built `form` binary (npm test builds dist/ first) with the given environment. */
-export function form(fe: FormEnv, args: string[], options: { timeoutMs?: number; input?: string; netns?: string } = {}): Promise<Result> {
+export function form(fe: FormEnv, args: string[], options: { timeoutMs?: number; input?: string; netns?: string; cwd?: string } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const [cmd, ...argv] = inNetns(options.netns, [process.execPath, FORM_BIN, ...args])
-    const child = spawn(cmd, argv, { env: fe.env, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, argv, { env: fe.env, stdio: ['pipe', 'pipe', 'pipe'], cwd: options.cwd })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))

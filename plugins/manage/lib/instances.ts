@@ -82,13 +82,6 @@ export async function writeDesired(client: NodeClient, signer: Signer, view: Ins
 /** Creates or replaces `instances/<owner>/<id>/desired` (also what `form pack ship` writes). */
 export async function writeDesiredRecord(client: NodeClient, signer: Signer, id: string, desired: DesiredInstance, previous?: Timestamp): Promise<void> {
   const { loadOwnerOps } = await import('../../state/index.js')
-  const { ownerAuthor, ownerOp } = await loadOwnerOps()
-  const op = ownerOp(ownerAuthor(signer), 'instances', desiredKey(signer.address, id), desired, previous)
-  const result = await client.post<{ accepted: number; duplicates: number; rejected: { code: string; message: string }[] }>('/v1/state/ops', { ops: [op] })
-  if (result.rejected.length) {
-    const r = result.rejected[0]
-    throw new FormError('STATE_WRITE_REJECTED', `the node rejected the write of instance ${id}: ${r.message} (${r.code})`, {
-      hint: r.code === 'OP_FUTURE' ? "check this machine's clock" : undefined,
-    })
-  }
+  const { submitOwnerRecord } = await loadOwnerOps()
+  await submitOwnerRecord(client, signer, 'instances', desiredKey(signer.address, id), desired, `instance ${id}`, previous)
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
 import { formatBytes } from '../../../core/output.js'
-import type { Step } from '../lib/formfile/index.js'
+import { describeStep } from '../lib/formfile/index.js'
 
 export class PackDryRunCommand extends FormCommand {
   static override paths = [['pack', 'dry-run']]
@@ -59,22 +59,5 @@ export class PackDryRunCommand extends FormCommand {
       // no config yet: the error below says what to do
     }
     throw new FormError('NO_OWNER', `no owner address: ${file} has none`, { hint: 'create your wallet with `form kit init`, or pass --owner 0x...' })
-  }
-}
-
-function describeStep(s: Step): string {
-  switch (s.kind) {
-    case 'copy':
-      return `COPY ${s.sources.length ? s.sources.join(' ') : '(whole context)'} -> ${s.destination}`
-    case 'run':
-      return `RUN ${s.command}`
-    case 'install':
-      return `INSTALL ${s.packages.join(' ')}`
-    case 'workdir':
-      return `WORKDIR ${s.path}`
-    case 'user':
-      return `USER ${s.username}`
-    case 'env':
-      return `ENV (${s.scope.kind === 'system' ? 'system' : `${s.scope.kind}:${s.scope.name}`}) ${Object.keys(s.vars).join(', ')}`
   }
 }

@@ -1,4 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
+import type { NodeClient } from '../../../core/client.js'
+import { FormError } from '../../../core/errors.js'
 import type { Timestamp } from './hlc.js'
 import { authorFromKeys, delegateKey, type Author } from './identity.js'
 import { createOp, type Op } from './op.js'
@@ -25,4 +27,27 @@ export function timestampAfter(previous?: Timestamp, now = Date.now()): Timestam
 
 export function ownerOp(author: Author, collection: string, key: string, value: unknown, previous?: Timestamp): Op {
   return createOp(author, collection, key, value, timestampAfter(previous))
+}
+
+/**
+ * Signs `collection/key = value` as the wallet's own record and submits it to the node; throws a
+ * FormError naming `what` when the node rejects it.
+ */
+export async function submitOwnerRecord(
+  client: NodeClient,
+  signer: { address: string; sign(digest: Uint8Array): Uint8Array },
+  collection: string,
+  key: string,
+  value: unknown,
+  what: string,
+  previous?: Timestamp,
+): Promise<void> {
+  const op = ownerOp(ownerAuthor(signer), collection, key, value, previous)
+  const result = await client.post<{ rejected: { code: string; message: string }[] }>('/v1/state/ops', { ops: [op] })
+  if (result.rejected.length) {
+    const r = result.rejected[0]
+    throw new FormError('STATE_WRITE_REJECTED', `the node rejected the write of ${what}: ${r.message} (${r.code})`, {
+      hint: r.code === 'OP_FUTURE' ? "check this machine's clock" : undefined,
+    })
+  }
 }

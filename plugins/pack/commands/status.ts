@@ -1,0 +1,102 @@
+import { Command, Option } from 'clipanion'
+import { DeveloperCommand } from '../../manage/commands/shared.js'
+
+/** Base of the commands about one of your builds: --build-id, else the build of ./Formfile. */
+abstract class BuildCommand extends DeveloperCommand {
+  buildId = Option.String('--build-id', { description: 'The build (default: the build of the Formfile in this directory)' })
+  file = Option.String('-f,--file', { description: 'The Formfile whose build is meant (default ./Formfile)' })
+
+  async target() {
+    const { FormError } = await import('../../../core/errors.js')
+    const config = await this.userConfig()
+    let build = this.buildId
+    if (build === undefined) {
+      const { loadFormfile, reportDiagnostics } = await import('./shared.js')
+      const { buildId } = await import('../lib/formfile/index.js')
+      build = buildId(config.address, reportDiagnostics(this, await loadFormfile(this.file, undefined)).name)
+    }
+    if (!/^[0-9a-f]{64}$/.test(build)) throw new FormError('USAGE', `--build-id "${build}" is not a build id (64 hex digits)`, { hint: 'the build id is printed by `form pack build` and `form pack dry-run`' })
+    return { config, build, owner: config.address }
+  }
+}
+
+export class PackStatusCommand extends BuildCommand {
+  static override paths = [['pack', 'status']]
+  static override usage = Command.Usage({
+    category: 'Pack',
+    description: 'Show the state of a build',
+    details: 'Reads the build request and the building node\'s report from state: queued, building (with the current step), built (with the image), failed (with the failing line and the tail of its output) or cancelled.',
+    examples: [
+      ['The build of ./Formfile', '$0 pack status'],
+      ['A build by id, as JSON', '$0 pack status --build-id <id> --json'],
+    ],
+  })
+
+  async run() {
+    const { FormError } = await import('../../../core/errors.js')
+    const { readBuild, describeBuild } = await import('../lib/follow.js')
+    const { config, build, owner } = await this.target()
+    const client = await this.client({ url: this.nodeUrl(config) })
+    const view = await readBuild(client, owner, build)
+    if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`, { hint: 'start one with `form pack build`' })
+    this.print({ buildId: build, owner, request: view.request, status: view.status ?? null }, () => describeBuild(view))
+    return view.status?.state === 'failed' ? 1 : 0
+  }
+}
+
+export class PackLogsCommand extends BuildCommand {
+  static override paths = [['pack', 'logs']]
+  static override usage = Command.Usage({
+    category: 'Pack',
+    description: "Print a build's log (what its steps printed)",
+    details: 'The log stays on the node that built it and only its owner may read it (the request is signed by your wallet): ask that node (--node) when it is not your default one. With -f, follows until the build ends.',
+    examples: [
+      ['The log of the build of ./Formfile', '$0 pack logs'],
+      ['Follow a build', '$0 pack logs --build-id <id> -f'],
+    ],
+  })
+  followFlag = Option.Boolean('-f,--follow', false, { description: 'Keep printing until the build ends' })
+
+  async run() {
+    const { config, build } = await this.target()
+    const client = await this.signedClient(config, this.nodeUrl(config))
+    let offset = 0
+    for (;;) {
+      const r = await client.post<{ text: string; offset: number; done: boolean }>('/v1/pack/logs', { build, offset })
+      if (r.text) this.context.stdout.write(r.text)
+      offset = r.offset
+      if (!this.followFlag || r.done) return
+      if (!r.text) await new Promise((res) => setTimeout(res, 500))
+    }
+  }
+}
+
+export class PackCancelCommand extends BuildCommand {
+  static override paths = [['pack', 'cancel']]
+  static override usage = Command.Usage({
+    category: 'Pack',
+    description: 'Cancel a queued or running build',
+    details: 'Marks your build request cancelled in state; the building node stops it (the step running is killed, nothing is kept) and reports it cancelled.',
+    examples: [['Cancel the build of ./Formfile', '$0 pack cancel']],
+  })
+
+  async run() {
+    const { FormError } = await import('../../../core/errors.js')
+    const { readBuild } = await import('../lib/follow.js')
+    const { requestKey, FINAL_STATES } = await import('../lib/builds.js')
+    const { config, build, owner } = await this.target()
+    const { loadSigner } = await import('../../kit/index.js')
+    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const client = await this.client({ url: this.nodeUrl(config), signer })
+    const view = await readBuild(client, owner, build)
+    if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`)
+    if (view.status && FINAL_STATES.includes(view.status.state)) {
+      this.print({ buildId: build, state: view.status.state, cancelled: false }, () => `build ${build} already ended (${view.status!.state}); nothing to cancel`)
+      return
+    }
+    const { loadOwnerOps } = await import('../../state/index.js')
+    const { submitOwnerRecord } = await loadOwnerOps()
+    await submitOwnerRecord(client, signer, 'builds', requestKey(owner, build), { ...view.request, cancel: true }, `build ${build}`, view.record?.t)
+    this.print({ buildId: build, cancelled: true }, () => `build ${build}: cancellation requested`)
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The build records in state (collection `builds`, see plugins/state/lib/rules.ts):
+ * - `builds/<owner>/<build>`: the owner's request (which node builds it, from which uploaded
+ *   context); rewriting it with a new `request` id builds again, with `cancel` it stops;
+ * - `builds/<owner>/<build>/status/<node>`: what the builder node reports.
+ * Neither holds a secret: the Formfile (with password hashes) stays on the builder node.
+ */
+
+export type BuildState = 'queued' | 'building' | 'built' | 'failed' | 'cancelled'
+export const FINAL_STATES: BuildState[] = ['built', 'failed', 'cancelled']
+
+export interface BuildRequest {
+  name: string
+  /** address of the node that builds it */
+  node: string
+  /** a fresh id per attempt */
+  request: string
+  /** SHA-256 of the uploaded context */
+  context: string
+  requestedAt: number
+  cancel?: boolean
+}
+
+export interface BuildStepStatus {
+  line: number
+  text: string
+  cached: boolean
+  ms: number
+}
+
+export interface BuildStatus {
+  request: string
+  name: string
+  state: BuildState
+  /** what the build is doing now */
+  phase?: 'base' | 'steps' | 'finalize' | 'image'
+  current?: { index: number; total: number; line: number; text: string }
+  base?: { cached: boolean; ms: number }
+  steps: BuildStepStatus[]
+  /** SHA-256 of the image manifest, once built */
+  image?: string
+  /** true when an identical earlier build's image was reused */
+  reused?: boolean
+  error?: { code: string; message: string; line?: number; instruction?: string; output?: string }
+  queuedAt: number
+  startedAt?: number
+  finishedAt?: number
+  updatedAt: number
+}
+
+export const requestKey = (owner: string, build: string) => `${owner}/${build}`
+export const statusKey = (owner: string, build: string, node: string) => `${owner}/${build}/status/${node}`
+
+const HEX64 = /^[0-9a-f]{64}$/
+const ADDRESS = /^0x[0-9a-f]{40}$/
+
+export function parseBuildKey(key: string): { owner: string; build: string; node?: string } | undefined {
+  const p = key.split('/')
+  if (p.length === 2) return { owner: p[0], build: p[1] }
+  if (p.length === 4 && p[2] === 'status') return { owner: p[0], build: p[1], node: p[3] }
+  return undefined
+}
+
+/** A request record checked as untrusted input. */
+export function parseBuildRequest(value: unknown): { request: BuildRequest } | { problem: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'the build request is not an object' }
+  const v = value as Record<string, unknown>
+  if (typeof v.node !== 'string' || !ADDRESS.test(v.node)) return { problem: 'node must be a node address' }
+  if (typeof v.context !== 'string' || !HEX64.test(v.context)) return { problem: 'context must be the SHA-256 of an uploaded context' }
+  if (typeof v.request !== 'string' || !/^[0-9a-f]{8,64}$/.test(v.request)) return { problem: 'request must be a hex id' }
+  if (typeof v.name !== 'string') return { problem: 'name must be a string' }
+  return {
+    request: { name: v.name, node: v.node, request: v.request, context: v.context, requestedAt: Number(v.requestedAt) || 0, cancel: v.cancel === true },
+  }
+}

@@ -1,0 +1,73 @@
+import { mkdir } from 'node:fs/promises'
+import { FormError } from '../../../core/errors.js'
+import { listContextFiles, type ContextListing } from './formfile/index.js'
+
+/**
+ * The build context on the wire: a gzipped tarball of regular files and directories, paths
+ * relative to the context. The client refuses what must not be sent; the builder node checks
+ * again, since the upload is untrusted input there.
+ */
+
+export interface PackedContext {
+  listing: ContextListing
+  file: string
+}
+
+/** Lists the context and refuses what cannot be sent, before anything is uploaded. */
+export async function checkContext(dir: string, maxBytes: number): Promise<ContextListing> {
+  const listing = await listContextFiles(dir)
+  if (listing.symlinks.length) {
+    throw new FormError('CONTEXT_SYMLINK', `the build context ${dir} holds symbolic links, which are never sent: ${listing.symlinks.slice(0, 5).join(', ')}${listing.symlinks.length > 5 ? ', ...' : ''}`, {
+      hint: 'replace them with the files they point to, or list them in .formignore',
+    })
+  }
+  const escaping = listing.files.find((f) => f.path.split('/').includes('..') || f.path.startsWith('/'))
+  if (escaping) throw new FormError('CONTEXT_ESCAPES', `the context path "${escaping.path}" leaves the build context`, { hint: 'rename it' })
+  if (listing.totalBytes > maxBytes) {
+    throw new FormError('CONTEXT_TOO_LARGE', `the build context is ${(listing.totalBytes / 2 ** 20).toFixed(1)} MiB; the limit is ${(maxBytes / 2 ** 20).toFixed(0)} MiB`, {
+      hint: 'exclude what the image does not need in .formignore, or raise --max-context-mb',
+    })
+  }
+  return listing
+}
+
+export async function packContext(dir: string, listing: ContextListing, file: string): Promise<void> {
+  const tar = await import('tar')
+  // portable: no owner names, uids or host-specific metadata leave this machine
+  await tar.c({ gzip: true, cwd: dir, file, portable: true, noDirRecurse: true }, listing.files.map((f) => f.path))
+}
+
+const ENTRY_PROBLEM = (path: string, type: string): string | undefined => {
+  if (type !== 'File' && type !== 'Directory' && type !== 'OldFile' && type !== 'ContiguousFile') return `"${path}" is a ${type}, not a file or directory`
+  if (path.startsWith('/') || path.split('/').includes('..')) return `"${path}" leaves the build context`
+  return undefined
+}
+
+/** Checks an uploaded context without unpacking it: every entry a plain file or directory, inside. */
+export async function verifyContextArchive(file: string): Promise<{ files: number; bytes: number }> {
+  const tar = await import('tar')
+  let problem: string | undefined
+  let files = 0
+  let bytes = 0
+  try {
+    await tar.t({
+      file,
+      strict: true,
+      onReadEntry: (e) => {
+        problem ??= ENTRY_PROBLEM(e.path, e.type)
+        if (e.type !== 'Directory') files++
+        bytes += e.size ?? 0
+      },
+    })
+  } catch (error) {
+    throw new FormError('CONTEXT_BAD_ARCHIVE', `the uploaded context is not a readable tar.gz: ${(error as Error).message}`, { httpStatus: 400 })
+  }
+  if (problem) throw new FormError('CONTEXT_REFUSED', `the uploaded context is refused: ${problem}`, { httpStatus: 400, hint: 'contexts hold regular files and directories only, all inside the context' })
+  return { files, bytes }
+}
+
+export async function extractContext(file: string, dest: string): Promise<void> {
+  const tar = await import('tar')
+  await mkdir(dest, { recursive: true })
+  await tar.x({ file, cwd: dest, strict: true, preserveOwner: false, filter: (path, entry) => !ENTRY_PROBLEM(path, (entry as { type: string }).type) })
+}

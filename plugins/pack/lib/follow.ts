@@ -1,0 +1,73 @@
+import type { NodeClient } from '../../../core/client.js'
+import { FormError } from '../../../core/errors.js'
+import type { StateRecord } from '../../state/index.js'
+import { FINAL_STATES, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus } from './builds.js'
+
+/** What state says of one build: the owner's request and the builder's report of that request. */
+export interface BuildView {
+  owner: string
+  build: string
+  request?: BuildRequest
+  record?: StateRecord
+  status?: BuildStatus
+}
+
+async function getRecord(client: NodeClient, collection: string, key: string): Promise<StateRecord | undefined> {
+  try {
+    return await client.get<StateRecord>(`/v1/state/records/${collection}/${key}`)
+  } catch (error) {
+    if ((error as FormError).code === 'STATE_NOT_FOUND') return undefined
+    throw error
+  }
+}
+
+export async function readBuild(client: NodeClient, owner: string, build: string): Promise<BuildView> {
+  const record = await getRecord(client, 'builds', requestKey(owner, build))
+  const parsed = record ? parseBuildRequest(record.value) : undefined
+  const request = parsed && 'request' in parsed ? parsed.request : undefined
+  const statusRecord = request ? await getRecord(client, 'builds', statusKey(owner, build, request.node)) : undefined
+  const status = statusRecord?.value as BuildStatus | undefined
+  // a report of an earlier attempt says nothing about this one
+  return { owner, build, request, record, status: status && status.request === request?.request ? status : undefined }
+}
+
+/** Polls the build until it ends (or `signal` aborts); calls `onChange` with every new view. */
+export async function followBuild(client: NodeClient, owner: string, build: string, onChange: (v: BuildView) => void, signal?: AbortSignal, intervalMs = 400): Promise<BuildView> {
+  let last = ''
+  for (;;) {
+    const view = await readBuild(client, owner, build)
+    const text = JSON.stringify(view.status ?? null)
+    if (text !== last) {
+      last = text
+      onChange(view)
+    }
+    if (view.status && FINAL_STATES.includes(view.status.state)) return view
+    if (signal?.aborted) return view
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+export function describeBuild(v: BuildView): string {
+  if (!v.request) return `build ${v.build}: no request in state`
+  const s = v.status
+  const lines = [`build   ${v.build}`, `name    ${v.request.name}`, `node    ${v.request.node}`, `state   ${s?.state ?? 'requested (the node has not reported yet)'}`]
+  if (s?.image) lines.push(`image   ${s.image}${s.reused ? ' (identical to an earlier build)' : ''}`)
+  if (s?.base) lines.push(`base    ${s.base.cached ? 'cached' : 'built'} (${(s.base.ms / 1000).toFixed(1)} s)`)
+  for (const step of s?.steps ?? []) lines.push(`  line ${String(step.line).padStart(3)}  ${step.cached ? 'cached' : `ran ${(step.ms / 1000).toFixed(1)} s`}  ${step.text}`)
+  if (s?.current && s.state === 'building') lines.push(`  line ${String(s.current.line).padStart(3)}  running  ${s.current.text}`)
+  if (s?.error) {
+    lines.push(`error   ${s.error.message}`)
+    if (s.error.output) lines.push('output (last lines):', ...s.error.output.trimEnd().split('\n').slice(-20).map((l) => `  ${l}`))
+  }
+  if (s?.finishedAt && s.startedAt) lines.push(`took    ${((s.finishedAt - s.startedAt) / 1000).toFixed(1)} s`)
+  return lines.join('\n')
+}
+
+export function buildFailure(v: BuildView): FormError {
+  const e = v.status?.error
+  const tail = e?.output ? `\n${e.output.trimEnd().split('\n').slice(-20).join('\n')}` : ''
+  return new FormError(e?.code ?? 'BUILD_FAILED', `build ${v.build} failed${e?.line ? ` at line ${e.line}` : ''}: ${e?.message ?? 'no reason given'}${tail}`, {
+    hint: `the whole log: form pack logs --build-id ${v.build}`,
+    details: { status: v.status },
+  })
+}
