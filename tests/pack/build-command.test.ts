@@ -91,7 +91,7 @@ EXPOSE 8080
   const bad = await project(join(env.dir, 'bad'), 'NAME cmd-fails\nUSER username:ada lock_passwd:true\nRUN echo preparing && echo "it broke" >&2 && exit 3\n')
   const failed = await inDir(env, bad, ['pack', 'build'])
   t.equal(failed.code, 1, 'the build command fails')
-  t.match(failed.stderr, /failed at line 3/, 'naming the line')
+  t.match(failed.stderr, /line 3: RUN echo preparing/, 'naming the line of the developer\'s Formfile')
   t.match(failed.stderr, /it broke/, 'with the output')
   const fstatus = JSON.parse((await inDir(env, bad, ['pack', 'status', '--json'])).stdout)
   t.match(fstatus.status, { state: 'failed', error: { code: 'BUILD_STEP_FAILED', line: 3, output: /preparing\s+it broke/ } }, 'the failed record carries the step and its output')
@@ -116,7 +116,8 @@ t.test('contexts that would leak files are refused before upload', { skip }, asy
   await mkdir(evil)
   await symlink('/etc', join(evil, 'etc-link'))
   await tar.c({ gzip: true, cwd: evil, file: join(env.dir, 'evil.tar.gz'), portable: true }, ['etc-link'])
-  const signer = await loadSigner({ configDir: env.configDir, passwordFile: undefined })
+  await writeFile(join(env.dir, 'password'), PASSWORD)
+  const signer = await loadSigner({ configDir: env.configDir, passwordFile: join(env.dir, 'password') })
   const client = createClient({ socket: env.socket, signer: (req) => signRequest({ ...req, signer }) })
   await t.rejects(client.upload('/v1/pack/contexts', join(env.dir, 'evil.tar.gz')), { code: 'CONTEXT_REFUSED' }, 'the node refuses it')
   const unsigned = createClient({ socket: env.socket })
@@ -126,7 +127,7 @@ t.test('contexts that would leak files are refused before upload', { skip }, asy
 t.test('form pack cancel stops a running build and kills what its step started', { skip }, async (t) => {
   const { env, ok } = await setUp(t)
   const marker = `form-cancel-${process.pid}-${Date.now()}`
-  const dir = await project(join(env.dir, 'slow'), `NAME slow\nUSER username:ada lock_passwd:true\nRUN sh -c 'exec -a ${marker} sleep 600'\n`)
+  const dir = await project(join(env.dir, 'slow'), `NAME slow\nUSER username:ada lock_passwd:true\nRUN sleep 600; echo ${marker}\n`)
   const detached = JSON.parse(ok(await inDir(env, dir, ['pack', 'build', '--detach', '--json'])).stdout)
   t.equal(detached.state, 'requested', '--detach returns once the build is requested')
   await until('the step to run', async () => (spawnSync('pgrep', ['-f', marker]).status === 0 ? true : undefined), 120_000)

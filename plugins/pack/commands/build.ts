@@ -79,7 +79,7 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
                 contentType: 'application/gzip',
                 onProgress: (sent, total) => (task.output = `${formatBytes(sent)} of ${formatBytes(total)}`),
               })
-              const started = await client.post<{ request: string; name: string; buildId: string; node: string }>('/v1/pack/builds', { context: up.context, formfile: printFormfile(formfile) })
+              const started = await client.post<{ request: string; name: string; buildId: string; node: string }>('/v1/pack/builds', { context: up.context, formfile: printFormfile(formfile), lines: formfile.steps.map((x) => x.line) })
               const existing = await readBuild(client, owner, build)
               const { loadOwnerOps } = await import('../../state/index.js')
               const { submitOwnerRecord } = await loadOwnerOps()
@@ -130,9 +130,10 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
         },
       ],
       {
-        renderer: this.json ? 'silent' : 'default',
+        renderer: 'default',
         fallbackRenderer: 'simple',
         fallbackRendererCondition: !tty,
+        silentRendererCondition: this.json,
         exitOnError: true,
         registerSignalListeners: false,
         rendererOptions: { outputBar: 1, persistentOutput: false },

@@ -66,7 +66,7 @@ export function describeBuild(v: BuildView): string {
 export function buildFailure(v: BuildView): FormError {
   const e = v.status?.error
   const tail = e?.output ? `\n${e.output.trimEnd().split('\n').slice(-20).join('\n')}` : ''
-  return new FormError(e?.code ?? 'BUILD_FAILED', `build ${v.build} failed${e?.line ? ` at line ${e.line}` : ''}: ${e?.message ?? 'no reason given'}${tail}`, {
+  return new FormError(e?.code ?? 'BUILD_FAILED', `build ${v.build} failed: ${e?.message ?? 'no reason given'}${tail}`, {
     hint: `the whole log: form pack logs --build-id ${v.build}`,
     details: { status: v.status },
   })

@@ -32,6 +32,22 @@ async function builderUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
+/** Kills the build commands (see lib/builder/chroot.ts) still running in `workDir` after a crash. */
+async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Promise<void> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue
+    const args = (await readFile(`/proc/${pid}/cmdline`).catch(() => Buffer.alloc(0))).toString().split('\0')
+    if (args.includes('form-build') && args.some((a) => a.startsWith(`${workDir}/`))) {
+      log.warn('stopping a build command left by an earlier run of the node', { pid: Number(pid) })
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
 /**
  * The image builder (service `builder`): accepts uploaded contexts and Formfiles from their
  * owners, builds the requests in state (`builds/<owner>/<build>`) that name this node, one queue,
@@ -46,7 +62,9 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   const root = join(ctx.paths.dataDir, 'builder')
   const dirs = { contexts: join(root, 'contexts'), uploads: join(root, 'contexts', 'incoming'), work: join(root, 'work'), logs: join(root, 'logs'), cache: join(ctx.paths.cacheDir, 'builder') }
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
-  // Work directories of a build the node was killed in: nothing is mounted in them (namespaces), so they just go.
+  // A build the node was killed in: its command may still run (stop it; its namespace takes every
+  // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
+  await killOrphanBuilds(dirs.work, log)
   for (const name of await readdir(dirs.work)) await rm(join(dirs.work, name), { recursive: true, force: true })
 
   const unavailable = config.builder === 'off' ? 'the builder is off ([pack] builder = "off")' : await builderUnavailable()
@@ -91,6 +109,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       })
       const parsed = parseFormfile(formfileText, { file: 'Formfile' })
       if (!parsed.formfile) throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.map((d) => d.message).join('; ')}`)
+      const lines = await readFile(join(dirs.contexts, `${job.req.request}.lines.json`), 'utf8').then((t) => JSON.parse(t) as number[]).catch(() => undefined)
+      if (lines?.length === parsed.formfile.steps.length) parsed.formfile.steps.forEach((step, i) => (step.line = lines[i]))
       const { extractContext } = await import('../lib/context-archive.js')
       await extractContext(join(dirs.contexts, `${job.req.context}.tar.gz`), join(work, 'context'))
       const { buildImage } = await import('../lib/builder/build.js')
@@ -207,7 +227,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     '/builds',
     async (req) => {
       if (unavailable) throw new FormError('BUILDER_UNAVAILABLE', `this node cannot build images: ${unavailable}`, { httpStatus: 503, hint: 'build on another node with --node' })
-      const body = req.json<{ context?: unknown; formfile?: unknown }>() ?? {}
+      const body = req.json<{ context?: unknown; formfile?: unknown; lines?: unknown }>() ?? {}
       if (typeof body.context !== 'string' || !HEX64.test(body.context) || typeof body.formfile !== 'string') {
         throw new FormError('BUILD_BAD_REQUEST', 'expected {"context": "<sha256 of an uploaded context>", "formfile": "<text>"}', { httpStatus: 400 })
       }
@@ -217,8 +237,12 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       if (!parsed.formfile) {
         throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.filter((d) => d.severity === 'error').map((d) => `line ${d.line}: ${d.message}`).join('; ')}`, { httpStatus: 400 })
       }
+      // the client sends the normalized Formfile (password hashes, not passwords) and the line of
+      // each step in the developer's own file, so records and errors name the lines they wrote
+      const lines = Array.isArray(body.lines) && body.lines.length === parsed.formfile.steps.length && body.lines.every((l) => Number.isSafeInteger(l) && l > 0) ? (body.lines as number[]) : undefined
       const request = randomBytes(8).toString('hex')
       await writeFile(join(dirs.contexts, `${request}.Formfile`), body.formfile, { mode: 0o600 })
+      if (lines) await writeFile(join(dirs.contexts, `${request}.lines.json`), JSON.stringify(lines))
       return { request, name: parsed.formfile.name, buildId: buildId(req.caller!, parsed.formfile.name), node: me }
     },
     { auth: 'signed', maxBody: 1024 * 1024 },
