@@ -1,13 +1,14 @@
 import { spawnSync } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient, type NodeClient } from '../../core/client.js'
 import type { Signer } from '../../core/auth/sign.js'
 import { loadSigner } from '../../plugins/kit/index.js'
 import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
-import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+import { parseManifest, type DesiredInstance, type ObservedInstance } from '../../plugins/node/index.js'
+import { prepareBase } from '../../plugins/pack/lib/builder/base.js'
 import { form, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
-import { putGuestImage, type GuestImage } from './guest-image.js'
+import { CACHE, putGuestImage, type GuestImage } from './guest-image.js'
 import { NetnsLab } from './netns.js'
 
 /**
@@ -27,7 +28,29 @@ export interface VmmNodeOptions {
   nat?: boolean
   resources?: { vcpus: number; memory_mb: number; disk_gb: number }
   hypervisor?: 'auto' | 'qemu' | 'cloud-hypervisor'
+  /**
+   * Build the guest image with `form pack build` on the lab's node (Debian from the builder, whose
+   * entrypoint prints `boots=<n> ip=<address>` on the console) instead of the busybox test guest.
+   */
+  builtImage?: boolean
 }
+
+/** The lab's Formfile: no INSTALL (the node's namespace has no internet; the base is cached). */
+const GUEST_FORMFILE = `NAME vmm-guest
+USER username:ada lock_passwd:true ssh_authorized_keys:"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIVmmLabKeyVmmLabKeyVmmLabKeyVmmLabKeyVmm0 ada@lab"
+COPY boot-report.sh /usr/local/bin/boot-report
+RUN chmod 755 /usr/local/bin/boot-report
+ENTRYPOINT ["/usr/local/bin/boot-report"]
+`
+
+/** Counts boots on the disk and tells the console, like the busybox test guest. */
+const BOOT_REPORT = `#!/bin/sh
+n=$(( $(cat /var/lib/boots 2>/dev/null || echo 0) + 1 ))
+echo "$n" > /var/lib/boots
+sync
+echo "form-vmm-guest: boots=$n ip=$(ip -4 -o addr show scope global | awk '{print $4}' | head -n 1)" > /dev/ttyS0
+exec sleep infinity
+`
 
 export class VmmLab {
   readonly net: NetnsLab
@@ -38,7 +61,7 @@ export class VmmLab {
   owner!: string
   signer!: Signer
   image!: GuestImage
-  readonly buildId = 'b'.repeat(12) + Date.now().toString(16)
+  buildId = 'b'.repeat(12) + Date.now().toString(16)
 
   constructor(
     private readonly t: Scope,
@@ -77,8 +100,25 @@ export class VmmLab {
       ].join('\n') + '\n',
     )
     env.env.FORM_OPERATOR_CONFIG = config
-    this.image = await putGuestImage(String(env.env.FORM_DATA_DIR), { owner: this.owner, buildId: this.buildId })
+    if (!this.options.builtImage) {
+      this.image = await putGuestImage(String(env.env.FORM_DATA_DIR), { owner: this.owner, buildId: this.buildId })
+      await this.start()
+      return
+    }
+    // the node's builder shares the machine's cached Debian base (built here, outside the namespace)
+    await prepareBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe'))
+    await rm(join(env.dir, 'probe'), { recursive: true, force: true })
+    await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
+    await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
     await this.start()
+    const project = join(env.dir, 'guest')
+    await mkdir(project, { recursive: true })
+    await writeFile(join(project, 'Formfile'), GUEST_FORMFILE)
+    await writeFile(join(project, 'boot-report.sh'), BOOT_REPORT)
+    const built = JSON.parse(this.ok(await form(this.env, ['pack', 'build', '--json'], { netns: this.ns, timeoutMs: 600_000, cwd: project })).stdout)
+    this.buildId = built.buildId
+    const manifest = parseManifest(await readFile(join(String(env.env.FORM_DATA_DIR), 'blobs', 'sha256', built.status.image)))
+    this.image = { image: built.status.image, manifest }
   }
 
   async start(): Promise<void> {

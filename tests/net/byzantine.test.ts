@@ -27,7 +27,7 @@ t.test('a peer that pushes forged and unauthorized operations is rejected and ba
 
   // max_invalid_ops is 20 by default: 2 bad ops per round, so the ban comes with round 11
   const rounds = await runPeer(addrA, 20)
-  t.ok(rounds.slice(0, 10).every((r) => r.sent), 'the first rounds get through to the store, which rejects them')
+  t.ok(rounds.slice(0, 10).every((r) => r.sent), 'the first rounds get through to the store, which rejects them', { rounds: rounds.slice(0, 10) })
   t.equal(rounds.length, 20, 'the liar kept trying after the ban')
 
   // What the peer sees after the ban races with the hang-up (a write can land in a socket the node is

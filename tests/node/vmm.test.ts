@@ -12,15 +12,18 @@ import { FORM_BIN, until } from '../helpers/form.js'
 import { guestImageUnavailable, putGuestImage } from '../helpers/guest-image.js'
 import { netnsUnavailable } from '../helpers/netns.js'
 import { VmmLab } from '../helpers/vmm-lab.js'
+import { builderSkip } from '../helpers/builder.js'
 
 const missing = netnsUnavailable(['qemu-system-x86_64', 'iptables']) ?? guestImageUnavailable()
 const skip = missing ? `cannot run here: ${missing}` : false
+// the first test boots an image made by the builder
+const skipBuilt = skip || builderSkip()
 
 const alive = async (pid: number | undefined) => pid !== undefined && (await processState(pid)) === 'alive'
 
-t.test('an instance created through state boots under QEMU, answers pings, shows its console, stops, starts and is deleted', { skip }, async (t) => {
+t.test('an instance of an image built by form pack build boots under QEMU, answers pings, shows its console, stops, starts and is deleted', { skip: skipBuilt }, async (t) => {
   // the subnet comes from the node's claim in state (the formnet service claims one even with formnet off)
-  const lab = new VmmLab(t, { nat: true })
+  const lab = new VmmLab(t, { nat: true, builtImage: true })
   await lab.setUp()
   const me = await lab.nodeAddress()
 
@@ -29,7 +32,9 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
   t.match(vmm.info, { backend: /^qemu-(tcg|kvm)$/, bridge: lab.bridge, instances: 0 }, 'the backend is reported')
   t.notOk(lab.link(lab.bridge), 'no bridge before the first instance')
 
-  await lab.createInstance('web-1')
+  // Debian with systemd: the image's DISK is 5 GB, and it wants more memory than the busybox guest
+  const size = { diskGb: 5, memoryMb: 512 }
+  await lab.createInstance('web-1', size)
   const running = await lab.until('web-1', 'running')
   t.match(running, { state: 'running', ip: /^10\.\d+\.\d+\.2$/, mac: /^02(:[0-9a-f]{2}){5}$/, backend: vmm.info.backend })
   t.ok(await alive(running.pid), `the VM process ${running.pid} runs`)
@@ -39,7 +44,11 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
   t.match(lab.iptables('nat'), new RegExp(`MASQUERADE.*form-vmm:${lab.bridge}|form-vmm:${lab.bridge}.*MASQUERADE`), 'NAT is installed')
   t.ok(lab.ping(running.ip!), 'the guest answers a ping from the host side of the bridge')
 
-  const logs = lab.ok(await lab.form(['manage', 'logs', 'web-1']))
+  // the entrypoint's report may land just after FORM-READY
+  const logs = await until('the entrypoint to report on the console', async () => {
+    const r = lab.ok(await lab.form(['manage', 'logs', 'web-1']))
+    return /boots=1\b/.test(r.stdout) ? r : undefined
+  })
   t.match(logs.stdout, 'FORM-READY', 'the console log shows the guest reported ready')
   t.match(logs.stdout, /boots=1\b/, 'the guest mounted its disk (first boot)')
   t.match(logs.stdout, `ip=${running.ip}/`, 'the guest took its address from the kernel command line')
@@ -51,7 +60,7 @@ t.test('an instance created through state boots under QEMU, answers pings, shows
   t.equal(lab.ok(await lab.form(['manage', 'get-ip', '--build-id', lab.buildId])).stdout.trim(), running.ip)
 
   // an instance that does not fit is refused, never over-committed: 2 vCPUs offered, 1 in use
-  await lab.createInstance('too-big', { vcpus: 2 })
+  await lab.createInstance('too-big', { vcpus: 2, ...size })
   const refused = await lab.until('too-big', 'failed')
   t.match(refused.reason, /does not fit on this node: 2 vCPU requested, 1 of 2 free/)
   t.notOk(refused.pid, 'no VM was started for it')
