@@ -7,6 +7,7 @@ import { ManageDeleteCommand, ManageStartCommand, ManageStopCommand } from './co
 import { ManageGetIpCommand } from './commands/get-ip.js'
 import { ManageListCommand } from './commands/list.js'
 import { ManageLogsCommand } from './commands/logs.js'
+import { ManageSshCommand } from './commands/ssh.js'
 
 export default definePlugin({
   name: 'manage',
@@ -24,6 +25,7 @@ export default definePlugin({
     ManageDeleteCommand,
     ManageLogsCommand,
     ManageGetIpCommand,
+    ManageSshCommand,
   ],
 })
 

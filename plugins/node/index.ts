@@ -60,6 +60,7 @@ export default definePlugin({
 })
 
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */
-export { desiredKey, observedKey, parseDesired, parseInstanceKey } from './lib/vmm/records.js'
+export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, MAX_CANDIDATES } from './lib/vmm/records.js'
+export { desiredEntries, heartbeats, hostsOf, type DesiredEntry } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'

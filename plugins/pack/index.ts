@@ -4,6 +4,7 @@ import { PackDryRunCommand } from './commands/dry-run.js'
 import { PackInitCommand } from './commands/init.js'
 import { PackValidateCommand } from './commands/validate.js'
 import { PackBuildCommand } from './commands/build.js'
+import { PackShipCommand } from './commands/ship.js'
 import { PackCancelCommand, PackLogsCommand, PackStatusCommand } from './commands/status.js'
 
 export interface PackConfig {
@@ -25,7 +26,7 @@ export default definePlugin({
   version: '0.1.0',
   apiVersion: API_VERSION,
   description: 'Formfiles and VM images',
-  commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand],
+  commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand, PackShipCommand],
   configuration: {
     schema: t.isObject({
       builder: t.isEnum(['auto', 'off'] as const),

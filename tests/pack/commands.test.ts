@@ -9,7 +9,7 @@ t.test('pack init writes each template, which then validates and dry-runs', asyn
   const fe = await makeEnv(t)
   const keyFile = join(fe.dir, 'id.pub')
   await writeFile(keyFile, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada@example\n')
-  for (const template of ['static-nginx', 'python-web', 'node-web']) {
+  for (const template of ['static-nginx', 'python-web', 'node-web', 'hello-web']) {
     const dir = join(fe.dir, template)
     const init = await form(fe, ['pack', 'init', '--template', template, '--dir', dir, '--ssh-key', keyFile, '--json'])
     t.equal(init.code, 0, init.stderr)
@@ -17,7 +17,10 @@ t.test('pack init writes each template, which then validates and dry-runs', asyn
     t.match(await readFile(join(dir, 'Formfile'), 'utf8'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada@example')
     const v = await form(fe, ['pack', 'validate', '-f', join(dir, 'Formfile'), '--json'])
     t.equal(v.code, 0, v.stderr)
-    t.match(JSON.parse(v.stdout), { ok: true, formfile: { users: [{ sshAuthorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada@example'] }] } })
+    const parsed = JSON.parse(v.stdout)
+    t.match(parsed, { ok: true, formfile: { users: [{ sshAuthorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada@example'] }] } })
+    // service-scoped ENV must reach the ENTRYPOINT's unit, which is named after NAME
+    if (Object.keys(parsed.formfile.env.services).length) t.same(Object.keys(parsed.formfile.env.services), [parsed.formfile.name], `${template}: ENV --scope=service:<NAME>`)
     const dry = await form(fe, ['pack', 'dry-run', '-f', join(dir, 'Formfile'), '--owner', OWNER, '--json'])
     t.equal(dry.code, 0, dry.stderr)
     t.match(JSON.parse(dry.stdout).buildId, /^[0-9a-f]{64}$/)
@@ -28,7 +31,7 @@ t.test('pack init writes each template, which then validates and dry-runs', asyn
   t.match(again.stderr, /--force/)
   t.equal((await form(fe, ['pack', 'init', '--template', 'node-web', '--dir', join(fe.dir, 'node-web'), '--force'])).code, 0)
   const unknown = await form(fe, ['pack', 'init', '--template', 'rails'])
-  t.match(unknown.stderr, /no template "rails"[\s\S]*node-web, python-web, static-nginx/)
+  t.match(unknown.stderr, /no template "rails"[\s\S]*hello-web, node-web, python-web, static-nginx/)
 })
 
 t.test('pack validate prints compiler-style diagnostics for every error and exits 1', async (t) => {

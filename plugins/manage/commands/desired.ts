@@ -31,7 +31,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
     // a failure counts when it is a new report, not the one from before this write (no clocks compared)
     const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
-    const result = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
+    const result = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
     if (this.wait) {
       const deadline = Date.now() + seconds * 1000
       for (;;) {

@@ -20,7 +20,7 @@ export class ManageGetIpCommand extends InstanceCommand {
     const { selectInstances } = await import('../lib/instances.js')
     const replicas = selectInstances(views, { buildId: this.buildId })
       .filter((v) => v.desired!.state !== 'deleted')
-      .map((v) => ({ id: v.id, name: v.desired!.name, node: v.desired!.node, state: v.observed?.state ?? 'unreported', ip: v.observed?.state === 'deleted' ? null : (v.observed?.ip ?? null) }))
+      .map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, state: v.observed?.state ?? 'unreported', ip: v.observed?.state === 'deleted' ? null : (v.observed?.ip ?? null) }))
     this.print({ buildId: this.buildId, replicas }, () => {
       const lines = replicas.filter((r) => r.ip).map((r) => r.ip!)
       return lines.length ? lines.join('\n') : `no replica of build ${this.buildId} has an address yet (${replicas.map((r) => `${r.id}: ${r.state}`).join(', ') || 'none'})`

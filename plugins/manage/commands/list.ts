@@ -23,7 +23,7 @@ export class ManageListCommand extends InstanceCommand {
       id: v.id,
       name: v.desired!.name,
       buildId: v.desired!.buildId,
-      node: v.desired!.node,
+      node: v.host ?? v.desired!.node,
       desired: v.desired!.state,
       state: v.observed?.state ?? 'unreported',
       ip: v.observed?.ip ?? null,

@@ -28,8 +28,9 @@ export class ManageLogsCommand extends InstanceCommand {
     const { selectInstances } = await import('../lib/instances.js')
     const [view] = selectInstances(views, { instance: this.instance })
     const here = (await client.get<{ address: string }>('/v1/state/info')).address
-    if (view.desired!.node !== here) {
-      throw new FormError('INSTANCE_ELSEWHERE', `instance ${view.id} runs on node ${view.desired!.node}, not on the node this command talks to (${here})`, {
+    const host = view.host ?? view.desired!.node
+    if (host !== here) {
+      throw new FormError('INSTANCE_ELSEWHERE', `instance ${view.id} runs on node ${host}, not on the node this command talks to (${here})`, {
         hint: "point at its node's API with --node http://<its address>:<port>",
       })
     }

@@ -1,7 +1,7 @@
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import { desiredKey, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import { desiredEntries, desiredKey, heartbeats, hostsOf, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
 import type { StateRecord, Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
@@ -11,23 +11,32 @@ export interface InstanceView {
   desired?: DesiredInstance
   /** the desired record as stored (its timestamp orders the next write after it) */
   record?: StateRecord
-  /** what the assigned node reports, if it has reported yet */
+  /** the node that hosts it now: its chosen node, or a candidate while that node is gone */
+  host?: string
+  /** what the hosting node reports, if it has reported yet */
   observed?: ObservedInstance
-  /** reports of other nodes (an earlier assignment) */
+  /** reports of other nodes (an earlier host) */
   others: { node: string; observed: ObservedInstance }[]
 }
 
-/** Every instance record of `owner`, joined by instance. */
-export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
+/** Every live record of a collection (under `prefix`), page by page. */
+export async function listRecords(client: NodeClient, collection: string, prefix = ''): Promise<StateRecord[]> {
   const records: StateRecord[] = []
   let cursor: string | undefined
   do {
     const page = await client.get<{ records: StateRecord[]; cursor?: string }>(
-      `/v1/state/records/instances?prefix=${encodeURIComponent(`${owner}/`)}&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      `/v1/state/records/${collection}?prefix=${encodeURIComponent(prefix)}&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     )
     records.push(...page.records)
     cursor = page.cursor
   } while (cursor)
+  return records
+}
+
+/** Every instance record of `owner`, joined by instance, with the node that hosts each now. */
+export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
+  const [records, nodes] = await Promise.all([listRecords(client, 'instances', `${owner}/`), listRecords(client, 'nodes')])
+  const hosts = hostsOf(desiredEntries(records), heartbeats(nodes), Date.now())
   const byId = new Map<string, InstanceView>()
   const view = (id: string) => {
     let v = byId.get(id)
@@ -45,9 +54,10 @@ export async function listInstances(client: NodeClient, owner: string): Promise<
       if ('desired' in parsed) v.desired = parsed.desired
     } else observed.push({ id: k.id, node: k.node, value: r.value as ObservedInstance })
   }
+  for (const v of byId.values()) v.host = hosts.get(`${owner}/${v.id}`)
   for (const o of observed) {
     const v = view(o.id)
-    if (v.desired?.node === o.node) v.observed = o.value
+    if (v.host === o.node) v.observed = o.value
     else v.others.push({ node: o.node, observed: o.value })
   }
   return [...byId.values()].filter((v) => v.desired).sort((a, b) => a.id.localeCompare(b.id))

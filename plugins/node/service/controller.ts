@@ -9,6 +9,7 @@ import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep, tailOf } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
+import { desiredEntries, heartbeats, hostsOf } from '../lib/vmm/hosts.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
 import {
   desiredKey,
@@ -62,6 +63,8 @@ interface Instance {
   stopping: boolean
   /** the desired operation last acted on; a new one retries a failed instance at once */
   desiredHash?: string
+  /** the node that hosts it, as last computed (it changes when a node goes away or comes back) */
+  host?: string
   failures: number
   retryAt?: number
   queue: Promise<void>
@@ -82,6 +85,14 @@ export interface ControllerOptions {
   dirs: { instances: string; kernels: string; run: string }
   shutdownTimeoutMs: number
   bootTimeoutMs: number
+  /** how often the hosts are computed again (a node that went away changes no record) */
+  rescanIntervalMs?: number
+  /**
+   * For this long after start, every known node counts as alive: the heartbeats this node holds are
+   * as old as its downtime until replication brings fresh ones, and it must not take over replicas
+   * of nodes that are fine.
+   */
+  startupGraceMs?: number
   log: Logger
 }
 
@@ -100,7 +111,10 @@ export class InstanceController {
   private subnet?: Promise<{ gateway: string; prefix: number; cidr: string }>
   private allocating: Promise<unknown> = Promise.resolve()
   private retryTimer?: NodeJS.Timeout
+  private rescanTimer?: NodeJS.Timeout
+  private rescanning = false
   private stopped = false
+  private readonly startedAt = Date.now()
 
   constructor(private readonly o: ControllerOptions) {
     this.me = o.state.address
@@ -122,9 +136,12 @@ export class InstanceController {
     }
     for (const r of await this.o.state.store.all('instances')) {
       const k = parseInstanceKey(r.key)
-      if (k?.kind === 'desired' && (r.value as { node?: unknown })?.node === this.me) this.entry(k.owner, k.id)
+      if (k?.kind === 'desired' && this.concerns(r.value)) this.entry(k.owner, k.id)
     }
     for (const inst of this.instances.values()) this.schedule(inst)
+    // a node going away changes no record, only time does: look again at the hosts regularly
+    this.rescanTimer = setInterval(() => void this.rescan(), this.o.rescanIntervalMs ?? 2000)
+    this.rescanTimer.unref()
     void (async () => {
       for await (const change of this.o.state.store.watch('instances', '', this.abort.signal)) this.onChange(change)
     })().catch((error: Error) => {
@@ -140,8 +157,39 @@ export class InstanceController {
     const k = parseInstanceKey(change.key)
     if (k?.kind !== 'desired') return
     const known = this.instances.get(`${k.owner}/${k.id}`)
-    const mine = !change.deleted && (change.value as { node?: unknown })?.node === this.me
-    if (known || mine) this.schedule(known ?? this.entry(k.owner, k.id))
+    if (known || (!change.deleted && this.concerns(change.value))) this.schedule(known ?? this.entry(k.owner, k.id))
+  }
+
+  /** Whether a desired record could put its instance here: as its node or one of its candidates. */
+  private concerns(value: unknown): boolean {
+    const v = value as { node?: unknown; candidates?: unknown } | undefined
+    return v?.node === this.me || (Array.isArray(v?.candidates) && v.candidates.includes(this.me))
+  }
+
+  /** The node that hosts every instance now (see hostsOf). */
+  private async hosts(): Promise<Map<string, string>> {
+    const [records, nodes] = await Promise.all([this.o.state.store.all('instances'), this.o.state.store.all('nodes')])
+    const now = Date.now()
+    return hostsOf(desiredEntries(records), heartbeats(nodes), now - this.startedAt < (this.o.startupGraceMs ?? 30_000) ? -Infinity : now)
+  }
+
+  /** Takes up the instances that moved here and lets go of those that moved away. */
+  private async rescan(): Promise<void> {
+    if (this.rescanning || this.stopped) return
+    this.rescanning = true
+    try {
+      for (const [key, host] of await this.hosts()) {
+        const inst = this.instances.get(key)
+        if (inst ? inst.host !== undefined && inst.host !== host : host === this.me) {
+          const [owner, id] = key.split('/')
+          this.schedule(inst ?? this.entry(owner, id))
+        }
+      }
+    } catch (error) {
+      this.o.log.warn('could not look at the instance hosts', { error: (error as Error).message })
+    } finally {
+      this.rescanning = false
+    }
   }
 
   private entry(owner: string, id: string): Instance {
@@ -168,9 +216,12 @@ export class InstanceController {
     const fresh = rec?.hash !== inst.desiredHash
     inst.desiredHash = rec?.hash
     if (fresh) inst.failures = 0
+    const host = desired ? (desired.candidates?.length ? (await this.hosts()).get(inst.key) : desired.node) : undefined
+    if (host !== inst.host && inst.host !== undefined) inst.failures = 0
+    inst.host = host
 
-    if (!rec || rec.deleted || (desired && (desired.node !== this.me || desired.state === 'deleted'))) {
-      const reason = desired && desired.node !== this.me ? `reassigned to node ${desired.node}` : undefined
+    if (!rec || rec.deleted || (desired && (host !== this.me || desired.state === 'deleted'))) {
+      const reason = desired && host !== this.me ? `reassigned to node ${host}` : undefined
       if (inst.local || inst.vm || (inst.phase && inst.phase !== 'deleted')) await this.destroy(inst, reason)
       if (!inst.local && !inst.vm) this.instances.delete(inst.key)
       return
@@ -180,6 +231,11 @@ export class InstanceController {
       if (inst.vm) await this.stopVm(inst)
       await this.fail(inst, `the desired record is invalid: ${problem}`, false)
       return
+    }
+    if (inst.local && inst.local.image !== desired.image) {
+      // shipped again with a new image: a fresh disk from it (the old disk's data goes)
+      this.o.log.info('the image changed: recreating the instance', { instance: inst.key, from: inst.local.image, to: desired.image })
+      await this.removeLocal(inst)
     }
     if (desired.state === 'stopped') {
       if (inst.vm) await this.stopVm(inst)
@@ -369,7 +425,8 @@ export class InstanceController {
     }
   }
 
-  private async destroy(inst: Instance, reason?: string): Promise<void> {
+  /** Stops the VM and removes everything it had on this node: tap, files, disk copy. */
+  private async removeLocal(inst: Instance): Promise<void> {
     await this.stopVm(inst)
     if (inst.local) {
       await this.o.network.removeTap(inst.local.tap)
@@ -378,6 +435,10 @@ export class InstanceController {
     await rm(join(this.o.dirs.instances, inst.short), { recursive: true, force: true })
     inst.local = undefined
     inst.retryAt = undefined
+  }
+
+  private async destroy(inst: Instance, reason?: string): Promise<void> {
+    await this.removeLocal(inst)
     await this.observe(inst, 'deleted', reason ? { reason } : {})
     this.o.log.info('instance deleted', { instance: inst.key })
   }
@@ -547,6 +608,7 @@ export class InstanceController {
     this.stopped = true
     this.abort.abort()
     clearInterval(this.retryTimer)
+    clearInterval(this.rescanTimer)
     await Promise.all(
       [...this.instances.values()].map(async (inst) => {
         await inst.queue.catch(() => {})

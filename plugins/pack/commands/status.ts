@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion'
 import { DeveloperCommand } from '../../manage/commands/shared.js'
 
 /** Base of the commands about one of your builds: --build-id, else the build of ./Formfile. */
-abstract class BuildCommand extends DeveloperCommand {
+export abstract class BuildCommand extends DeveloperCommand {
   buildId = Option.String('--build-id', { description: 'The build (default: the build of the Formfile in this directory)' })
   file = Option.String('-f,--file', { description: 'The Formfile whose build is meant (default ./Formfile)' })
 

@@ -41,6 +41,10 @@ export interface BuildStatus {
   image?: string
   /** true when an identical earlier build's image was reused */
   reused?: boolean
+  /** what `form pack ship` needs from the built image: its resources, users (names only) and ports */
+  resources?: { vcpus: number; memoryMb: number; diskGb: number; gpu?: { model: string; count: number } }
+  users?: string[]
+  expose?: unknown[]
   error?: { code: string; message: string; line?: number; instruction?: string; output?: string }
   queuedAt: number
   startedAt?: number

@@ -134,7 +134,9 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
         },
       })
       out.write(`--> image ${result.image}${result.reused ? ' (identical to an earlier build)' : ''}\n`)
-      await writeStatus(job, { state: 'built', image: result.image, reused: result.reused, phase: undefined, current: undefined, finishedAt: Date.now() })
+      const m = result.manifest
+      const users = (m.users ?? []).map((u) => (u as { username?: unknown }).username).filter((u): u is string => typeof u === 'string')
+      await writeStatus(job, { state: 'built', image: result.image, reused: result.reused, resources: m.resources, users, expose: m.expose ?? [], phase: undefined, current: undefined, finishedAt: Date.now() })
       log.info('built an image', { owner: job.owner, build: job.build, image: result.image, ms: Date.now() - started })
       // announce the image and its parts so the nodes that will run it can fetch them
       for (const hash of [result.image, result.manifest.kernel.sha256, result.manifest.initrd?.sha256, result.manifest.disk.sha256]) {

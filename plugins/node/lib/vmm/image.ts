@@ -24,7 +24,7 @@ export interface ImageManifest {
   disk: BlobRef & { format: 'raw'; fs: string }
   /** the kernel command line; the node appends the network keys (see guestCmdline) */
   cmdline: string
-  resources: { vcpus: number; memoryMb: number; diskGb: number }
+  resources: { vcpus: number; memoryMb: number; diskGb: number; gpu?: { model: string; count: number } }
   expose?: unknown[]
   users?: unknown[]
   entrypoint?: unknown[]
@@ -74,6 +74,11 @@ export function parseManifest(bytes: Uint8Array | string): ImageManifest {
     initrd,
     disk: { ...disk, format: 'raw', fs: String(m.disk.fs ?? '') },
     cmdline: m.cmdline,
-    resources: { vcpus: r.vcpus, memoryMb: r.memoryMb, diskGb: r.diskGb },
+    resources: {
+      vcpus: r.vcpus,
+      memoryMb: r.memoryMb,
+      diskGb: r.diskGb,
+      ...(r.gpu && typeof r.gpu.model === 'string' && Number.isInteger(r.gpu.count) && r.gpu.count > 0 ? { gpu: { model: r.gpu.model, count: r.gpu.count } } : {}),
+    },
   }
 }

@@ -21,7 +21,15 @@ export interface DesiredInstance {
   vcpus: number
   memoryMb: number
   diskGb: number
+  /** nodes the replica may move to when `node` is gone, best first (see assignHosts) */
+  candidates?: string[]
+  /** a node without a heartbeat for this long is gone (every node must use the same value) */
+  failoverMs?: number
 }
+
+/** How long a node may miss heartbeats before its replicas move, when the record does not say. */
+export const DEFAULT_FAILOVER_MS = 60_000
+export const MAX_CANDIDATES = 32
 
 export interface ObservedInstance {
   state: ObservedState
@@ -62,8 +70,11 @@ export function parseDesired(value: unknown): { desired: DesiredInstance } | { p
   if (!DESIRED_STATES.includes(v.state as DesiredState)) return { problem: `state must be one of ${DESIRED_STATES.join(', ')}` }
   if (v.buildId !== undefined && typeof v.buildId !== 'string') return { problem: 'buildId must be a string' }
   if (v.name !== undefined && typeof v.name !== 'string') return { problem: 'name must be a string' }
-  for (const [field, max] of [['vcpus', 256], ['memoryMb', 4 * 1024 * 1024], ['diskGb', 64 * 1024]] as const) {
+  for (const [field, max] of [['vcpus', 256], ['memoryMb', 4 * 1024 * 1024], ['diskGb', 64 * 1024], ['failoverMs', 7 * 24 * 3600_000]] as const) {
     if (v[field] !== undefined && !positiveInt(v[field], max)) return { problem: `${field} must be a whole number from 1 to ${max}` }
+  }
+  if (v.candidates !== undefined && (!Array.isArray(v.candidates) || v.candidates.length > MAX_CANDIDATES || !v.candidates.every((c) => typeof c === 'string' && ADDRESS.test(c)))) {
+    return { problem: `candidates must be a list of at most ${MAX_CANDIDATES} node addresses` }
   }
   return {
     desired: {
@@ -75,6 +86,8 @@ export function parseDesired(value: unknown): { desired: DesiredInstance } | { p
       vcpus: (v.vcpus as number | undefined) ?? 0,
       memoryMb: (v.memoryMb as number | undefined) ?? 0,
       diskGb: (v.diskGb as number | undefined) ?? 0,
+      ...(v.candidates ? { candidates: v.candidates as string[] } : {}),
+      ...(v.failoverMs ? { failoverMs: v.failoverMs as number } : {}),
     },
   }
 }

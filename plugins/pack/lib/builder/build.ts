@@ -168,7 +168,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     buildId: o.buildId,
     name: f.name,
     owner: o.owner,
-    resources: { vcpus: f.resources.vcpus, memoryMb: f.resources.memoryMb, diskGb: f.resources.diskGb },
+    resources: { vcpus: f.resources.vcpus, memoryMb: f.resources.memoryMb, diskGb: f.resources.diskGb, ...(f.resources.gpu ? { gpu: f.resources.gpu } : {}) },
     expose: f.expose,
     // what the image's users are, never their secrets
     users: f.users.map((u) => ({ username: u.username, sudo: u.sudo, shell: u.shell, groups: u.groups, sshKeys: u.sshAuthorizedKeys.length, password: Boolean(u.passwordHash) && !u.lockPasswd })),

@@ -1,0 +1,153 @@
+import { Command, Option } from 'clipanion'
+import { BuildCommand } from './status.js'
+
+export class PackShipCommand extends BuildCommand {
+  static override paths = [['pack', 'ship']]
+  static override usage = Command.Usage({
+    category: 'Pack',
+    description: 'Run redundant instances of a built image on the network',
+    details: [
+      'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
+      'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
+      'Shipping again updates the replicas in place: a new image replaces the old one (fresh disks), a higher count adds replicas, a lower one deletes the last ones.',
+      'Then shows each replica\'s node and state until all run (or one fails, with the reason and the console\'s last lines). Ctrl-C or --detach leaves them to the nodes; `form manage list` shows them later.',
+    ].join('\n\n'),
+    examples: [
+      ['Ship the build of ./Formfile (3 replicas)', '$0 pack ship'],
+      ['Two replicas, then print their addresses', '$0 pack ship --replicas 2 && form manage get-ip --build-id <id>'],
+      ['Return once the records are written', '$0 pack ship --detach --json'],
+    ],
+  })
+  replicas = Option.String('--replicas', { description: 'How many instances, each on its own node (default 3)' })
+  failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60)' })
+  detach = Option.Boolean('--detach', false, { description: 'Write the desired instances and return' })
+  timeout = Option.String('--timeout', '900', { description: 'Seconds to wait for every replica to run' })
+
+  async run() {
+    const { FormError } = await import('../../../core/errors.js')
+    const { readBuild } = await import('../lib/follow.js')
+    const { planShip } = await import('../lib/ship.js')
+    const { listRecords, listInstances, writeDesiredRecord } = await import('../../manage/lib/instances.js')
+    const { loadSigner } = await import('../../kit/index.js')
+    const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
+
+    const { config, build, owner } = await this.target()
+    const shipDefaults = (config as { ship?: { replicas?: number; failoverAfterS?: number } }).ship ?? {}
+    const replicas = this.replicas === undefined ? (shipDefaults.replicas ?? 3) : Number(this.replicas)
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) throw new FormError('USAGE', `--replicas must be a whole number from 1 to 64 (got "${this.replicas}")`)
+    const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? DEFAULT_FAILOVER_MS / 1000) : Number(this.failoverAfter)
+    if (!Number.isInteger(failoverS) || failoverS < 5 || failoverS > 7 * 24 * 3600) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from 5 to 604800 (got "${this.failoverAfter}")`)
+    const timeoutS = Number(this.timeout)
+    if (!(timeoutS > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
+
+    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const client = await this.client({ url: this.nodeUrl(config), signer })
+    const view = await readBuild(client, owner, build)
+    if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`, { hint: 'build it first with `form pack build`' })
+    const status = view.status
+    if (status?.state !== 'built' || !status.image) {
+      throw new FormError('BUILD_NOT_BUILT', `build ${build} is ${status?.state ?? 'not started'}; only a built image can be shipped`, {
+        hint: status?.state === 'failed' ? 'fix the Formfile and run `form pack build` again' : 'wait for it: `form pack status`',
+      })
+    }
+    if (!status.resources) throw new FormError('BUILD_TOO_OLD', `build ${build} was made by an older builder that did not record the image's resources`, { hint: 'run `form pack build` again' })
+
+    const t0 = performance.now()
+    const [nodes, instances] = await Promise.all([listRecords(client, 'nodes'), listRecords(client, 'instances')])
+    const before = new Map((await listInstances(client, owner)).map((v) => [v.id, v.observed?.updatedAt]))
+    const plan = planShip({
+      owner,
+      build,
+      name: status.name || view.request.name,
+      image: status.image,
+      resources: status.resources,
+      replicas,
+      failoverMs: failoverS * 1000,
+      imageHolders: [view.request.node],
+      nodes,
+      instances,
+      now: Date.now(),
+    })
+    const scheduledMs = performance.now() - t0
+    const existing = new Map((await listInstances(client, owner)).map((v) => [v.id, v]))
+    for (const w of plan.writes) await writeDesiredRecord(client, signer, w.id, w.desired, existing.get(w.id)?.record?.t)
+    const live = plan.writes.filter((w) => w.action !== 'delete')
+    const short = (a: string) => `${a.slice(0, 10)}…`
+    const notes = [
+      ...(plan.placement.unplaced && live.length < replicas ? [`only ${live.length} of ${replicas} replicas could be placed: ${plan.placement.skipped.map((s) => `${short(s.node)} ${s.reason}`).join('; ') || 'not enough live nodes with room'}`] : []),
+      ...plan.writes.filter((w) => w.action === 'delete').map((w) => `${w.id}: deleted (above --replicas)`),
+    ]
+    for (const n of notes) this.context.stderr.write(`${n}\n`)
+
+    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string }
+    const rows: Row[] = live.map((w) => ({ id: w.id, node: w.desired.node, state: 'requested', ip: null }))
+    const summary = () => ({ buildId: build, image: status.image, replicas: rows, scheduledMs: Math.round(scheduledMs) })
+    if (this.detach) {
+      this.print(summary(), () => [...rows.map((r) => `${r.id}: requested on node ${r.node}`), `follow them with: form manage list`].join('\n'))
+      return 0
+    }
+
+    // a replica is done once its host reports it running after this ship (not from before it)
+    const unchanged = new Set(plan.writes.filter((w) => w.action === 'update' && existing.get(w.id)?.desired?.image === w.desired.image).map((w) => w.id))
+    const deadline = Date.now() + timeoutS * 1000
+    const { Listr } = await import('listr2')
+    const tty = Boolean((this.context.stdout as { isTTY?: boolean }).isTTY) && !this.json
+    let settle: (() => void) | undefined
+    let stop = false
+    const poll = (async () => {
+      while (!stop) {
+        const now = new Map((await listInstances(client, owner).catch(() => [])).map((v) => [v.id, v]))
+        for (const r of rows) {
+          const v = now.get(r.id)
+          const o = v?.observed
+          r.node = v?.host ?? r.node
+          const fresh = o && (unchanged.has(r.id) || o.updatedAt !== before.get(r.id))
+          r.state = fresh ? o.state : 'requested'
+          r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
+          r.reason = fresh && o.state === 'failed' ? `${o.reason ?? 'no reason given'}${o.consoleTail ? `\n${o.consoleTail.trim().split('\n').slice(-8).join('\n')}` : ''}` : undefined
+        }
+        settle?.()
+        await new Promise((res) => setTimeout(res, 700))
+      }
+    })()
+    const waitFor = async (row: Row, task: { title: string }) => {
+      for (;;) {
+        task.title = `${row.id} on ${short(row.node)}: ${row.state}${row.ip ? ` at ${row.ip}` : ''}`
+        if (row.state === 'running') return
+        if (row.state === 'failed') throw new FormError('SHIP_REPLICA_FAILED', `${row.id} failed on node ${row.node}: ${row.reason}`, { hint: `see \`form manage logs ${row.id}\`; the node retries on its own` })
+        if (Date.now() > deadline) throw new FormError('SHIP_TIMEOUT', `${row.id} is still ${row.state} after ${timeoutS} s`, { hint: 'the nodes keep working on it; check with `form manage list`', exitCode: 4 })
+        await new Promise<void>((res) => {
+          settle = res
+          setTimeout(res, 1000)
+        })
+      }
+    }
+    const tasks = new Listr(
+      rows.map((row) => ({ title: `${row.id} on ${short(row.node)}`, task: (_: unknown, task: { title: string }) => waitFor(row, task) })),
+      { concurrent: true, exitOnError: false, renderer: 'default', fallbackRenderer: 'simple', fallbackRendererCondition: !tty, silentRendererCondition: this.json, registerSignalListeners: false } as never,
+    )
+    const onInterrupt = () => {
+      this.context.stderr.write(`\nStopped following; the nodes go on. See them with: form manage list\n`)
+      process.exit(0)
+    }
+    process.once('SIGINT', onInterrupt)
+    try {
+      await tasks.run()
+    } finally {
+      stop = true
+      process.off('SIGINT', onInterrupt)
+      await poll.catch(() => {})
+    }
+    const failed = rows.filter((r) => r.state !== 'running')
+    const result = { ...summary(), readyMs: Math.round(performance.now() - t0) }
+    if (failed.length) {
+      if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
+      throw new FormError(failed.some((r) => r.state === 'failed') ? 'SHIP_REPLICA_FAILED' : 'SHIP_TIMEOUT', `${failed.length} of ${rows.length} replicas are not running: ${failed.map((r) => `${r.id} (${r.state}${r.reason ? `: ${r.reason.split('\n')[0]}` : ''})`).join(', ')}`, {
+        hint: 'see `form manage list` and `form manage logs <instance>`',
+        exitCode: failed.some((r) => r.state === 'failed') ? 1 : 4,
+      })
+    }
+    this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))
+    return 0
+  }
+}

@@ -1,0 +1,115 @@
+import { FormError } from '../../../core/errors.js'
+import { desiredEntries, heartbeats, hostsOf, MAX_CANDIDATES, type DesiredEntry, type DesiredInstance } from '../../node/index.js'
+import type { StateRecord } from '../../state/index.js'
+import { place, type NodeCandidate, type PlacementResult } from './scheduler.js'
+
+/**
+ * What `form pack ship` writes: the desired records of a build's replicas. Planning is a pure
+ * function of state (nodes, every instance record, the build) so it can be tested and repeated:
+ * shipping again with the same inputs writes the same placement.
+ */
+
+export interface ShipInput {
+  owner: string
+  build: string
+  /** the Formfile's NAME: replicas are `<name>-1`, `<name>-2`, ... */
+  name: string
+  image: string
+  resources: { vcpus: number; memoryMb: number; diskGb: number; gpu?: { model: string; count: number } }
+  replicas: number
+  failoverMs: number
+  /** nodes that already hold the image (its builder) */
+  imageHolders: string[]
+  nodes: StateRecord[]
+  /** every record of collection `instances` (all owners: their instances use the nodes' capacity) */
+  instances: StateRecord[]
+  now: number
+}
+
+export interface ShipPlan {
+  /** the records to write, in replica order */
+  writes: { id: string; desired: DesiredInstance; action: 'create' | 'update' | 'delete' }[]
+  placement: PlacementResult
+  /** replicas that keep the node they had */
+  kept: number
+}
+
+/** The nodes as the scheduler sees them: offered capacity, what their instances use, heartbeat. */
+export function candidatesFrom(nodes: StateRecord[], entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
+  const out: NodeCandidate[] = []
+  for (const r of nodes) {
+    const v = r.value as { capacity?: { vcpus?: number; memoryMb?: number; diskGb?: number }; heartbeat?: number } | undefined
+    const c = v?.capacity
+    if (r.deleted || !c || typeof v?.heartbeat !== 'number') continue
+    const used = { vcpus: 0, memoryMb: 0, diskGb: 0 }
+    const images = new Set(imageHolders.includes(r.key) ? [image] : [])
+    for (const e of entries) {
+      if (e.desired.state === 'deleted' || hosts.get(`${e.owner}/${e.id}`) !== r.key) continue
+      // a stopped instance keeps its disk; only a running one holds vCPUs and memory
+      if (e.desired.state === 'running') {
+        used.vcpus += e.desired.vcpus
+        used.memoryMb += e.desired.memoryMb
+      }
+      used.diskGb += e.desired.diskGb
+      images.add(e.desired.image)
+    }
+    out.push({ id: r.key, capacity: { vcpus: c.vcpus ?? 0, memoryMb: c.memoryMb ?? 0, diskGb: c.diskGb ?? 0 }, used, heartbeat: v.heartbeat, images: [...images] })
+  }
+  return out
+}
+
+export function planShip(input: ShipInput): ShipPlan {
+  if (!Number.isInteger(input.replicas) || input.replicas < 1) throw new FormError('USAGE', `the replica count must be a whole number of at least 1, not ${input.replicas}`)
+  const entries = desiredEntries(input.instances)
+  const hosts = hostsOf(entries, heartbeats(input.nodes), input.now)
+  const mine = entries
+    .filter((e) => e.owner === input.owner && e.desired.buildId === input.build && e.desired.state !== 'deleted')
+    .sort((a, b) => replicaIndex(a.id, input.name) - replicaIndex(b.id, input.name) || a.id.localeCompare(b.id))
+  // this build's own replicas do not compete with it for room: they are being replaced in place
+  const others = entries.filter((e) => !(e.owner === input.owner && e.desired.buildId === input.build))
+  const nodes = candidatesFrom(input.nodes, others, hosts, input.image, input.imageHolders)
+  const request = { seed: input.build, resources: input.resources, gpu: input.resources.gpu, image: input.image }
+  const opts = { now: input.now, heartbeatTimeoutMs: input.failoverMs }
+  // every fit node, best first: the fallbacks each replica may move to
+  const ranking = place({ ...request, replicas: nodes.length }, nodes, opts).ranked.slice(0, MAX_CANDIDATES)
+
+  const keep = mine.slice(0, input.replicas)
+  const alive = new Set(ranking)
+  const keptHosts = keep.map((e) => hosts.get(`${e.owner}/${e.id}`)!).filter((n) => alive.has(n))
+  const placement = place({ ...request, replicas: input.replicas - keep.length, exclude: keptHosts }, nodes, opts)
+  if (keep.length === 0 && placement.nodes.length === 0) {
+    const why = placement.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ')
+    throw new FormError('SHIP_NO_NODES', `no node can take a replica of build ${input.build}${why ? ` (${why})` : ' (no node with capacity has a heartbeat in state)'}`, {
+      hint: 'check the nodes with `form state list nodes`; lower VCPU/MEM/DISK in the Formfile, or wait for nodes to join',
+    })
+  }
+  const base = {
+    buildId: input.build,
+    image: input.image,
+    state: 'running' as const,
+    vcpus: input.resources.vcpus,
+    memoryMb: input.resources.memoryMb,
+    diskGb: input.resources.diskGb,
+    candidates: ranking,
+    failoverMs: input.failoverMs,
+  }
+  const writes: ShipPlan['writes'] = []
+  for (const e of keep) writes.push({ id: e.id, action: 'update', desired: { ...base, name: e.desired.name, node: e.desired.node } })
+  const used = new Set(mine.map((e) => e.id))
+  let index = 0
+  for (const node of placement.nodes) {
+    let id: string
+    do id = `${input.name}-${++index}`
+    while (used.has(id))
+    used.add(id)
+    writes.push({ id, action: 'create', desired: { ...base, name: id, node } })
+  }
+  for (const e of mine.slice(input.replicas)) writes.push({ id: e.id, action: 'delete', desired: { ...e.desired, state: 'deleted' } })
+  return { writes, placement, kept: keep.length }
+}
+
+/** `web-3` → 3 (replicas sort by their number); other ids sort last. */
+function replicaIndex(id: string, name: string): number {
+  const m = id.startsWith(`${name}-`) ? /^\d+$/.exec(id.slice(name.length + 1)) : null
+  return m ? Number(m[0]) : Number.MAX_SAFE_INTEGER
+}
