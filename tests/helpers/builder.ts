@@ -8,3 +8,18 @@ export function builderSkip(extraTools: string[] = []): string | false {
   const tool = ['mmdebstrap', 'mke2fs', 'debugfs', 'unshare', ...extraTools].find((x) => !has(x))
   return tool ? `cannot run here: ${tool} is not installed` : false
 }
+
+/**
+ * Gives a node (by its env) the machine's cached Debian base, built here outside any namespace:
+ * nodes in test namespaces have no route to a package mirror.
+ */
+export async function shareCachedBase(env: { dir: string; env: Record<string, string | undefined> }): Promise<void> {
+  const { mkdir, rm, symlink } = await import('node:fs/promises')
+  const { join } = await import('node:path')
+  const { prepareBase } = await import('../../plugins/pack/lib/builder/base.js')
+  const { CACHE } = await import('./guest-image.js')
+  await prepareBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe'))
+  await rm(join(env.dir, 'probe'), { recursive: true, force: true })
+  await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
+  await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
+}

@@ -50,8 +50,12 @@ export class FormnetLab {
     this.hub = this.net.hub('fh')
   }
 
-  /** Starts a node in a new namespace; every node after the first bootstraps from the first. */
-  async addNode(): Promise<LabNode> {
+  /**
+   * Starts a node in a new namespace; every node after the first bootstraps from the first.
+   * `config` adds lines to sections of its operator config (e.g. `{ node: ['hypervisor = "qemu"'] }`);
+   * `beforeStart` prepares its directories (e.g. a cached builder base).
+   */
+  async addNode(options: { config?: Record<string, string[]>; beforeStart?: (env: FormEnv) => Promise<void> } = {}): Promise<LabNode> {
     const i = ++this.hosts
     const ns = this.net.namespace(`fn${i}`)
     const ip = `${this.lan}.${i}`
@@ -63,7 +67,8 @@ export class FormnetLab {
       FORM_API_LISTEN: `${ip}:3004`,
       ...(boot ? { FORM_BOOTSTRAP: boot } : {}),
     })
-    await this.writeOperatorConfig(env, i, ip)
+    await this.writeOperatorConfig(env, i, ip, options.config ?? {})
+    await options.beforeStart?.(env)
     const node: LabNode = { ns, env, ip, proc: await startNode(env, [], 60_000, ns) }
     this.t.teardown(() => node.proc.stop())
     node.multiaddr = (await createClient({ socket: env.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs.find((m) => m.includes(ip))
@@ -71,21 +76,15 @@ export class FormnetLab {
     return node
   }
 
-  private async writeOperatorConfig(env: FormEnv, i: number, ip: string): Promise<void> {
+  private async writeOperatorConfig(env: FormEnv, i: number, ip: string, extra: Record<string, string[]>): Promise<void> {
     const { writeFile } = await import('node:fs/promises')
     const file = `${env.dir}/operator.toml`
-    await writeFile(
-      file,
-      [
-        '[state]',
-        'heartbeat_interval_ms = 2000',
-        '[net]',
-        `formnet_interface = "${this.net.name(`fw${i}`)}"`,
-        `formnet_endpoint = "${ip}:51820"`,
-        'formnet_reconcile_interval_ms = 2000',
-        'discovery_interval_ms = 2000',
-      ].join('\n') + '\n',
-    )
+    const sections: Record<string, string[]> = {
+      state: ['heartbeat_interval_ms = 2000'],
+      net: [`formnet_interface = "${this.net.name(`fw${i}`)}"`, `formnet_endpoint = "${ip}:51820"`, 'formnet_reconcile_interval_ms = 2000', 'discovery_interval_ms = 2000'],
+    }
+    for (const [name, lines] of Object.entries(extra)) sections[name] = [...(sections[name] ?? []), ...lines]
+    await writeFile(file, Object.entries(sections).map(([name, lines]) => [`[${name}]`, ...lines].join('\n')).join('\n') + '\n')
     env.env.FORM_OPERATOR_CONFIG = file
   }
 

@@ -84,19 +84,23 @@ export class NetnsLab {
     this.sockets.push(path)
   }
 
+  /** SIGKILLs every process in a namespace (a node, its VMs, its wireguard-go): a machine that dies. */
+  killAll(ns: string): number {
+    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    return pids.length
+  }
+
   cleanup(): void {
     for (const p of this.processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
     // deleting a namespace does not end its processes (nodes, wireguard-go, detached helpers)
-    for (const ns of this.namespaces) {
-      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-    }
+    for (const ns of this.namespaces) this.killAll(ns)
     for (const ns of this.namespaces.splice(0)) spawnSync('ip', ['netns', 'del', ns])
     for (const s of this.sockets.splice(0)) rmSync(s, { force: true })
     process.off('exit', this.cleanupOnExit)

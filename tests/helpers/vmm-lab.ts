@@ -6,9 +6,9 @@ import type { Signer } from '../../core/auth/sign.js'
 import { loadSigner } from '../../plugins/kit/index.js'
 import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
 import { parseManifest, type DesiredInstance, type ObservedInstance } from '../../plugins/node/index.js'
-import { prepareBase } from '../../plugins/pack/lib/builder/base.js'
 import { form, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
-import { CACHE, putGuestImage, type GuestImage } from './guest-image.js'
+import { shareCachedBase } from './builder.js'
+import { putGuestImage, type GuestImage } from './guest-image.js'
 import { NetnsLab } from './netns.js'
 
 /**
@@ -105,11 +105,7 @@ export class VmmLab {
       await this.start()
       return
     }
-    // the node's builder shares the machine's cached Debian base (built here, outside the namespace)
-    await prepareBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe'))
-    await rm(join(env.dir, 'probe'), { recursive: true, force: true })
-    await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
-    await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
+    await shareCachedBase(env)
     await this.start()
     const project = join(env.dir, 'guest')
     await mkdir(project, { recursive: true })

@@ -67,6 +67,10 @@ interface Instance {
   host?: string
   failures: number
   retryAt?: number
+  /** what the current creation and boot took (reported with `running`) */
+  timings: NonNullable<ObservedInstance['timings']>
+  /** when this process started the current VM (an adopted one has none) */
+  bootStartedAt?: number
   queue: Promise<void>
   writes: Promise<void>
   lastWritten?: string
@@ -196,7 +200,7 @@ export class InstanceController {
     const key = `${owner}/${id}`
     let inst = this.instances.get(key)
     if (!inst) {
-      inst = { key, owner, id, short: shortName(owner, id), gen: 0, stopping: false, failures: 0, queue: Promise.resolve(), writes: Promise.resolve() }
+      inst = { key, owner, id, short: shortName(owner, id), gen: 0, stopping: false, failures: 0, timings: {}, queue: Promise.resolve(), writes: Promise.resolve() }
       this.instances.set(key, inst)
     }
     return inst
@@ -272,7 +276,10 @@ export class InstanceController {
     try {
       const subnet = await this.subnetReady()
       await this.observe(inst, 'creating')
+      let t0 = performance.now()
       const { manifest, files } = await this.loadImage(desired.image)
+      inst.timings = { imageMs: Math.round(performance.now() - t0) }
+      t0 = performance.now()
       const want = this.wanted(desired, manifest)
       const refused = refusal(this.o.capacity, this.held(inst), { ...want, vcpus: 0, memoryMb: 0 })
       if (refused) return this.fail(inst, refused, true)
@@ -287,6 +294,7 @@ export class InstanceController {
       await run('cp', ['--sparse=always', '--reflink=auto', files.disk, `${disk}.tmp`])
       await truncate(`${disk}.tmp`, want.diskGb * 2 ** 30)
       await rename(`${disk}.tmp`, disk)
+      inst.timings.diskMs = Math.round(performance.now() - t0)
       const local: LocalInstance = await this.serialAllocation(async () => {
         const ip = allocateHost(parseCidr(subnet.cidr), await this.usedAddresses())
         const l: LocalInstance = {
@@ -335,6 +343,8 @@ export class InstanceController {
       await this.saveLocal(local)
       inst.running = want
       await this.observe(inst, 'booting')
+      inst.timings.bootMs = undefined
+      inst.bootStartedAt = performance.now()
       const vm = await hv.boot(spec)
       this.o.log.info('VM started', { instance: inst.key, pid: vm.pid, backend: hv.info.label, pvh: kernel.pvh })
       this.watch(inst, vm)
@@ -366,7 +376,9 @@ export class InstanceController {
         if (READY.test(text)) {
           inst.failures = 0
           inst.retryAt = undefined
-          await this.observe(inst, 'running')
+          if (inst.bootStartedAt !== undefined) inst.timings.bootMs = Math.round(performance.now() - inst.bootStartedAt)
+          inst.bootStartedAt = undefined
+          await this.observe(inst, 'running', Object.keys(inst.timings).length ? { timings: { ...inst.timings } } : {})
           return
         }
         carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)

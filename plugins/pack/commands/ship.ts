@@ -79,7 +79,7 @@ export class PackShipCommand extends BuildCommand {
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)
 
-    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string }
+    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string; timings?: { imageMs?: number; diskMs?: number; bootMs?: number } }
     const rows: Row[] = live.map((w) => ({ id: w.id, node: w.desired.node, state: 'requested', ip: null }))
     const summary = () => ({ buildId: build, image: status.image, replicas: rows, scheduledMs: Math.round(scheduledMs) })
     if (this.detach) {
@@ -104,6 +104,7 @@ export class PackShipCommand extends BuildCommand {
           const fresh = o && (unchanged.has(r.id) || o.updatedAt !== before.get(r.id))
           r.state = fresh ? o.state : 'requested'
           r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
+          r.timings = fresh ? o.timings : undefined
           r.reason = fresh && o.state === 'failed' ? `${o.reason ?? 'no reason given'}${o.consoleTail ? `\n${o.consoleTail.trim().split('\n').slice(-8).join('\n')}` : ''}` : undefined
         }
         settle?.()

@@ -38,6 +38,8 @@ export interface ObservedInstance {
   mac?: string
   pid?: number
   consoleTail?: string
+  /** how long the last creation and boot took here, in ms: fetching the image, copying its disk, booting to FORM-READY */
+  timings?: { imageMs?: number; diskMs?: number; bootMs?: number }
   /** 'qemu-tcg', 'qemu-kvm' or 'cloud-hypervisor' */
   backend: string
   updatedAt: number
