@@ -56,7 +56,7 @@ t.test(
     t.match(built.status, { state: 'built', image: /^[0-9a-f]{64}$/ }, 'the image is built on node 1')
     const buildId: string = built.buildId
 
-    const shipped = await form(dev.env, ['pack', 'ship', '--replicas', '2', '--failover-after', '15', '--json'], { netns: dev.ns, cwd: app, timeoutMs: 1_500_000 })
+    const shipped = await form(dev.env, ['pack', 'ship', '--replicas', '2', '--failover-after', '20', '--json'], { netns: dev.ns, cwd: app, timeoutMs: 1_500_000 })
     lab.ok(shipped)
     const ship = JSON.parse(shipped.stdout)
     t.equal(ship.replicas.length, 2, 'two replicas')
@@ -107,7 +107,7 @@ t.test(
       },
       900_000,
     )
-    t.comment(`failover: ${victim.id} running on node ${spare + 1} ${Math.round((Date.now() - killedAt) / 1000)} s after node ${dead + 1} died (15 s of it waiting out the heartbeat)`)
+    t.comment(`failover: ${victim.id} running on node ${spare + 1} ${Math.round((Date.now() - killedAt) / 1000)} s after node ${dead + 1} died (20 s of it waiting out the heartbeats)`)
     t.not(moved.ip, victim.ip, `the replica has an address of node ${spare + 1}'s subnet (${moved.ip})`)
     await reach(moved, `${victim.id} after failover`)
     const survivor = (await getIp()).find((x) => x.id !== victim.id)!

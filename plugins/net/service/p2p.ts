@@ -138,7 +138,11 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
       for await (const provider of handle.findProviders(hash)) {
         try {
           const { peerIdFromString } = await import('@libp2p/peer-id')
-          const stream = await node.dialProtocol(peerIdFromString(provider), BLOB_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
+          // the timeout bounds the dial only: a stream keeps the signal it was opened with, and an
+          // image's disk takes longer than any fixed time to arrive
+          const dial = new AbortController()
+          const timer = setTimeout(() => dial.abort(new FormError('BLOB_DIAL_TIMEOUT', `no stream to ${provider} within 30 s`)), 30_000)
+          const stream = await node.dialProtocol(peerIdFromString(provider), BLOB_PROTOCOL, { signal: dial.signal }).finally(() => clearTimeout(timer))
           await blobs.fetchFrom(stream, hash, maxBytes)
           await stream.close().catch(() => {})
           return { path: blobs.path(hash), size: (await blobs.size(hash))!, provider }
@@ -176,7 +180,9 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     async open(peer, protocol) {
       const id = typeof peer === 'string' ? node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
       if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
-      return node.dialProtocol(id, protocol, { signal: AbortSignal.timeout(30_000) })
+      const dial = new AbortController()
+      const timer = setTimeout(() => dial.abort(new FormError('P2P_DIAL_TIMEOUT', `no ${protocol} stream to ${peer} within 30 s`)), 30_000)
+      return node.dialProtocol(id, protocol, { signal: dial.signal }).finally(() => clearTimeout(timer))
     },
     onPeer: (l) => void peerListeners.push(l),
     async ban(peer, ms, reason) {

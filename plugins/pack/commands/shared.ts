@@ -40,3 +40,9 @@ export function reportDiagnostics(cmd: FormCommand, loaded: LoadedFormfile): For
   }
   return loaded.formfile
 }
+
+/** The build id of a Formfile (default ./Formfile) for `owner`: what commands use without --build-id. */
+export async function formfileBuildId(cmd: FormCommand, owner: string, file: string | undefined): Promise<string> {
+  const { buildId } = await import('../lib/formfile/index.js')
+  return buildId(owner, reportDiagnostics(cmd, await loadFormfile(file, undefined)).name)
+}

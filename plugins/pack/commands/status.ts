@@ -10,11 +10,7 @@ export abstract class BuildCommand extends DeveloperCommand {
     const { FormError } = await import('../../../core/errors.js')
     const config = await this.userConfig()
     let build = this.buildId
-    if (build === undefined) {
-      const { loadFormfile, reportDiagnostics } = await import('./shared.js')
-      const { buildId } = await import('../lib/formfile/index.js')
-      build = buildId(config.address, reportDiagnostics(this, await loadFormfile(this.file, undefined)).name)
-    }
+    if (build === undefined) build = await (await import('./shared.js')).formfileBuildId(this, config.address, this.file)
     if (!/^[0-9a-f]{64}$/.test(build)) throw new FormError('USAGE', `--build-id "${build}" is not a build id (64 hex digits)`, { hint: 'the build id is printed by `form pack build` and `form pack dry-run`' })
     return { config, build, owner: config.address }
   }

@@ -82,21 +82,48 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   )
   let pushQueue: { hash: string; op: Op; source?: string }[] = []
   let flushing: Promise<void> | undefined
+  // One long-lived push stream per peer: a stream per batch made a busy node refuse streams beyond
+  // its inbound limit, and heartbeats then waited for anti-entropy (tens of seconds).
+  const pushStreams = new Map<string, Promise<Stream>>()
+  const dropPushStream = (peer: string, error?: Error) => {
+    const stream = pushStreams.get(peer)
+    pushStreams.delete(peer)
+    void stream?.then((s) => s.abort(error ?? new Error('push stream replaced')), () => {})
+  }
+  const pushTo = async (peer: string, ops: Op[]) => {
+    // a stream the peer dropped (it restarted, say) fails on write: one retry on a fresh stream
+    for (let attempt = 0; ; attempt++) {
+      let stream = pushStreams.get(peer)
+      if (!stream) {
+        stream = p2p.open(peer, PUSH_PROTOCOL)
+        pushStreams.set(peer, stream)
+      }
+      try {
+        await writeFrame(await stream, FRAME.ops, encodeOps(ops))
+        return
+      } catch (error) {
+        dropPushStream(peer, error as Error)
+        if (attempt >= 1) throw error
+      }
+    }
+  }
   const flush = async () => {
     while (pushQueue.length) {
       const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
-      for (const peer of p2p.connectedPeers()) {
-        const ops = batch.filter((o) => o.source !== peer).map((o) => o.op)
-        if (!ops.length) continue
-        try {
-          const stream = await p2p.open(peer, PUSH_PROTOCOL)
-          await writeFrame(stream, FRAME.ops, encodeOps(ops))
-          await stream.close()
-          stats.pushedOps += ops.length
-        } catch (error) {
-          log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
-        }
-      }
+      const peers = p2p.connectedPeers()
+      for (const peer of pushStreams.keys()) if (!peers.includes(peer)) dropPushStream(peer)
+      await Promise.all(
+        peers.map(async (peer) => {
+          const ops = batch.filter((o) => o.source !== peer).map((o) => o.op)
+          if (!ops.length) return
+          try {
+            await pushTo(peer, ops)
+            stats.pushedOps += ops.length
+          } catch (error) {
+            log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
+          }
+        }),
+      )
     }
   }
   const unsubscribe = store.onOps((ops, source) => {
@@ -182,6 +209,8 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       clearInterval(timer)
       unsubscribe()
       await flushing
+      await Promise.all([...pushStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
+      pushStreams.clear()
     },
   }
 }

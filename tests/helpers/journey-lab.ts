@@ -1,0 +1,102 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { join } from 'node:path'
+import { createClient } from '../../core/client.js'
+import { shareCachedBase } from './builder.js'
+import { form, until, type Result } from './form.js'
+import { FormnetLab, type LabDeveloper, type LabNode } from './formnet-lab.js'
+
+/**
+ * The developer journey's world: three nodes in network namespaces that run VMs (node 1 also
+ * builds, with the machine's cached Debian base), and a developer namespace with a wallet, an SSH
+ * key and a `hello-web` project. Used by the end-to-end test and by bench/ship.ts.
+ */
+
+export interface Replica {
+  id: string
+  node: string
+  state: string
+  ip: string | null
+}
+
+interface Scope {
+  testdir(): string
+  teardown(fn: () => unknown): void
+}
+
+export const SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR']
+
+export class JourneyLab {
+  readonly lab: FormnetLab
+  nodes: LabNode[] = []
+  /** each node's account address (what records name), by node index */
+  accounts: string[] = []
+  /** each node's formnet address */
+  addresses: string[] = []
+  dev!: LabDeveloper
+  key!: string
+  app!: string
+
+  constructor(t: Scope) {
+    this.lab = new FormnetLab(t)
+  }
+
+  /** Three nodes that see each other in state. */
+  async startNodes(): Promise<void> {
+    const config = (i: number) => ({
+      node: ['hypervisor = "auto"', 'nat = false', 'shutdown_timeout_s = 5', 'boot_timeout_s = 600'],
+      'node.resources': ['vcpus = 2', 'memory_mb = 1536', 'disk_gb = 20'],
+      net: [`bridge_name = "${this.lab.net.name(`fb${i}`)}"`],
+    })
+    this.nodes = [await this.lab.addNode({ config: config(1), beforeStart: shareCachedBase }), await this.lab.addNode({ config: config(2) }), await this.lab.addNode({ config: config(3) })]
+    this.addresses = await Promise.all(this.nodes.map(async (n) => (await this.lab.status(n)).address))
+    this.accounts = await Promise.all(this.nodes.map(async (n) => (await createClient({ socket: n.env.socket }).get<{ address: string }>('/v1/state/info')).address))
+    await until('the three nodes to see each other in state', async () => {
+      const r = await createClient({ socket: this.nodes[0].env.socket }).get<{ records: unknown[] }>('/v1/state/records/nodes')
+      return r.records.length === 3 ? true : undefined
+    }, 60_000)
+  }
+
+  /** The developer: wallet through node 1, formnet membership and interface, an SSH key. */
+  async addDeveloper(): Promise<{ joined: { address: string } }> {
+    this.dev = await this.lab.addDeveloper(this.nodes[0])
+    const joined = JSON.parse(this.lab.ok(await this.lab.form(this.dev, ['manage', 'join', '--interface', this.dev.interface, '--json'])).stdout)
+    this.lab.ok(await this.lab.form(this.dev, ['manage', 'formnet-up', '--detach', '--interval-ms', '1000']))
+    this.key = join(this.dev.env.dir, 'id_ed25519')
+    const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'dev@journey', '-f', this.key], { encoding: 'utf8' })
+    if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`)
+    this.app = join(this.dev.env.dir, 'hello')
+    return { joined }
+  }
+
+  /** `form ...` as the developer, in the project directory. */
+  devForm(args: string[], timeoutMs = 60_000): Promise<Result> {
+    return form(this.dev.env, args, { netns: this.dev.ns, cwd: this.app, timeoutMs })
+  }
+
+  /** A command in the developer's namespace. */
+  sh(args: string[], timeoutMs = 30_000): SpawnSyncReturns<string> {
+    return spawnSync('ip', ['netns', 'exec', this.dev.ns, ...args], { encoding: 'utf8', timeout: timeoutMs })
+  }
+
+  async replicas(buildId: string): Promise<Replica[]> {
+    return JSON.parse(this.lab.ok(await this.devForm(['manage', 'get-ip', '--build-id', buildId, '--json'])).stdout).replicas
+  }
+
+  /** Waits until SSH (as `dev`, with the key) answers on a replica; the command's result. */
+  ssh(r: Replica, command: string, timeoutMs = 120_000): Promise<SpawnSyncReturns<string>> {
+    const once = () => this.sh(['ssh', '-i', this.key, ...SSH_OPTIONS, `dev@${r.ip}`, command])
+    return until(`ssh to ${r.id} at ${r.ip}`, async () => {
+      const res = once()
+      return res.status === 0 ? res : undefined
+    }, timeoutMs).catch(() => once())
+  }
+
+  /** Waits until the replica's HTTP server answers on port 8080; curl's result. */
+  http(r: Replica, timeoutMs = 120_000): Promise<SpawnSyncReturns<string>> {
+    const once = () => this.sh(['curl', '-sS', '--max-time', '5', `http://${r.ip}:8080/`])
+    return until(`HTTP from ${r.id}`, async () => {
+      const res = once()
+      return res.status === 0 && res.stdout ? res : undefined
+    }, timeoutMs).catch(() => once())
+  }
+}
