@@ -1,0 +1,71 @@
+// From `form pack ship` to every replica reachable (SSH and HTTP answered over formnet), and where
+// the time goes: scheduling (the CLI reading state and placing), image transfer (a node without the
+// image fetching kernel, initrd and disk over /form/blob/1.0.0), the disk copy, the boot to
+// FORM-READY, and the rest (records replicating, the controller reacting, sshd and the app
+// answering). Three nodes and a developer in network namespaces, as in tests/e2e/journey.test.ts.
+// Round 1 is cold (one chosen node must fetch the image); then the replicas are deleted and
+// shipped again (every chosen node holds the image): the baseline of the ratio.
+// Run: npm run build && npx tsx bench/ship.ts   (root, qemu-system-x86, wireguard-go, mmdebstrap, ssh, curl)
+import { JourneyLab, type Replica } from '../tests/helpers/journey-lab.js'
+import { benchScope, recordResults } from './results.js'
+
+const { scope, close } = benchScope('ship')
+
+interface Shipped {
+  scheduledMs: number
+  replicas: (Replica & { timings?: { imageMs?: number; diskMs?: number; bootMs?: number } })[]
+}
+
+const j = new JourneyLab(scope)
+try {
+  await j.startNodes()
+  await j.addDeveloper()
+  j.lab.ok(await j.lab.form(j.dev, ['pack', 'init', '--template', 'hello-web', '--dir', j.app, '--ssh-key', `${j.key}.pub`]))
+  const built = JSON.parse(j.lab.ok(await j.devForm(['pack', 'build', '--json'], 1_200_000)).stdout)
+  const buildId: string = built.buildId
+
+  const round = async () => {
+    const t0 = performance.now()
+    const shipped: Shipped = JSON.parse(j.lab.ok(await j.devForm(['pack', 'ship', '--replicas', '2', '--json'], 1_500_000)).stdout)
+    const runningMs = performance.now() - t0
+    const reachableMs: number[] = []
+    for (const r of await j.replicas(buildId)) {
+      const ssh = await j.ssh(r, 'true')
+      const http = await j.http(r)
+      if (ssh.status !== 0 || http.status !== 0) throw new Error(`${r.id} is not reachable: ${ssh.stderr} ${http.stderr}`)
+      reachableMs.push(performance.now() - t0)
+    }
+    return { shipped, runningMs, totalMs: Math.max(...reachableMs) }
+  }
+
+  const cold = await round()
+  j.lab.ok(await j.devForm(['manage', 'delete', '--build-id', buildId, '--wait'], 300_000))
+  const warm = await round()
+
+  const s = (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`)
+  const slowest = (r: Awaited<ReturnType<typeof round>>, k: 'imageMs' | 'diskMs' | 'bootMs') => Math.max(0, ...r.shipped.replicas.map((x) => x.timings?.[k] ?? 0))
+  const row = (name: string, r: Awaited<ReturnType<typeof round>>) => {
+    const image = slowest(r, 'imageMs')
+    const disk = slowest(r, 'diskMs')
+    const boot = slowest(r, 'bootMs')
+    const rest = r.totalMs - r.shipped.scheduledMs - image - disk - boot
+    return `| ${name} | ${s(r.totalMs)} | ${s(r.shipped.scheduledMs)} | ${s(image)} (${((image / r.totalMs) * 100).toFixed(0)} %) | ${s(disk)} | ${s(boot)} (${((boot / r.totalMs) * 100).toFixed(0)} %) | ${s(rest)} |`
+  }
+  const body = [
+    `Three nodes and a developer in network namespaces, QEMU ${process.env.FORM_BENCH_ACCEL ?? 'TCG (no KVM)'}, the hello-web template (Debian bookworm, DISK 5),`,
+    '`form pack ship --replicas 2`, timed from the command to SSH and HTTP answering on both replicas over formnet.',
+    'Image, disk and boot are the slowest replica\'s (they overlap between replicas; the parts do not add up exactly).',
+    '',
+    '| round | ship → all reachable | scheduling | image transfer | disk copy | boot to FORM-READY | rest |',
+    '|---|---|---|---|---|---|---|',
+    row('cold: one node fetches the image', cold),
+    row('warm: both nodes hold the image', warm),
+    '',
+    `Ratio cold / warm: **${(cold.totalMs / warm.totalMs).toFixed(2)}** (the image transfer is the difference).`,
+    `Per replica (cold): ${cold.shipped.replicas.map((r) => `${r.id} image ${s(r.timings?.imageMs)}, disk ${s(r.timings?.diskMs)}, boot ${s(r.timings?.bootMs)}`).join('; ')}.`,
+  ].join('\n')
+  console.log(body)
+  recordResults('Ship: form pack ship to every replica reachable (bench/ship.ts)', body)
+} finally {
+  await close()
+}
