@@ -1,9 +1,10 @@
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFile, writeFile, access } from 'node:fs/promises'
+import { readFile, writeFile, access, open, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import got from 'got'
 import { createClient } from '../../core/client.js'
+import { writeSparse } from '../../plugins/net/lib/p2p/blobs.js'
 import { makeEnv, startNode, type FormEnv } from '../helpers/form.js'
 
 const upload = async (fe: FormEnv, data: Buffer) =>
@@ -42,4 +43,56 @@ t.test('a blob provided on one node is found through the DHT and fetched, verifi
   await writeFile(onDisk, tampered)
   await t.rejects(createClient({ socket: b.socket }).post(`/v1/net/blobs/${bad.hash}/fetch`), { code: 'BLOB_UNAVAILABLE', message: /whose SHA-256 is [0-9a-f]{64}, not/ })
   await t.rejects(access(join(b.dir, 'data', 'blobs', 'sha256', bad.hash)), { code: 'ENOENT' }, 'the corrupt content was not kept')
+})
+
+const MiB = 2 ** 20
+/** A disk-image-like blob: data at the start, runs of zeros, data at unaligned offsets, zeros to the end. */
+function sparseLike(): Buffer {
+  const data = Buffer.alloc(48 * MiB)
+  randomBytes(MiB).copy(data, 0)
+  data.write('a few bytes in a run of zeros', 21 * MiB + 100)
+  randomBytes(MiB).copy(data, 30 * MiB + 7)
+  return data
+}
+
+t.test('writeSparse leaves whole 4 KiB blocks of zeros as holes, wherever the pieces start and end', async (t) => {
+  const data = sparseLike()
+  const file = join(t.testdir(), 'out')
+  const fh = await open(file, 'wx')
+  let at = 0
+  for (const piece of [1, 4095, 4097, 3 * MiB + 5, 123_457, 20 * MiB, 9 * MiB - 3]) {
+    await writeSparse(fh, data.subarray(at, at + piece), at)
+    at += piece
+  }
+  await writeSparse(fh, data.subarray(at), at)
+  await fh.truncate(data.length)
+  await fh.close()
+  t.ok((await readFile(file)).equals(data), 'the content is identical')
+  const allocated = (await stat(file)).blocks * 512
+  t.ok(allocated <= 2 * MiB + 3 * 4096, `only the data blocks are allocated (${allocated} bytes of ${data.length})`)
+})
+
+t.test('a blob with long runs of zeros is fetched over libp2p and lands sparse, with its hash', async (t) => {
+  const a = await makeEnv(t)
+  const nodeA = await startNode(a)
+  t.teardown(() => nodeA.stop('SIGKILL'))
+  const boot = (await createClient({ socket: a.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]
+  t.match(boot, /^\/ip4\/127\.0\.0\.1\//, 'the nodes talk over loopback')
+  const b = await makeEnv(t, { FORM_BOOTSTRAP: boot })
+  const nodeB = await startNode(b)
+  t.teardown(() => nodeB.stop('SIGKILL'))
+  await new Promise((r) => setTimeout(r, 1500)) // let the routing tables fill
+
+  const data = sparseLike()
+  const put = await upload(a, data)
+  t.equal(put.hash, createHash('sha256').update(data).digest('hex'))
+  const fetched = await createClient({ socket: b.socket }).post<{ path: string; size: number; provider: string }>(`/v1/net/blobs/${put.hash}/fetch`)
+  t.ok(fetched.provider, 'it came from the other node')
+  t.equal(fetched.size, data.length, 'the whole length, trailing zeros included')
+  const st = await stat(fetched.path)
+  t.equal(st.size, data.length)
+  t.ok(st.blocks * 512 <= 2 * MiB + 3 * 4096, `only the data is allocated: ${st.blocks * 512} bytes of ${st.size}`)
+  const content = await readFile(fetched.path)
+  t.equal(createHash('sha256').update(content).digest('hex'), put.hash, 'the stored file has the hash it is stored under')
+  t.ok(content.equals(data), 'the content is identical')
 })

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
@@ -12,6 +12,31 @@ export const BLOB_PROTOCOL = '/form/blob/1.0.0'
 const HASH = /^[0-9a-f]{64}$/
 const CHUNK = 256 * 1024
 const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5 } as const
+/** The unit in which a fetched blob's zeros become holes: a filesystem block. */
+const HOLE = 4096
+const ZEROS = Buffer.alloc(HOLE)
+
+/**
+ * Writes `data` at `position`, leaving every whole 4 KiB block of zeros unwritten (a hole in a new
+ * file, so images keep their sparseness across a transfer). Blocks are counted from the start of
+ * the file, so a hole is always whole filesystem blocks.
+ */
+export async function writeSparse(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  let start = -1 // the first byte of the pending run of data
+  let at = 0
+  while (at < buf.length) {
+    const end = Math.min(buf.length, at + HOLE - ((position + at) % HOLE))
+    const zero = ZEROS.compare(buf, at, end, 0, end - at) === 0
+    if (!zero && start < 0) start = at
+    if (zero && start >= 0) {
+      await fh.write(buf, start, at - start, position + start)
+      start = -1
+    }
+    at = end
+  }
+  if (start >= 0) await fh.write(buf, start, buf.length - start, position + start)
+}
 
 /** The DHT key of a blob: a CIDv1 (raw codec) of its SHA-256. */
 export function blobCid(hash: string): CID {
@@ -87,7 +112,9 @@ export class BlobStore {
 
   /**
    * Fetches a blob over an outbound stream, hashing while it streams to a temporary file; only a
-   * complete transfer with the right hash and within `maxBytes` lands in the store.
+   * complete transfer with the right hash and within `maxBytes` lands in the store. Runs of zeros
+   * are not written but skipped (hashed all the same), and the length is set at the end, so a
+   * sparse image stays sparse on the receiving node, trailing zeros included.
    */
   async fetchFrom(stream: Stream, hash: string, maxBytes: number): Promise<void> {
     this.path(hash)
@@ -111,11 +138,12 @@ export class BlobStore {
         received += frame.payload.length
         if (received > size) throw new FormError('BLOB_TOO_LARGE', `the provider sent more than the ${size} bytes it announced`)
         sha.update(frame.payload)
-        await fh.write(frame.payload)
+        await writeSparse(fh, frame.payload, received - frame.payload.length)
       }
       const got = sha.digest('hex')
       if (received !== size) throw new FormError('BLOB_TRUNCATED', `received ${received} of ${size} bytes of ${hash}`)
       if (got !== hash) throw new FormError('BLOB_HASH_MISMATCH', `the provider sent content whose SHA-256 is ${got}, not ${hash}`)
+      await fh.truncate(size)
       await fh.sync()
       await fh.close()
       await rename(tmp, this.path(hash))

@@ -9,19 +9,65 @@ import { dirname, join } from 'node:path'
  */
 
 const SCRIPT = `#!/bin/sh
-# Configures the network from the kernel command line (written by the Formation node).
-# FORM_GUEST_CMDLINE and FORM_GUEST_ROOT only exist so the script can be tested outside a guest.
+# Grows the root filesystem to the whole disk and configures the network from the kernel command
+# line (written by the Formation node). Nothing here may stop the boot: every step logs and goes on.
+# FORM_GUEST_CMDLINE, FORM_GUEST_ROOT and FORM_GUEST_ROOTDEV only exist so the script can be tested
+# outside a guest. With FORM_GUEST_ROOT set, the running system's root is never grown: only
+# FORM_GUEST_ROOTDEV, an image file, is (offline, as resize2fs does for an unmounted filesystem).
 set -u
 root="\${FORM_GUEST_ROOT:-}"
-ip= gw= host= dns=
+log() { echo "form-guest: $*"; }
+ip= gw= host= dns= rootarg=
 for arg in $(cat "\${FORM_GUEST_CMDLINE:-/proc/cmdline}"); do
   case "$arg" in
+    root=*) rootarg="\${arg#root=}" ;;
     form.ip=*) ip="\${arg#form.ip=}" ;;
     form.gw=*) gw="\${arg#form.gw=}" ;;
     form.hostname=*) host="\${arg#form.hostname=}" ;;
     form.dns=*) dns="\${arg#form.dns=}" ;;
   esac
 done
+
+# The image's ext4 filesystem is only as large as its files; the node gives the instance a disk of
+# the Formfile's DISK (ext4 directly on /dev/vda, no partition table). resize2fs grows a mounted
+# ext4 filesystem online.
+fs_bytes() {
+  dumpe2fs -h "$1" 2>/dev/null | awk -F: '
+    /^Filesystem features:/ { ext4 = ($2 ~ /(^| )extent( |$)/) }
+    /^Block count:/ { count = $2 + 0 }
+    /^Block size:/ { size = $2 + 0 }
+    END { if (ext4 && count && size) printf "%.0f\\n", count * size }'
+}
+grow_root() {
+  if [ -n "$root" ]; then
+    dev="\${FORM_GUEST_ROOTDEV:-}"
+    [ -n "$dev" ] || return 0
+    [ -f "$dev" ] || { log "$dev is not an image file: root filesystem not grown"; return 0; }
+    dev_bytes=$(stat -c %s "$dev")
+  else
+    # the device mounted at / and its type, from the kernel (the last mount on / wins)
+    set -- $(awk '$2 == "/" { d = $1; t = $3 } END { print d, t }' /proc/self/mounts)
+    dev="\${1:-}" type="\${2:-}"
+    if [ "$type" != ext4 ]; then log "the root filesystem is \${type:-unknown}, not ext4: not grown"; return 0; fi
+    # /dev/root: the kernel mounted root= itself
+    [ -b "$dev" ] || dev="$rootarg"
+    case "$dev" in UUID=*|LABEL=*|PARTUUID=*) dev=$(findfs "$dev" 2>/dev/null) ;; esac
+    if [ ! -b "$dev" ]; then log "the root device \${dev:-?} is not a block device: not grown"; return 0; fi
+    dev_bytes=$(blockdev --getsize64 "$dev")
+  fi
+  before=$(fs_bytes "$dev")
+  if [ -z "$before" ] || [ -z "$dev_bytes" ]; then log "no ext4 filesystem on $dev: not grown"; return 0; fi
+  if [ $((dev_bytes - before)) -lt 1048576 ]; then log "the root filesystem fills $dev ($((before / 1048576)) MiB)"; return 0; fi
+  if out=$(resize2fs "$dev" 2>&1); then
+    after=$(fs_bytes "$dev")
+    log "grew the root filesystem on $dev from $((before / 1048576)) MiB to $((\${after:-0} / 1048576)) MiB (disk $((dev_bytes / 1048576)) MiB)"
+  else
+    log "resize2fs $dev failed, the root filesystem stays at $((before / 1048576)) MiB: $(echo "$out" | tail -n 3 | tr '\\n' ' ')"
+  fi
+}
+# a subshell: a failure (even an unset variable) ends only the growing, never the rest
+( grow_root ) || log "growing the root filesystem failed"
+
 ip link set lo up
 dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
 if [ -n "$dev" ] && [ -n "$ip" ]; then
@@ -52,6 +98,8 @@ Wants=network.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/local/sbin/form-guest
+StandardOutput=journal+console
+StandardError=journal+console
 
 [Install]
 WantedBy=multi-user.target
