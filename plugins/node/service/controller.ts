@@ -100,7 +100,8 @@ export interface ControllerOptions {
   log: Logger
 }
 
-const READY = /^FORM-READY\r?$/m
+// at the end of a line; older images print it right after a login prompt that lacks a newline
+const READY = /(^|\s)FORM-READY\r?$/m
 const TAIL_BYTES = 3000
 
 /**

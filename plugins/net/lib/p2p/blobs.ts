@@ -11,7 +11,11 @@ import { FrameReader, writeFrame } from './framing.js'
 export const BLOB_PROTOCOL = '/form/blob/1.0.0'
 const HASH = /^[0-9a-f]{64}$/
 const CHUNK = 256 * 1024
-const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5 } as const
+/** `zeros` stands for a run of zero bytes (its payload: the run's length, 4 bytes): holes cost nothing on the wire */
+const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5, zeros: 6 } as const
+/** The unit in which the provider looks for zeros to send as a `zeros` frame. */
+const ZERO_RUN = 64 * 1024
+const ZERO_CHUNK = Buffer.alloc(CHUNK)
 /** The unit in which a fetched blob's zeros become holes: a filesystem block. */
 const HOLE = 4096
 const ZEROS = Buffer.alloc(HOLE)
@@ -36,6 +40,14 @@ export async function writeSparse(fh: FileHandle, data: Uint8Array, position: nu
     at = end
   }
   if (start >= 0) await fh.write(buf, start, buf.length - start, position + start)
+}
+
+async function sendPiece(stream: Stream, chunk: Buffer, from: number, to: number, zero: boolean): Promise<void> {
+  if (to <= from) return
+  if (!zero) return writeFrame(stream, FRAME.data, chunk.subarray(from, to))
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(to - from)
+  return writeFrame(stream, FRAME.zeros, length)
 }
 
 /** The DHT key of a blob: a CIDv1 (raw codec) of its SHA-256. */
@@ -106,7 +118,21 @@ export class BlobStore {
       return
     }
     await writeFrame(stream, FRAME.header, Buffer.from(JSON.stringify({ size })))
-    for await (const chunk of createReadStream(this.path(hash), { highWaterMark: CHUNK })) await writeFrame(stream, FRAME.data, chunk as Buffer)
+    for await (const chunk of createReadStream(this.path(hash), { highWaterMark: CHUNK }) as AsyncIterable<Buffer>) {
+      // consecutive pieces of the same kind go out as one frame
+      let from = 0
+      let zero = false
+      for (let at = 0; at < chunk.length; at += ZERO_RUN) {
+        const end = Math.min(chunk.length, at + ZERO_RUN)
+        const isZero = ZERO_CHUNK.compare(chunk, at, end, 0, end - at) === 0
+        if (at > from && isZero !== zero) {
+          await sendPiece(stream, chunk, from, at, zero)
+          from = at
+        }
+        zero = isZero
+      }
+      await sendPiece(stream, chunk, from, chunk.length, zero)
+    }
     await writeFrame(stream, FRAME.end, new Uint8Array())
   }
 
@@ -134,6 +160,15 @@ export class BlobStore {
         const frame = await reader.next()
         if (!frame) throw new FormError('BLOB_TRUNCATED', `the transfer of ${hash} ended after ${received} of ${size} bytes`)
         if (frame.type === FRAME.end) break
+        if (frame.type === FRAME.zeros) {
+          const length = frame.payload.length === 4 ? frame.payload.readUInt32BE(0) : -1
+          if (!(length > 0 && length <= CHUNK)) throw new FormError('BLOB_PROTOCOL', 'a zeros frame must hold a length from 1 to 256 KiB')
+          received += length
+          if (received > size) throw new FormError('BLOB_TOO_LARGE', `the provider sent more than the ${size} bytes it announced`)
+          // nothing to write: the file's length is set at the end, and a hole reads as zeros
+          sha.update(ZERO_CHUNK.subarray(0, length))
+          continue
+        }
         if (frame.type !== FRAME.data) throw new FormError('BLOB_PROTOCOL', `unexpected frame ${frame.type}`)
         received += frame.payload.length
         if (received > size) throw new FormError('BLOB_TOO_LARGE', `the provider sent more than the ${size} bytes it announced`)

@@ -111,7 +111,8 @@ After=multi-user.target ssh.service form-guest.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo FORM-READY > /dev/ttyS0'
+# on a line of its own: the serial getty may have printed its login prompt (no newline) just before
+ExecStart=/bin/sh -c 'printf "\\r\\nFORM-READY\\r\\n" > /dev/ttyS0'
 
 [Install]
 WantedBy=multi-user.target
