@@ -64,6 +64,8 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   const refused = await lab.until('too-big', 'failed')
   t.match(refused.reason, /does not fit on this node: 2 vCPU requested, 1 of 2 free/)
   t.notOk(refused.pid, 'no VM was started for it')
+  // refused instances retry with backoff: once web-1 stops it would fit and take the vCPUs
+  lab.ok(await lab.form(['manage', 'delete', 'too-big', '--wait']))
 
   // stop: the QEMU process exits (the guest powers off on the ACPI button)
   const stopped = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'web-1', '--wait', '--json'])).stdout)

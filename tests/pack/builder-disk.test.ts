@@ -54,7 +54,7 @@ t.test('a root filesystem with the guest agent becomes a sparse ext4 image, move
   for (const unit of ['form-guest.service', 'form-ready.service']) {
     t.match(debugfs(image, `stat /etc/systemd/system/multi-user.target.wants/${unit}`), new RegExp(`Fast link dest: "/etc/systemd/system/${unit}"`), `${unit} is enabled`)
   }
-  t.match(debugfs(image, 'cat /etc/systemd/system/form-ready.service'), /FORM-READY > \/dev\/ttyS0/)
+  t.match(debugfs(image, 'cat /etc/systemd/system/form-ready.service'), /FORM-READY\\r\\n" > \/dev\/ttyS0/)
   t.match(debugfs(image, 'stat /srv/app/index.html'), /User:\s+0\s+Group:\s+0/, 'files belong to root')
 
   const expected = createHash('sha256')
@@ -127,6 +127,7 @@ t.test('the guest agent configures the network, hostname and DNS from the kernel
   const root = join(dir, 'root')
   await installGuestAgent(root)
   await mkdir(join(root, 'etc/ssh'), { recursive: true })
+  await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n127.0.1.1 builder-host\n::1 localhost ip6-localhost\n')
   await writeFile(join(dir, 'cmdline'), 'root=/dev/vda rw console=ttyS0 form.ip=10.42.0.7/24 form.gw=10.42.0.1 form.hostname=web-1 form.dns=10.42.0.1 quiet\n')
   const r = spawnSync('ip', ['netns', 'exec', ns, 'unshare', '--uts', 'sh', join(root, 'usr/local/sbin/form-guest')], {
     encoding: 'utf8',
@@ -136,6 +137,7 @@ t.test('the guest agent configures the network, hostname and DNS from the kernel
   t.match(lab.run(['ip', '-n', ns, '-4', 'addr', 'show', 'dev', 'eth0']), /inet 10\.42\.0\.7\/24/, 'the address is on the first interface')
   t.match(lab.run(['ip', '-n', ns, 'route', 'show', 'default']), /default via 10\.42\.0\.1 dev eth0/, 'with the default route')
   t.equal(await readFile(join(root, 'etc/hostname'), 'utf8'), 'web-1\n')
+  t.equal(await readFile(join(root, 'etc/hosts'), 'utf8'), '127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.1.1 web-1\n', 'the name resolves locally (sudo needs it)')
   t.equal(await readFile(join(root, 'etc/resolv.conf'), 'utf8'), 'nameserver 10.42.0.1\n')
   if (has('ssh-keygen')) t.ok(existsSync(join(root, 'etc/ssh/ssh_host_ed25519_key')), 'fresh SSH host keys were made')
 })

@@ -99,6 +99,9 @@ export class InstanceNetwork {
     // The node routes between formnet and its instances (and, with NAT, the outside).
     this.forwardBefore = (await readFile(IP_FORWARD, 'utf8').catch(() => undefined))?.trim()
     if (this.forwardBefore === '0') await writeFile(IP_FORWARD, '1')
+    // Developers admitted here hold /32s of this same subnet but sit behind formnet: an instance
+    // asks for them on the bridge (same subnet, so no gateway), and the node must answer for them.
+    await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/proxy_arp`, '1')
     if (this.config.nat) await this.installNat(subnet.cidr)
   }
 

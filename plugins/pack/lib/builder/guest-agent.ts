@@ -78,6 +78,11 @@ fi
 if [ -n "$host" ]; then
   echo "$host" > "$root/etc/hostname"
   hostname "$host" 2>/dev/null || true
+  # Debian's way to make the name resolve without DNS (sudo looks it up)
+  hosts="$root/etc/hosts"
+  grep -v '^127\.0\.1\.1[[:space:]]' "$hosts" 2>/dev/null > "$hosts.form" || true
+  echo "127.0.1.1 $host" >> "$hosts.form"
+  mv "$hosts.form" "$hosts"
 fi
 [ -n "$dns" ] && echo "nameserver $dns" > "$root/etc/resolv.conf"
 # every replica gets its own SSH host keys
