@@ -41,10 +41,14 @@ t.test(
 
     /** SSH and HTTP from the developer's namespace, over formnet, to one replica. */
     const reach = async (r: Replica, label: string) => {
-      const ssh = await j.ssh(r, 'echo $(whoami)@$(cat /etc/hostname); sudo -n true && echo sudo-ok')
+      const ssh = await j.ssh(r, "echo $(whoami)@$(cat /etc/hostname); sudo -n true && echo sudo-ok; df -B1 --output=size / | tail -n 1")
       t.equal(ssh.status, 0, `${label}: ssh with the Formfile's key works ${ssh.stderr?.trim()}`)
       t.match(ssh.stdout, `dev@${r.id}`, `${label}: logged in as dev on ${r.id}`)
       t.match(ssh.stdout, 'sudo-ok', `${label}: dev has sudo`)
+      t.notMatch(ssh.stderr, /unable to resolve host/, `${label}: the hostname resolves`)
+      // the image's disk is sized to its files; the instance's is DISK (5 GB): the guest grew its filesystem
+      const rootBytes = Number(ssh.stdout.trim().split('\n').at(-1))
+      t.ok(rootBytes > 4.5 * 2 ** 30, `${label}: / is ${(rootBytes / 2 ** 30).toFixed(2)} GiB, grown to the instance's disk`)
       const http = await j.http(r)
       t.equal(http.stdout, `hello from formation from ${r.id}\n`, `${label}: the entrypoint answers on the EXPOSEd port ${http.stderr?.trim()}`)
     }

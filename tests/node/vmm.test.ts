@@ -1,5 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
@@ -39,6 +39,7 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   t.match(running, { state: 'running', ip: /^10\.\d+\.\d+\.2$/, mac: /^02(:[0-9a-f]{2}){5}$/, backend: vmm.info.backend })
   t.ok(await alive(running.pid), `the VM process ${running.pid} runs`)
   t.ok(lab.link(lab.bridge), 'the bridge exists in the node namespace')
+  t.equal(spawnSync('ip', ['netns', 'exec', lab.ns, 'cat', `/proc/sys/net/ipv4/conf/${lab.bridge}/proxy_arp`], { encoding: 'utf8' }).stdout.trim(), '1', 'the bridge answers ARP for addresses routed elsewhere (developers of this subnet on formnet)')
   const tap = `fv${shortName(lab.owner, 'web-1')}`
   t.ok(lab.link(tap), 'the instance has its tap')
   t.match(lab.iptables('nat'), new RegExp(`MASQUERADE.*form-vmm:${lab.bridge}|form-vmm:${lab.bridge}.*MASQUERADE`), 'NAT is installed')
