@@ -5,9 +5,7 @@ import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
 import { signRequest } from '../../core/auth/sign.js'
 import { loadSigner } from '../../plugins/kit/index.js'
-import { prepareBase } from '../../plugins/pack/lib/builder/base.js'
-import { builderSkip } from '../helpers/builder.js'
-import { CACHE } from '../helpers/guest-image.js'
+import { builderSkip, shareCachedBase } from '../helpers/builder.js'
 import { form, makeEnv, startNode, until, type FormEnv } from '../helpers/form.js'
 
 const skip = builderSkip()
@@ -22,9 +20,7 @@ async function setUp(t: { testdir(): string; teardown(fn: () => unknown): void }
   }
   ok(await form(env, ['kit', 'init', '--yes', '--no-join-formnet']))
   // the base takes minutes cold; every test on this machine shares one
-  await prepareBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe')).then(() => spawnSync('rm', ['-rf', join(env.dir, 'probe')]))
-  await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
-  await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
+  await shareCachedBase(env)
   const node = await startNode(env)
   t.teardown(() => node.stop('SIGKILL'))
   return { env, node, ok }

@@ -12,6 +12,8 @@ export interface UserConfig {
   /** node API endpoints the CLI talks to; empty means the local node's socket */
   hosts: string[]
   formnet: FormnetMembership
+  /** defaults of `form pack ship` (its flags win) */
+  ship?: { replicas?: number; failoverAfterS?: number }
 }
 
 /** formnet preferences, and after `form manage join` the membership the node granted. */
@@ -41,6 +43,12 @@ const isUserConfig = t.isObject({
     host: t.isOptional(t.isString()),
     interface: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^[a-zA-Z0-9_.-]{1,15}$/))),
   }),
+  ship: t.isOptional(
+    t.isObject({
+      replicas: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(1, 64))),
+      failoverAfterS: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(5, 7 * 24 * 3600))),
+    }),
+  ),
 })
 
 export function userConfigPath(configDir: string): string {
