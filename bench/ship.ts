@@ -42,7 +42,7 @@ try {
   j.lab.ok(await j.devForm(['manage', 'delete', '--build-id', buildId, '--wait'], 300_000))
   const warm = await round()
 
-  const s = (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`)
+  const s = (ms: number | undefined) => (ms === undefined ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
   const slowest = (r: Awaited<ReturnType<typeof round>>, k: 'imageMs' | 'diskMs' | 'bootMs') => Math.max(0, ...r.shipped.replicas.map((x) => x.timings?.[k] ?? 0))
   const row = (name: string, r: Awaited<ReturnType<typeof round>>) => {
     const image = slowest(r, 'imageMs')

@@ -96,8 +96,10 @@ export class PackShipCommand extends BuildCommand {
     let stop = false
     const poll = (async () => {
       while (!stop) {
-        const now = new Map((await listInstances(client, owner).catch(() => [])).map((v) => [v.id, v]))
-        for (const r of rows) {
+        // a failed read (the node busy, say) changes nothing shown; the next one will
+        const views = await listInstances(client, owner).catch(() => undefined)
+        const now = new Map((views ?? []).map((v) => [v.id, v]))
+        for (const r of views ? rows : []) {
           const v = now.get(r.id)
           const o = v?.observed
           r.node = v?.host ?? r.node
