@@ -84,19 +84,19 @@ export class JourneyLab {
 
   /** Waits until SSH (as `dev`, with the key) answers on a replica; the command's result. */
   ssh(r: Replica, command: string, timeoutMs = 120_000): Promise<SpawnSyncReturns<string>> {
-    const once = () => this.sh(['ssh', '-i', this.key, ...SSH_OPTIONS, `dev@${r.ip}`, command])
-    return until(`ssh to ${r.id} at ${r.ip}`, async () => {
-      const res = once()
-      return res.status === 0 ? res : undefined
-    }, timeoutMs).catch(() => once())
+    return this.retry(`ssh to ${r.id} at ${r.ip}`, ['ssh', '-i', this.key, ...SSH_OPTIONS, `dev@${r.ip}`, command], (res) => res.status === 0, timeoutMs)
   }
 
   /** Waits until the replica's HTTP server answers on port 8080; curl's result. */
   http(r: Replica, timeoutMs = 120_000): Promise<SpawnSyncReturns<string>> {
-    const once = () => this.sh(['curl', '-sS', '--max-time', '5', `http://${r.ip}:8080/`])
-    return until(`HTTP from ${r.id}`, async () => {
-      const res = once()
-      return res.status === 0 && res.stdout ? res : undefined
-    }, timeoutMs).catch(() => once())
+    return this.retry(`HTTP from ${r.id}`, ['curl', '-sS', '--max-time', '5', `http://${r.ip}:8080/`], (res) => res.status === 0 && Boolean(res.stdout), timeoutMs)
+  }
+
+  /** Runs a command in the developer's namespace until `ok` holds; its last result (the failing one on timeout). */
+  private retry(label: string, args: string[], ok: (res: SpawnSyncReturns<string>) => boolean, timeoutMs: number): Promise<SpawnSyncReturns<string>> {
+    return until(label, async () => {
+      const res = this.sh(args)
+      return ok(res) ? res : undefined
+    }, timeoutMs).catch(() => this.sh(args))
   }
 }

@@ -36,7 +36,12 @@ export async function listRecords(client: NodeClient, collection: string, prefix
 /** Every instance record of `owner`, joined by instance, with the node that hosts each now. */
 export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
   const [records, nodes] = await Promise.all([listRecords(client, 'instances', `${owner}/`), listRecords(client, 'nodes')])
-  const hosts = hostsOf(desiredEntries(records), heartbeats(nodes), Date.now())
+  return instanceViews(records, nodes, owner, Date.now())
+}
+
+/** `owner`'s instances among records of collection `instances` (others' are skipped), given the `nodes` records. */
+export function instanceViews(records: StateRecord[], nodes: StateRecord[], owner: string, now: number): InstanceView[] {
+  const hosts = hostsOf(desiredEntries(records), heartbeats(nodes), now)
   const byId = new Map<string, InstanceView>()
   const view = (id: string) => {
     let v = byId.get(id)

@@ -67,6 +67,16 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     for (const l of peerListeners) l(e.detail, 'disconnect')
   })
 
+  /**
+   * A protocol stream, given up on after 30 s. The timeout bounds the dial only: a stream keeps the
+   * signal it was opened with, and a push stream or an image's disk lasts longer than any fixed time.
+   */
+  const dialProtocol = (peer: PeerId, protocol: string): Promise<Stream> => {
+    const dial = new AbortController()
+    const timer = setTimeout(() => dial.abort(new FormError('P2P_DIAL_TIMEOUT', `no ${protocol} stream to ${peer} within 30 s`)), 30_000)
+    return node.dialProtocol(peer, protocol, { signal: dial.signal }).finally(() => clearTimeout(timer))
+  }
+
   const dialQuietly = async (target: Parameters<FormLibp2p['dial']>[0], what: string) => {
     try {
       await node.dial(target, { signal: AbortSignal.timeout(10_000) })
@@ -138,11 +148,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
       for await (const provider of handle.findProviders(hash)) {
         try {
           const { peerIdFromString } = await import('@libp2p/peer-id')
-          // the timeout bounds the dial only: a stream keeps the signal it was opened with, and an
-          // image's disk takes longer than any fixed time to arrive
-          const dial = new AbortController()
-          const timer = setTimeout(() => dial.abort(new FormError('BLOB_DIAL_TIMEOUT', `no stream to ${provider} within 30 s`)), 30_000)
-          const stream = await node.dialProtocol(peerIdFromString(provider), BLOB_PROTOCOL, { signal: dial.signal }).finally(() => clearTimeout(timer))
+          const stream = await dialProtocol(peerIdFromString(provider), BLOB_PROTOCOL)
           await blobs.fetchFrom(stream, hash, maxBytes)
           await stream.close().catch(() => {})
           return { path: blobs.path(hash), size: (await blobs.size(hash))!, provider }
@@ -180,9 +186,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     async open(peer, protocol) {
       const id = typeof peer === 'string' ? node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
       if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
-      const dial = new AbortController()
-      const timer = setTimeout(() => dial.abort(new FormError('P2P_DIAL_TIMEOUT', `no ${protocol} stream to ${peer} within 30 s`)), 30_000)
-      return node.dialProtocol(id, protocol, { signal: dial.signal }).finally(() => clearTimeout(timer))
+      return dialProtocol(id, protocol)
     },
     onPeer: (l) => void peerListeners.push(l),
     async ban(peer, ms, reason) {

@@ -27,7 +27,7 @@ export class PackShipCommand extends BuildCommand {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
     const { planShip } = await import('../lib/ship.js')
-    const { listRecords, listInstances, writeDesiredRecord } = await import('../../manage/lib/instances.js')
+    const { instanceViews, listRecords, listInstances, writeDesiredRecord } = await import('../../manage/lib/instances.js')
     const { loadSigner } = await import('../../kit/index.js')
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
@@ -54,7 +54,7 @@ export class PackShipCommand extends BuildCommand {
 
     const t0 = performance.now()
     const [nodes, instances] = await Promise.all([listRecords(client, 'nodes'), listRecords(client, 'instances')])
-    const before = new Map((await listInstances(client, owner)).map((v) => [v.id, v.observed?.updatedAt]))
+    const existing = new Map(instanceViews(instances, nodes, owner, Date.now()).map((v) => [v.id, v]))
     const plan = planShip({
       owner,
       build,
@@ -69,7 +69,6 @@ export class PackShipCommand extends BuildCommand {
       now: Date.now(),
     })
     const scheduledMs = performance.now() - t0
-    const existing = new Map((await listInstances(client, owner)).map((v) => [v.id, v]))
     for (const w of plan.writes) await writeDesiredRecord(client, signer, w.id, w.desired, existing.get(w.id)?.record?.t)
     const live = plan.writes.filter((w) => w.action !== 'delete')
     const short = (a: string) => `${a.slice(0, 10)}…`
@@ -103,7 +102,7 @@ export class PackShipCommand extends BuildCommand {
           const v = now.get(r.id)
           const o = v?.observed
           r.node = v?.host ?? r.node
-          const fresh = o && (unchanged.has(r.id) || o.updatedAt !== before.get(r.id))
+          const fresh = o && (unchanged.has(r.id) || o.updatedAt !== existing.get(r.id)?.observed?.updatedAt)
           r.state = fresh ? o.state : 'requested'
           r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
           r.timings = fresh ? o.timings : undefined

@@ -18,7 +18,26 @@ const ZERO_RUN = 64 * 1024
 const ZERO_CHUNK = Buffer.alloc(CHUNK)
 /** The unit in which a fetched blob's zeros become holes: a filesystem block. */
 const HOLE = 4096
-const ZEROS = Buffer.alloc(HOLE)
+
+/**
+ * Splits `buf` into its longest runs of all-zero and of other pieces. Pieces are `unit` bytes (at
+ * most CHUNK), aligned on multiples of `unit` counted from `offset`, the position of `buf` in its file.
+ */
+function* zeroRuns(buf: Buffer, unit: number, offset = 0): Generator<{ from: number; to: number; zero: boolean }> {
+  let from = 0
+  let zero = false
+  for (let at = 0; at < buf.length; ) {
+    const end = Math.min(buf.length, at + unit - ((offset + at) % unit))
+    const isZero = ZERO_CHUNK.compare(buf, at, end, 0, end - at) === 0
+    if (at > from && isZero !== zero) {
+      yield { from, to: at, zero }
+      from = at
+    }
+    zero = isZero
+    at = end
+  }
+  if (buf.length > from) yield { from, to: buf.length, zero }
+}
 
 /**
  * Writes `data` at `position`, leaving every whole 4 KiB block of zeros unwritten (a hole in a new
@@ -27,27 +46,7 @@ const ZEROS = Buffer.alloc(HOLE)
  */
 export async function writeSparse(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  let start = -1 // the first byte of the pending run of data
-  let at = 0
-  while (at < buf.length) {
-    const end = Math.min(buf.length, at + HOLE - ((position + at) % HOLE))
-    const zero = ZEROS.compare(buf, at, end, 0, end - at) === 0
-    if (!zero && start < 0) start = at
-    if (zero && start >= 0) {
-      await fh.write(buf, start, at - start, position + start)
-      start = -1
-    }
-    at = end
-  }
-  if (start >= 0) await fh.write(buf, start, buf.length - start, position + start)
-}
-
-async function sendPiece(stream: Stream, chunk: Buffer, from: number, to: number, zero: boolean): Promise<void> {
-  if (to <= from) return
-  if (!zero) return writeFrame(stream, FRAME.data, chunk.subarray(from, to))
-  const length = Buffer.alloc(4)
-  length.writeUInt32BE(to - from)
-  return writeFrame(stream, FRAME.zeros, length)
+  for (const run of zeroRuns(buf, HOLE, position)) if (!run.zero) await fh.write(buf, run.from, run.to - run.from, position + run.from)
 }
 
 /** The DHT key of a blob: a CIDv1 (raw codec) of its SHA-256. */
@@ -119,19 +118,15 @@ export class BlobStore {
     }
     await writeFrame(stream, FRAME.header, Buffer.from(JSON.stringify({ size })))
     for await (const chunk of createReadStream(this.path(hash), { highWaterMark: CHUNK }) as AsyncIterable<Buffer>) {
-      // consecutive pieces of the same kind go out as one frame
-      let from = 0
-      let zero = false
-      for (let at = 0; at < chunk.length; at += ZERO_RUN) {
-        const end = Math.min(chunk.length, at + ZERO_RUN)
-        const isZero = ZERO_CHUNK.compare(chunk, at, end, 0, end - at) === 0
-        if (at > from && isZero !== zero) {
-          await sendPiece(stream, chunk, from, at, zero)
-          from = at
+      // a run of zeros goes out as its length; consecutive data pieces as one frame
+      for (const { from, to, zero } of zeroRuns(chunk, ZERO_RUN)) {
+        if (!zero) await writeFrame(stream, FRAME.data, chunk.subarray(from, to))
+        else {
+          const length = Buffer.alloc(4)
+          length.writeUInt32BE(to - from)
+          await writeFrame(stream, FRAME.zeros, length)
         }
-        zero = isZero
       }
-      await sendPiece(stream, chunk, from, chunk.length, zero)
     }
     await writeFrame(stream, FRAME.end, new Uint8Array())
   }

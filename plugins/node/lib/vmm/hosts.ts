@@ -49,7 +49,9 @@ export function hostsOf(entries: DesiredEntry[], beats: Map<string, number>, now
     hosts.set(`${e.owner}/${e.id}`, e.desired.node)
     if (!e.desired.candidates?.length || e.desired.state === 'deleted') continue
     const g = `${e.owner}/${e.desired.buildId}`
-    groups.set(g, [...(groups.get(g) ?? []), e])
+    const group = groups.get(g)
+    if (group) group.push(e)
+    else groups.set(g, [e])
   }
   for (const group of groups.values()) {
     const failoverMs = group[0].desired.failoverMs ?? DEFAULT_FAILOVER_MS
