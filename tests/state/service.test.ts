@@ -29,11 +29,19 @@ t.test('a fresh one-node devnet lists its own node record; ops, watch and dump w
   const watcher = spawn(process.execPath, [FORM_BIN, 'state', 'watch', 'dns', '--json'], { env: fe.env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => watcher.kill())
   const lines = createInterface({ input: watcher.stdout! })[Symbol.asyncIterator]()
-  await new Promise((r) => setTimeout(r, 500)) // let the watch request reach the node
   const client = createClient({ socket: fe.socket })
-  const op = createOp(dev, 'dns', `${dev.address}/www`, { ip: '10.1.0.5' }, { ms: Date.now(), n: 0 })
-  t.match(await client.post('/v1/state/ops', { ops: [op] }), { accepted: 1, rejected: [] })
-  const seen = JSON.parse(String((await lines.next()).value))
+  // The watcher is a new process: when its request reaches the node is unknown (a fixed sleep lost
+  // the race on a busy machine, and the op went by unwatched). Write the record again, each time a
+  // newer op, until the watch shows one.
+  const first = lines.next()
+  let op = createOp(dev, 'dns', `${dev.address}/www`, { ip: '10.1.0.5' }, { ms: Date.now(), n: 0 })
+  let line: IteratorResult<string> | undefined
+  for (let n = 0; n < 60 && !line; n++) {
+    op = createOp(dev, 'dns', `${dev.address}/www`, { ip: '10.1.0.5' }, { ms: Date.now(), n })
+    t.match(await client.post('/v1/state/ops', { ops: [op] }), { accepted: 1, rejected: [] })
+    line = await Promise.race([first, new Promise<undefined>((r) => setTimeout(r, 500))])
+  }
+  const seen = JSON.parse(String(line?.value))
   t.match(seen, { collection: 'dns', key: `${dev.address}/www`, value: { ip: '10.1.0.5' }, author: dev.address })
 
   const forged = { ...op, val: { ip: '6.6.6.6' } }
