@@ -6,6 +6,7 @@ import { PackValidateCommand } from './commands/validate.js'
 import { PackBuildCommand } from './commands/build.js'
 import { PackShipCommand } from './commands/ship.js'
 import { PackCancelCommand, PackLogsCommand, PackStatusCommand } from './commands/status.js'
+import { PackPruneCommand } from './commands/prune.js'
 
 export interface PackConfig {
   /** 'auto': build when the node can (root, mmdebstrap, ...); 'off': never */
@@ -15,8 +16,13 @@ export interface PackConfig {
   builder_suite: string
   /** apt sources for mmdebstrap (e.g. "http://deb.debian.org/debian"); empty: mmdebstrap's default */
   builder_mirrors: string[]
-  /** the largest build context the node accepts */
+  /** the largest build context the node accepts (compressed) */
   max_context_mb: number
+  /** the most a context may unpack to, and how many files it may hold */
+  max_context_unpacked_mb: number
+  max_context_files: number
+  /** the builder's contexts, step cache and images beyond this are evicted, least recently used first */
+  cache_max_gb: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -26,7 +32,7 @@ export default definePlugin({
   version: '0.1.0',
   apiVersion: API_VERSION,
   description: 'Formfiles and VM images',
-  commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand, PackShipCommand],
+  commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand, PackShipCommand, PackPruneCommand],
   configuration: {
     schema: t.isObject({
       builder: t.isEnum(['auto', 'off'] as const),
@@ -34,8 +40,11 @@ export default definePlugin({
       builder_suite: t.cascade(t.isString(), t.matchesRegExp(/^[a-z][a-z0-9-]*$/)),
       builder_mirrors: t.isArray(t.isString()),
       max_context_mb: positiveInt,
+      max_context_unpacked_mb: positiveInt,
+      max_context_files: positiveInt,
+      cache_max_gb: t.cascade(t.isNumber(), t.isPositive()),
     }) as t.StrictValidator<unknown, PackConfig>,
-    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512 } satisfies PackConfig,
+    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512, max_context_unpacked_mb: 2048, max_context_files: 50_000, cache_max_gb: 20 } satisfies PackConfig,
   },
   services: [{ name: 'builder', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/builder.js')).startBuilder(ctx) }],
 })

@@ -152,7 +152,7 @@ export class VmmLab {
       `instance ${id} to be ${state}`,
       async () => {
         const o = await this.observed(id)
-        if (o?.state === 'failed' && state !== 'failed') throw Object.assign(new Error(`instance ${id} failed: ${o.reason}\n${o.consoleTail ?? ''}`), { fatal: true })
+        if (o?.state === 'failed' && state !== 'failed') throw Object.assign(new Error(`instance ${id} failed: ${o.reason}\n${(await this.form(['manage', 'logs', id, '--bytes', '3000']).catch(() => undefined))?.stdout ?? ''}`), { fatal: true })
         return o?.state === state && also(o) ? o : undefined
       },
       timeoutMs,

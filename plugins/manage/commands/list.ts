@@ -1,5 +1,7 @@
 import { Command } from 'clipanion'
+import type { NodeClient } from '../../../core/client.js'
 import { table } from '../../../core/output.js'
+import type { UserConfig } from '../../kit/index.js'
 import { InstanceCommand } from './shared.js'
 
 export class ManageListCommand extends InstanceCommand {
@@ -9,6 +11,8 @@ export class ManageListCommand extends InstanceCommand {
     description: 'List your instances: what you asked for and what their nodes report',
     details: `
       Reads the replicated state through your node: each instance's desired state (yours to change with \`form manage start|stop|delete\`) and the state its hosting node observed (pending, creating, booting, running, stopped, failed, deleted), with its formnet address.
+
+      A failed instance shows its reason from state, and the last lines of its console: those are not in the replicated state (the console can hold secrets), so the command asks the hosting node for them, signed by your wallet, when that node is the one it talks to.
     `,
     examples: [
       ['Your instances', '$0 manage list'],
@@ -18,7 +22,7 @@ export class ManageListCommand extends InstanceCommand {
 
   async run() {
     const config = await this.userConfig()
-    const { views } = await this.instances(config)
+    const { client, views } = await this.instances(config)
     const rows = views.map((v) => ({
       id: v.id,
       name: v.desired!.name,
@@ -30,14 +34,35 @@ export class ManageListCommand extends InstanceCommand {
       reason: v.observed?.reason ?? null,
       backend: v.observed?.backend ?? null,
       updatedAt: v.observed?.updatedAt ?? null,
+      consoleTail: null as string | null,
     }))
+    await this.addConsoleTails(config, client, rows)
     this.print({ owner: config.address, instances: rows }, () => {
       if (!rows.length) return 'no instances (ship a build with `form pack ship`)'
       const lines = table(
         rows.map((r) => [r.id, r.name || '-', r.buildId.slice(0, 12) || '-', r.desired, r.state === 'failed' ? this.color('red', r.state) : r.state, r.ip ?? '-', `${r.node.slice(0, 10)}…`]),
         ['ID', 'NAME', 'BUILD', 'DESIRED', 'STATE', 'IP', 'NODE'],
       )
-      return lines + rows.filter((x) => x.state === 'failed' && x.reason).map((r) => `${r.id}: ${r.reason}\n`).join('')
+      return (
+        lines +
+        rows
+          .filter((x) => x.state === 'failed' && x.reason)
+          .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
+          .join('')
+      )
     })
+  }
+
+  /** The console tails of the failed instances hosted by the node this command talks to, from that node (owner-signed). */
+  private async addConsoleTails(config: UserConfig, client: NodeClient, rows: { id: string; node: string; state: string; consoleTail: string | null }[]): Promise<void> {
+    const failed = rows.filter((r) => r.state === 'failed')
+    if (!failed.length) return
+    const here = (await client.get<{ address: string }>('/v1/state/info').catch(() => undefined))?.address
+    const local = failed.filter((r) => r.node === here)
+    if (!local.length) return
+    const signed = await this.signedClient(config, this.nodeUrl(config)).catch(() => undefined)
+    if (!signed) return
+    const { consoleTail } = await import('./logs.js')
+    for (const r of local) r.consoleTail = (await consoleTail(signed, r.id).catch(() => '')) || null
   }
 }

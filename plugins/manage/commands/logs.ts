@@ -1,6 +1,26 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
+import type { NodeClient } from '../../../core/client.js'
 import { InstanceCommand } from './shared.js'
+
+type ConsoleChunk = { data: string; offset: number; size: number }
+
+/** Reads an instance's console from its hosting node (`signed` by its owner): from `offset`, else its last `tail` bytes. */
+export function readConsole(signed: NodeClient, id: string, at: { offset: number } | { tail: number }): Promise<ConsoleChunk> {
+  return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
+}
+
+/** The last `lines` lines of an instance's console, as text without terminal control sequences. */
+export async function consoleTail(signed: NodeClient, id: string, lines = 8): Promise<string> {
+  const text = Buffer.from((await readConsole(signed, id, { tail: 4096 })).data, 'base64').toString('utf8')
+  return text
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
+    .trimEnd()
+    .split('\n')
+    .slice(-lines)
+    .join('\n')
+}
 
 export class ManageLogsCommand extends InstanceCommand {
   static override paths = [['manage', 'logs']]
@@ -36,8 +56,8 @@ export class ManageLogsCommand extends InstanceCommand {
     }
     const { loadSigner } = await import('../../kit/index.js')
     const signed = await this.client({ url: this.nodeUrl(config), signer: await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile }) })
-    type Chunk = { data: string; offset: number; size: number }
-    const read = (offset?: number) => signed.post<Chunk>('/v1/node/instances/console', { id: view.id, ...(offset === undefined ? { tail: bytes || 1 } : { offset }) })
+    type Chunk = ConsoleChunk
+    const read = (offset?: number) => readConsole(signed, view.id, offset === undefined ? { tail: bytes || 1 } : { offset })
     let chunk = await read(bytes === 0 ? 0 : undefined)
     const out = this.context.stdout
     const emit = (c: Chunk) => {

@@ -1,7 +1,7 @@
 import { Command } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { isFormError } from '../../../core/errors.js'
-import { formatDuration, table } from '../../../core/output.js'
+import { formatBytes, formatDuration, table } from '../../../core/output.js'
 
 interface NodeDescription {
   version: string
@@ -46,7 +46,7 @@ export class NodeStatusCommand extends FormCommand {
         '',
       ].join('\n')
       const rows = node.services.map((s) => [s.name, s.plugin, s.state, formatDuration(s.startedInMs), summarize(s.info)])
-      return head + '\n' + (rows.length ? table(rows, ['SERVICE', 'PLUGIN', 'STATE', 'START', 'INFO']) : 'no services\n')
+      return head + '\n' + (rows.length ? table(rows, ['SERVICE', 'PLUGIN', 'STATE', 'START', 'INFO']) : 'no services\n') + cacheSection(node)
     })
   }
 }
@@ -56,4 +56,19 @@ function summarize(info: Record<string, unknown>): string {
     .filter(([, v]) => v === null || typeof v !== 'object')
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')
+}
+
+interface CacheInfo {
+  bytes: number
+  items: number
+  maxBytes: number
+  kinds: Record<string, { bytes: number; items: number }>
+}
+
+/** What the builder's cache holds (see `form pack prune`), when the node has a builder. */
+function cacheSection(node: NodeDescription): string {
+  const cache = node.services.find((s) => s.name === 'builder')?.info.cache as CacheInfo | undefined
+  if (!cache) return ''
+  const rows = Object.entries(cache.kinds).map(([kind, k]) => [kind, String(k.items), formatBytes(k.bytes)])
+  return `\nbuilder cache: ${formatBytes(cache.bytes)} of ${formatBytes(cache.maxBytes)} ([pack] cache_max_gb), ${cache.items} item${cache.items === 1 ? '' : 's'}; free it with \`form pack prune\`\n${rows.length ? table(rows, ['KIND', 'ITEMS', 'BYTES']) : ''}`
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../../../core/log.js'
 import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
-import { readRange, sleep, tailOf } from '../lib/hypervisor/process.js'
+import { readRange, sleep } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
 import { desiredEntries, heartbeats, hostsOf } from '../lib/vmm/hosts.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
@@ -102,7 +102,6 @@ export interface ControllerOptions {
 
 // at the end of a line; older images print it right after a login prompt that lacks a newline
 const READY = /(^|\s)FORM-READY\r?$/m
-const TAIL_BYTES = 3000
 
 /**
  * Makes the instances assigned to this node what their desired records say, and writes what it
@@ -384,7 +383,7 @@ export class InstanceController {
         }
         carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)
         if (Date.now() > deadline) {
-          await this.fail(inst, `the guest did not report FORM-READY on its console within ${Math.round(this.o.bootTimeoutMs / 1000)} s`, true, await this.consoleTail(inst))
+          await this.fail(inst, `the guest did not report FORM-READY on its console within ${Math.round(this.o.bootTimeoutMs / 1000)} s`, true)
           inst.queue = inst.queue.then(() => (inst.gen === gen ? this.stopVm(inst) : undefined)).catch(() => {})
           return
         }
@@ -400,7 +399,7 @@ export class InstanceController {
       await this.o.hypervisor!.cleanup(this.spec(local)).catch(() => {})
       // the guest powered itself off, panicked (panic=-1, -no-reboot) or the process was killed
       this.o.log.warn('VM exited on its own', { instance: inst.key, pid: vm.pid })
-      await this.fail(inst, `the VM process (pid ${vm.pid}) exited on its own`, true, await this.consoleTail(inst))
+      await this.fail(inst, `the VM process (pid ${vm.pid}) exited on its own`, true)
     })
   }
 
@@ -456,12 +455,16 @@ export class InstanceController {
     this.o.log.info('instance deleted', { instance: inst.key })
   }
 
-  /** Records a failure; `retry` schedules another attempt with exponential backoff. Returns false. */
-  private async fail(inst: Instance, reason: string, retry: boolean, consoleTail?: string): Promise<false> {
+  /**
+   * Records a failure; `retry` schedules another attempt with exponential backoff. Returns false.
+   * The record says why, never what the console printed: the console can hold the owner's secrets
+   * and state is replicated to every node. Its owner reads it from this node (POST /instances/console).
+   */
+  private async fail(inst: Instance, reason: string, retry: boolean): Promise<false> {
     inst.failures++
     inst.retryAt = retry ? Date.now() + Math.min(600_000, 15_000 * 2 ** Math.min(inst.failures - 1, 6)) : undefined
     this.o.log.warn('instance failed', { instance: inst.key, reason })
-    await this.observe(inst, 'failed', { reason, ...(consoleTail ? { consoleTail } : {}) })
+    await this.observe(inst, 'failed', { reason })
     return false
   }
 
@@ -483,12 +486,6 @@ export class InstanceController {
       inst.lastWritten = same
     })
     return inst.writes.catch((error: Error) => this.o.log.warn('could not write the observed state', { instance: inst.key, error: error.message }))
-  }
-
-  private async consoleTail(inst: Instance): Promise<string> {
-    const text = await tailOf(join(this.o.dirs.instances, inst.short, 'console.log'), TAIL_BYTES, inst.local?.bootOffset ?? 0)
-    // control characters would only garble a terminal showing the record
-    return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
   }
 
   private spec(local: LocalInstance, boot?: Partial<VmSpec>): VmSpec {

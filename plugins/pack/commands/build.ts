@@ -27,7 +27,7 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
     const { printFormfile, buildId: computeBuildId } = await import('../lib/formfile/index.js')
     const { checkContext, packContext } = await import('../lib/context-archive.js')
     const { requestKey } = await import('../lib/builds.js')
-    const { followBuild, buildFailure, describeBuild, readBuild } = await import('../lib/follow.js')
+    const { followBuild, buildFailure, describeBuild, fetchFailure, readBuild } = await import('../lib/follow.js')
     const { formatBytes } = await import('../../../core/output.js')
     const { describeStep } = await import('../lib/formfile/index.js')
 
@@ -54,7 +54,8 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
       for (;;) {
         if (done(view)) return
         const s = view.status?.state
-        if (s === 'failed') throw buildFailure(view)
+        // the output of the failing step is not in state: the builder node (this one) gives it to us
+        if (s === 'failed') throw buildFailure(view, (await fetchFailure(client, view)).failure)
         if (s === 'cancelled') throw new FormError('BUILD_CANCELLED', `build ${build} was cancelled`)
         await new Promise<void>((r) => (settle = r))
       }

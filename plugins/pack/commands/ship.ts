@@ -106,7 +106,7 @@ export class PackShipCommand extends BuildCommand {
           r.state = fresh ? o.state : 'requested'
           r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
           r.timings = fresh ? o.timings : undefined
-          r.reason = fresh && o.state === 'failed' ? `${o.reason ?? 'no reason given'}${o.consoleTail ? `\n${o.consoleTail.trim().split('\n').slice(-8).join('\n')}` : ''}` : undefined
+          r.reason = fresh && o.state === 'failed' ? (o.reason ?? 'no reason given') : undefined
         }
         settle?.()
         await new Promise((res) => setTimeout(res, 700))

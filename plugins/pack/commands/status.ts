@@ -21,7 +21,7 @@ export class PackStatusCommand extends BuildCommand {
   static override usage = Command.Usage({
     category: 'Pack',
     description: 'Show the state of a build',
-    details: 'Reads the build request and the building node\'s report from state: queued, building (with the current step), built (with the image), failed (with the failing line and the tail of its output) or cancelled.',
+    details: 'Reads the build request and the building node\'s report from state: queued, building (with the current step), built (with the image), failed (with the failing line and its code) or cancelled. The output of a failed step is not in state (it can hold secrets): when the node this command talks to built it, the command asks it for the output, signed by your wallet.',
     examples: [
       ['The build of ./Formfile', '$0 pack status'],
       ['A build by id, as JSON', '$0 pack status --build-id <id> --json'],
@@ -30,12 +30,18 @@ export class PackStatusCommand extends BuildCommand {
 
   async run() {
     const { FormError } = await import('../../../core/errors.js')
-    const { readBuild, describeBuild } = await import('../lib/follow.js')
+    const { readBuild, describeBuild, fetchFailure } = await import('../lib/follow.js')
     const { config, build, owner } = await this.target()
     const client = await this.client({ url: this.nodeUrl(config) })
     const view = await readBuild(client, owner, build)
     if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`, { hint: 'start one with `form pack build`' })
-    this.print({ buildId: build, owner, request: view.request, status: view.status ?? null }, () => describeBuild(view))
+    let detail: Awaited<ReturnType<typeof fetchFailure>> = {}
+    if (view.status?.state === 'failed') {
+      const here = (await client.get<{ address: string }>('/v1/state/info')).address
+      if (here !== view.request.node) detail = { note: `the output is on the builder node ${view.request.node}; ask it with --node <its API URL>` }
+      else detail = await this.signedClient(config, this.nodeUrl(config)).then((signed) => fetchFailure(signed, view), (error: Error) => ({ note: `unlock your wallet to fetch it from the builder node (${error.message})` }))
+    }
+    this.print({ buildId: build, owner, request: view.request, status: view.status ?? null, ...(detail.failure ? { failure: detail.failure } : {}), ...(detail.note ? { note: detail.note } : {}) }, () => describeBuild(view, detail))
     return view.status?.state === 'failed' ? 1 : 0
   }
 }
@@ -45,7 +51,7 @@ export class PackLogsCommand extends BuildCommand {
   static override usage = Command.Usage({
     category: 'Pack',
     description: "Print a build's log (what its steps printed)",
-    details: 'The log stays on the node that built it and only its owner may read it (the request is signed by your wallet): ask that node (--node) when it is not your default one. With -f, follows until the build ends.',
+    details: 'The log stays on the node that built it and only its owner may read it (the request is signed by your wallet; another wallet is refused with BUILD_NOT_OWNER): ask that node (--node) when it is not your default one. With -f, follows until the build ends.',
     examples: [
       ['The log of the build of ./Formfile', '$0 pack logs'],
       ['Follow a build', '$0 pack logs --build-id <id> -f'],

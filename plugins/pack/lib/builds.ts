@@ -3,7 +3,10 @@
  * - `builds/<owner>/<build>`: the owner's request (which node builds it, from which uploaded
  *   context); rewriting it with a new `request` id builds again, with `cancel` it stops;
  * - `builds/<owner>/<build>/status/<node>`: what the builder node reports.
- * Neither holds a secret: the Formfile (with password hashes) stays on the builder node.
+ * Neither holds a secret: the Formfile (with password hashes), the build log and a failed step's
+ * output stay on the builder node, which serves them to the build's owner alone (signed requests).
+ * A request names a request id the builder gave its owner and a context its owner uploaded: the
+ * builder refuses any other (ids and context hashes are public here, but only as the owner's).
  */
 
 export type BuildState = 'queued' | 'building' | 'built' | 'failed' | 'cancelled'
@@ -45,11 +48,46 @@ export interface BuildStatus {
   resources?: { vcpus: number; memoryMb: number; diskGb: number; gpu?: { model: string; count: number } }
   users?: string[]
   expose?: unknown[]
-  error?: { code: string; message: string; line?: number; instruction?: string; output?: string }
+  error?: BuildFailure
+
   queuedAt: number
   startedAt?: number
   finishedAt?: number
   updatedAt: number
+}
+
+/** Why a build failed, as state holds it: a code, one short line, the Formfile line, never output. */
+export interface BuildFailure {
+  code: string
+  /** the first line of the error, at most MAX_FAILURE_MESSAGE characters */
+  message: string
+  line?: number
+  instruction?: string
+  exitCode?: number
+}
+
+/** What the builder node serves the owner about a failed build (never replicated). */
+export interface PrivateFailure extends BuildFailure {
+  request: string
+  /** the whole error message */
+  detail: string
+  /** the end of what the failing step printed */
+  output: string
+}
+
+export const MAX_FAILURE_MESSAGE = 300
+
+/** The part of an error that may go into replicated state: no command output, which can hold secrets. */
+export function publicFailure(code: string, message: string, step?: { line?: number; instruction?: string }): BuildFailure {
+  const first = message.split('\n', 1)[0]
+  const exit = /exit(?:ed with)? code (\d{1,3})\b/.exec(first)?.[1]
+  return {
+    code,
+    message: first.length > MAX_FAILURE_MESSAGE ? `${first.slice(0, MAX_FAILURE_MESSAGE - 1)}…` : first,
+    ...(step?.line ? { line: step.line } : {}),
+    ...(step?.instruction ? { instruction: step.instruction.slice(0, MAX_FAILURE_MESSAGE) } : {}),
+    ...(exit ? { exitCode: Number(exit) } : {}),
+  }
 }
 
 export const requestKey = (owner: string, build: string) => `${owner}/${build}`

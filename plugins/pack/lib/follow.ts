@@ -1,7 +1,7 @@
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
 import type { StateRecord } from '../../state/index.js'
-import { FINAL_STATES, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus } from './builds.js'
+import { FINAL_STATES, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus, type PrivateFailure } from './builds.js'
 
 /** What state says of one build: the owner's request and the builder's report of that request. */
 export interface BuildView {
@@ -47,7 +47,23 @@ export async function followBuild(client: NodeClient, owner: string, build: stri
   }
 }
 
-export function describeBuild(v: BuildView): string {
+/**
+ * The failed build's output, which only its builder node holds and serves to its owner: `client`
+ * must be signed by the owner and talk to that node. Undefined when the node has none (say why in `note`).
+ */
+export async function fetchFailure(client: NodeClient, v: BuildView): Promise<{ failure?: PrivateFailure; note?: string }> {
+  if (!v.request || v.status?.state !== 'failed') return {}
+  try {
+    const r = await client.post<{ failure: PrivateFailure | null }>('/v1/pack/builds/failure', { build: v.build, request: v.request.request })
+    return r.failure ? { failure: r.failure } : { note: 'the builder node keeps no output for this failure' }
+  } catch (error) {
+    return { note: `the output is on the builder node ${v.request.node}, which did not give it (${(error as Error).message}); ask it with --node <its API URL>` }
+  }
+}
+
+const outputTail = (output: string | undefined) => (output?.trim() ? output.trimEnd().split('\n').slice(-20) : [])
+
+export function describeBuild(v: BuildView, detail: { failure?: PrivateFailure; note?: string } = {}): string {
   if (!v.request) return `build ${v.build}: no request in state`
   const s = v.status
   const lines = [`build   ${v.build}`, `name    ${v.request.name}`, `node    ${v.request.node}`, `state   ${s?.state ?? 'requested (the node has not reported yet)'}`]
@@ -56,18 +72,20 @@ export function describeBuild(v: BuildView): string {
   for (const step of s?.steps ?? []) lines.push(`  line ${String(step.line).padStart(3)}  ${step.cached ? 'cached' : `ran ${(step.ms / 1000).toFixed(1)} s`}  ${step.text}`)
   if (s?.current && s.state === 'building') lines.push(`  line ${String(s.current.line).padStart(3)}  running  ${s.current.text}`)
   if (s?.error) {
-    lines.push(`error   ${s.error.message}`)
-    if (s.error.output) lines.push('output (last lines):', ...s.error.output.trimEnd().split('\n').slice(-20).map((l) => `  ${l}`))
+    lines.push(`error   ${s.error.code}: ${s.error.message}`)
+    const tail = outputTail(detail.failure?.output)
+    if (tail.length) lines.push('output (last lines, from the builder node):', ...tail.map((l) => `  ${l}`))
+    else if (detail.note) lines.push(`output  ${detail.note}`)
   }
   if (s?.finishedAt && s.startedAt) lines.push(`took    ${((s.finishedAt - s.startedAt) / 1000).toFixed(1)} s`)
   return lines.join('\n')
 }
 
-export function buildFailure(v: BuildView): FormError {
+export function buildFailure(v: BuildView, failure?: PrivateFailure): FormError {
   const e = v.status?.error
-  const tail = e?.output ? `\n${e.output.trimEnd().split('\n').slice(-20).join('\n')}` : ''
+  const tail = outputTail(failure?.output).map((l) => `\n${l}`).join('')
   return new FormError(e?.code ?? 'BUILD_FAILED', `build ${v.build} failed: ${e?.message ?? 'no reason given'}${tail}`, {
     hint: `the whole log: form pack logs --build-id ${v.build}`,
-    details: { status: v.status },
+    details: { status: v.status, ...(failure ? { output: failure.output } : {}) },
   })
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -7,7 +7,8 @@ import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import type { PackConfig } from '../index.js'
-import { FINAL_STATES, parseBuildKey, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus } from '../lib/builds.js'
+import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestKey, statusKey, type BuildFailure, type BuildRequest, type BuildStatus, type PrivateFailure } from '../lib/builds.js'
+import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
 
@@ -15,11 +16,27 @@ interface Job {
   owner: string
   build: string
   req: BuildRequest
+  /** what the owner sent this node for this request (see POST /builds) */
+  stored: StoredRequest
   abort: AbortController
   status: BuildStatus
 }
 
+/** A build request as its owner made it on this node: kept in requests/<owner>/<request>.json, never replicated. */
+interface StoredRequest {
+  build: string
+  name: string
+  context: string
+  formfile: string
+  lines?: number[]
+  createdAt: number
+}
+
 const HEX64 = /^[0-9a-f]{64}$/
+const ADDRESS = /^0x[0-9a-f]{40}$/
+const REQUEST = /^[0-9a-f]{16}$/
+/** what a failed build's private record keeps of the step's output */
+const MAX_FAILURE_OUTPUT = 64 * 1024
 
 /** Why this node cannot build images, or undefined when it can. */
 async function builderUnavailable(): Promise<string | undefined> {
@@ -60,8 +77,19 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   const log = ctx.log
   const me = state.address
   const root = join(ctx.paths.dataDir, 'builder')
-  const dirs = { contexts: join(root, 'contexts'), uploads: join(root, 'contexts', 'incoming'), work: join(root, 'work'), logs: join(root, 'logs'), cache: join(ctx.paths.cacheDir, 'builder') }
+  // everything an owner sent or a build made is kept under that owner's address: contexts/<owner>/,
+  // requests/<owner>/, logs/<owner>/, so no lookup by a public id can reach another wallet's files
+  const dirs = {
+    contexts: join(root, 'contexts'),
+    uploads: join(root, 'incoming'),
+    requests: join(root, 'requests'),
+    work: join(root, 'work'),
+    logs: join(root, 'logs'),
+    cache: join(ctx.paths.cacheDir, 'builder'),
+  }
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
+  // an upload the node was killed in the middle of
+  for (const name of await readdir(dirs.uploads)) await rm(join(dirs.uploads, name), { force: true })
   // A build the node was killed in: its command may still run (stop it; its namespace takes every
   // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
   await killOrphanBuilds(dirs.work, log)
@@ -83,7 +111,59 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     return writing
   }
 
-  const logFile = (owner: string, build: string, request: string) => join(dirs.logs, owner, build, `${request}.log`)
+  const ownerDir = (base: string, owner: string) => {
+    if (!ADDRESS.test(owner)) throw new FormError('BUILD_BAD_REQUEST', `"${owner}" is not a wallet address`, { httpStatus: 400 })
+    return join(base, owner)
+  }
+  const contextFile = (owner: string, context: string) => join(ownerDir(dirs.contexts, owner), `${context}.tar.gz`)
+  const requestFile = (owner: string, request: string) => join(ownerDir(dirs.requests, owner), `${request}.json`)
+  const logFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.log`)
+  const failureFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.failure.json`)
+  // per owner and request: another wallet naming my request id never shares my work directory
+  const workDir = (owner: string, request: string) => join(dirs.work, createHash('sha256').update(`${owner}/${request}`).digest('hex').slice(0, 16))
+
+  /** The request `req` names, if its owner made it here for this build from a context they uploaded; else why not. */
+  const ownRequest = async (owner: string, build: string, req: BuildRequest): Promise<StoredRequest | BuildFailure> => {
+    const stored = REQUEST.test(req.request) ? await readFile(requestFile(owner, req.request), 'utf8').then((t) => JSON.parse(t) as StoredRequest).catch(() => undefined) : undefined
+    if (!stored) return publicFailure('BUILD_UNKNOWN_REQUEST', `this node holds no build request ${req.request} made by ${owner}; request ids are given by the builder to the wallet that asks`)
+    if (stored.build !== build || stored.context !== req.context) return publicFailure('BUILD_REQUEST_MISMATCH', `build request ${req.request} was made for another build or context than the record names`)
+    if (!existsSync(contextFile(owner, stored.context))) return publicFailure('BUILD_NO_CONTEXT', `context ${stored.context} uploaded by ${owner} is no longer on this node`)
+    return stored
+  }
+
+  // --- the cache: contexts, stored requests and the builder's own cache, evicted least recently used
+  const cacheMax = Math.round(config.cache_max_gb * 2 ** 30)
+  const cacheRoots = async (): Promise<CacheRoot[]> => {
+    const roots: CacheRoot[] = []
+    for (const owner of await readdir(dirs.contexts).catch(() => [] as string[])) roots.push({ dir: join(dirs.contexts, owner), kind: 'contexts' })
+    for (const owner of await readdir(dirs.requests).catch(() => [] as string[])) roots.push({ dir: join(dirs.requests, owner), kind: 'requests' })
+    // the builder's cache is opaque here: each of its directories is a kind (base, layers, images, ...)
+    for (const kind of await readdir(dirs.cache, { withFileTypes: true }).catch(() => [])) if (kind.isDirectory()) roots.push({ dir: join(dirs.cache, kind.name), kind: kind.name })
+    return roots
+  }
+  /** A queued or running build holds its context and request; a running build holds the whole builder cache (it may read any layer). */
+  const inUse = (item: CacheItem, keepKinds: string[] = []): boolean => {
+    if (keepKinds.includes(item.kind)) return true
+    const jobs = [...running.values(), ...queue]
+    if (item.kind === 'contexts') return jobs.some((j) => contextFile(j.owner, j.stored.context) === item.path)
+    // a request is written a moment before its owner's state record names it
+    if (item.kind === 'requests') return item.usedAt > Date.now() - 3600_000 || jobs.some((j) => requestFile(j.owner, j.req.request) === item.path)
+    return running.size > 0
+  }
+  let cacheSummary: CacheSummary = { bytes: 0, items: 0, kinds: {} }
+  let evicting: Promise<unknown> = Promise.resolve()
+  /** Evicts down to `maxBytes` (one eviction at a time), and keeps the summary `form node status` shows. */
+  const trim = (maxBytes: number, keepKinds: string[] = []): Promise<EvictResult> => {
+    const next = evicting.then(async () => {
+      const result = await evict(await cacheRoots(), maxBytes, (item) => inUse(item, keepKinds))
+      cacheSummary = result.after
+      if (result.removed.length) log.info('evicted from the builder cache', { freed: result.freed, items: result.removed.length, limit: maxBytes })
+      return result
+    })
+    evicting = next.catch((error: Error) => log.warn('could not evict from the builder cache', { error: error.message }))
+    return next
+  }
+  cacheSummary = summarize(await scanCache(await cacheRoots()))
 
   const pump = () => {
     while (!unavailable && running.size < config.builder_concurrency && queue.length) {
@@ -92,27 +172,29 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       void run(job).finally(() => {
         running.delete(requestKey(job.owner, job.build))
         pump()
+        if (!running.size) void trim(cacheMax).catch(() => {})
       })
     }
   }
 
   const run = async (job: Job): Promise<void> => {
-    const work = join(dirs.work, job.req.request)
+    const work = workDir(job.owner, job.req.request)
     const file = logFile(job.owner, job.build, job.req.request)
     await mkdir(join(file, '..'), { recursive: true, mode: 0o700 })
+    // earlier attempts of this build: only the current one's log and failure are kept
+    for (const name of await readdir(join(file, '..')).catch(() => [] as string[])) if (!name.startsWith(`${job.req.request}.`)) await rm(join(file, '..', name), { force: true })
     const out = createWriteStream(file, { flags: 'a', mode: 0o600 })
     const started = Date.now()
     try {
       await writeStatus(job, { state: 'building', startedAt: started })
-      const formfileText = await readFile(join(dirs.contexts, `${job.req.request}.Formfile`), 'utf8').catch(() => {
-        throw new FormError('BUILD_NO_FORMFILE', `this node holds no Formfile for request ${job.req.request}`, { hint: 'run `form pack build` again: it uploads the context and Formfile first' })
-      })
-      const parsed = parseFormfile(formfileText, { file: 'Formfile' })
+      const parsed = parseFormfile(job.stored.formfile, { file: 'Formfile' })
       if (!parsed.formfile) throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.map((d) => d.message).join('; ')}`)
-      const lines = await readFile(join(dirs.contexts, `${job.req.request}.lines.json`), 'utf8').then((t) => JSON.parse(t) as number[]).catch(() => undefined)
+      const lines = job.stored.lines
       if (lines?.length === parsed.formfile.steps.length) parsed.formfile.steps.forEach((step, i) => (step.line = lines[i]))
       const { extractContext } = await import('../lib/context-archive.js')
-      await extractContext(join(dirs.contexts, `${job.req.context}.tar.gz`), join(work, 'context'))
+      const context = contextFile(job.owner, job.stored.context)
+      await markUsed(context)
+      await extractContext(context, join(work, 'context'))
       const { buildImage } = await import('../lib/builder/build.js')
       const result = await buildImage({
         formfile: parsed.formfile,
@@ -152,20 +234,20 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       }
       const cancelled = job.abort.signal.aborted
       out.write(`--> ${cancelled ? 'cancelled' : `failed: ${e.message}`}\n`)
-      const failure = cancelled
-        ? undefined
-        : {
-            code: isFormError(error) ? e.code : 'BUILD_FAILED',
-            message: e.message,
-            line: e.step?.line,
-            instruction: (e.details as { instruction?: string } | undefined)?.instruction,
-            output: e.output?.slice(-4096),
-          }
+      // state gets a code, one short line and the Formfile line; the output (which can hold the
+      // owner's secrets) stays here, for the owner to fetch (POST /builds/failure)
+      const failure = cancelled ? undefined : publicFailure(isFormError(error) ? e.code : 'BUILD_FAILED', e.message ?? String(error), { line: e.step?.line, instruction: (e.details as { instruction?: string } | undefined)?.instruction })
+      if (failure) {
+        const detail: PrivateFailure = { ...failure, request: job.req.request, detail: e.message ?? String(error), output: (e.output ?? '').slice(-MAX_FAILURE_OUTPUT) }
+        await writeFile(failureFile(job.owner, job.build, job.req.request), JSON.stringify(detail), { mode: 0o600 })
+      }
       await writeStatus(job, { state: cancelled ? 'cancelled' : 'failed', error: failure, finishedAt: Date.now() })
-      if (!cancelled) log.warn('a build failed', { owner: job.owner, build: job.build, error: e.message })
+      if (failure) log.warn('a build failed', { owner: job.owner, build: job.build, code: failure.code, line: failure.line })
     } finally {
       await new Promise((r) => out.end(r))
       await rm(work, { recursive: true, force: true })
+      // the request has ended for good (an interrupted one stays queued for the next start)
+      if (!stopping.signal.aborted) await rm(requestFile(job.owner, job.req.request), { force: true })
     }
   }
 
@@ -192,13 +274,20 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     }
     const current = (await state.get('builds', statusKey(key.owner, key.build, me)))?.value as BuildStatus | undefined
     if (current?.request === req.request && FINAL_STATES.includes(current.state)) return
-    const job: Job = { owner: key.owner, build: key.build, req, abort: new AbortController(), status: { request: req.request, name: req.name, state: 'queued', steps: [], queuedAt: Date.now(), updatedAt: Date.now() } }
+    const owned = req.cancel ? undefined : await ownRequest(key.owner, key.build, req)
+    const stored = owned && 'formfile' in owned ? owned : undefined
+    const job: Job = { owner: key.owner, build: key.build, req, stored: stored!, abort: new AbortController(), status: { request: req.request, name: req.name, state: 'queued', steps: [], queuedAt: Date.now(), updatedAt: Date.now() } }
     if (req.cancel) {
       await writeStatus(job, { state: 'cancelled', finishedAt: Date.now() })
       return
     }
+    if (!stored) {
+      log.warn('refused a build request', { owner: key.owner, build: key.build, code: (owned as BuildFailure).code })
+      await writeStatus(job, { state: 'failed', error: owned as BuildFailure, finishedAt: Date.now() })
+      return
+    }
     if (unavailable) {
-      await writeStatus(job, { state: 'failed', error: { code: 'BUILDER_UNAVAILABLE', message: `this node cannot build images: ${unavailable}` }, finishedAt: Date.now() })
+      await writeStatus(job, { state: 'failed', error: publicFailure('BUILDER_UNAVAILABLE', `this node cannot build images: ${unavailable}`), finishedAt: Date.now() })
       return
     }
     await writeStatus(job, { state: 'queued' })
@@ -212,29 +301,68 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     for await (const change of state.store.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
   })()
 
-  // The context, streamed to disk; then the Formfile, which stays on this node (it holds password hashes).
+  /**
+   * The build `build` of `caller` on this node, for reading its log or failure: another wallet's
+   * build is refused (403), whether named by its owner or found under another owner.
+   */
+  const ownBuild = async (caller: string, body: { build?: unknown; owner?: unknown; request?: unknown }) => {
+    if (typeof body.build !== 'string' || !HEX64.test(body.build)) throw new FormError('BUILD_BAD_REQUEST', 'expected {"build": "<build id>", "request"?: "<request id>", "offset"?: <bytes>}', { httpStatus: 400 })
+    const build = body.build
+    const notOwner = () =>
+      new FormError('BUILD_NOT_OWNER', `build ${build} belongs to another wallet: only its owner may read its log and output`, { httpStatus: 403, hint: 'sign with the wallet that requested the build' })
+    if (body.owner !== undefined && body.owner !== caller) throw notOwner()
+    const status = (await state.get('builds', statusKey(caller, build, me)))?.value as BuildStatus | undefined
+    const mine = status || existsSync(join(ownerDir(dirs.logs, caller), build))
+    if (!mine) {
+      for (const other of await readdir(dirs.logs).catch(() => [] as string[])) if (other !== caller && existsSync(join(dirs.logs, other, build))) throw notOwner()
+      throw new FormError('BUILD_NOT_FOUND', `you have no build ${build} on this node`, { httpStatus: 404, hint: 'see `form pack status`; a build\'s log is on the node that built it' })
+    }
+    const request = typeof body.request === 'string' && REQUEST.test(body.request) ? body.request : status?.request
+    if (!request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build} on this node`, { httpStatus: 404, hint: 'see `form pack status`' })
+    return { build, status, request }
+  }
+
+  // The context, streamed to disk, checked (its unpacked size and file count too) before it is kept,
+  // under its owner: a build may use only the contexts its owner uploaded.
   ctx.api.post(
     '/contexts',
     async (req) => {
       const upload = req.upload!
-      await verifyContextArchive(upload.file)
-      const target = join(dirs.contexts, `${upload.sha256}.tar.gz`)
+      try {
+        await verifyContextArchive(upload.file, { maxBytes: config.max_context_unpacked_mb * 2 ** 20, maxFiles: config.max_context_files })
+      } catch (error) {
+        await rm(upload.file, { force: true })
+        throw error
+      }
+      const target = contextFile(req.caller!, upload.sha256)
+      await mkdir(join(target, '..'), { recursive: true, mode: 0o700 })
       await rename(upload.file, target)
-      await writeFile(`${target}.json`, JSON.stringify({ owner: req.caller, size: upload.size, uploadedAt: Date.now() }))
+      void trim(cacheMax).catch(() => {})
       return { context: upload.sha256, size: upload.size }
     },
     { auth: 'signed', uploadDir: dirs.uploads, maxBody: config.max_context_mb * 2 ** 20 },
   )
+  // The Formfile stays on this node (it holds password hashes and ENV values), with the request id
+  // the builder gives the caller: only that wallet's state record can start a build from it.
   ctx.api.post(
     '/builds',
     async (req) => {
-      if (unavailable) throw new FormError('BUILDER_UNAVAILABLE', `this node cannot build images: ${unavailable}`, { httpStatus: 503, hint: 'build on another node with --node' })
       const body = req.json<{ context?: unknown; formfile?: unknown; lines?: unknown }>() ?? {}
       if (typeof body.context !== 'string' || !HEX64.test(body.context) || typeof body.formfile !== 'string') {
         throw new FormError('BUILD_BAD_REQUEST', 'expected {"context": "<sha256 of an uploaded context>", "formfile": "<text>"}', { httpStatus: 400 })
       }
-      const meta = await readFile(join(dirs.contexts, `${body.context}.tar.gz.json`), 'utf8').then((t) => JSON.parse(t) as { owner: string }).catch(() => undefined)
-      if (!meta || meta.owner !== req.caller) throw new FormError('BUILD_NO_CONTEXT', `no context ${body.context} uploaded by ${req.caller} is on this node`, { httpStatus: 404, hint: 'upload it first (form pack build does)' })
+      const context = body.context
+      if (!existsSync(contextFile(req.caller!, context))) {
+        const others = await readdir(dirs.contexts).catch(() => [] as string[])
+        if (others.some((o) => o !== req.caller && existsSync(join(dirs.contexts, o, `${context}.tar.gz`)))) {
+          throw new FormError('BUILD_CONTEXT_NOT_YOURS', `context ${context} was uploaded by another wallet; a build may use only contexts its own wallet uploaded`, {
+            httpStatus: 403,
+            hint: 'upload your own context (form pack build does)',
+          })
+        }
+        throw new FormError('BUILD_NO_CONTEXT', `no context ${context} uploaded by ${req.caller} is on this node`, { httpStatus: 404, hint: 'upload it first (form pack build does)' })
+      }
+      if (unavailable) throw new FormError('BUILDER_UNAVAILABLE', `this node cannot build images: ${unavailable}`, { httpStatus: 503, hint: 'build on another node with --node' })
       const parsed = parseFormfile(body.formfile, { file: 'Formfile' })
       if (!parsed.formfile) {
         throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.filter((d) => d.severity === 'error').map((d) => `line ${d.line}: ${d.message}`).join('; ')}`, { httpStatus: 400 })
@@ -243,9 +371,13 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       // each step in the developer's own file, so records and errors name the lines they wrote
       const lines = Array.isArray(body.lines) && body.lines.length === parsed.formfile.steps.length && body.lines.every((l) => Number.isSafeInteger(l) && l > 0) ? (body.lines as number[]) : undefined
       const request = randomBytes(8).toString('hex')
-      await writeFile(join(dirs.contexts, `${request}.Formfile`), body.formfile, { mode: 0o600 })
-      if (lines) await writeFile(join(dirs.contexts, `${request}.lines.json`), JSON.stringify(lines))
-      return { request, name: parsed.formfile.name, buildId: buildId(req.caller!, parsed.formfile.name), node: me }
+      const build = buildId(req.caller!, parsed.formfile.name)
+      const stored: StoredRequest = { build, name: parsed.formfile.name, context, formfile: body.formfile, ...(lines ? { lines } : {}), createdAt: Date.now() }
+      const file = requestFile(req.caller!, request)
+      await mkdir(join(file, '..'), { recursive: true, mode: 0o700 })
+      await writeFile(file, JSON.stringify(stored), { mode: 0o600 })
+      await markUsed(contextFile(req.caller!, context))
+      return { request, name: parsed.formfile.name, buildId: build, node: me }
     },
     { auth: 'signed', maxBody: 1024 * 1024 },
   )
@@ -253,12 +385,9 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   ctx.api.post(
     '/logs',
     async (req) => {
-      const body = req.json<{ build?: unknown; request?: unknown; offset?: unknown }>() ?? {}
-      if (typeof body.build !== 'string' || !HEX64.test(body.build)) throw new FormError('BUILD_BAD_REQUEST', 'expected {"build": "<build id>", "offset"?: <bytes>}', { httpStatus: 400 })
-      const status = (await state.get('builds', statusKey(req.caller!, body.build, me)))?.value as BuildStatus | undefined
-      const request = typeof body.request === 'string' && /^[0-9a-f]{8,64}$/.test(body.request) ? body.request : status?.request
-      if (!request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${body.build} on this node`, { httpStatus: 404, hint: 'see `form pack status`' })
-      const file = logFile(req.caller!, body.build, request)
+      const body = req.json<{ build?: unknown; owner?: unknown; request?: unknown; offset?: unknown }>() ?? {}
+      const { build, status, request } = await ownBuild(req.caller!, body)
+      const file = logFile(req.caller!, build, request)
       const size = await stat(file).then((s) => s.size).catch(() => 0)
       const offset = Number.isSafeInteger(body.offset) && (body.offset as number) >= 0 ? Math.min(body.offset as number, size) : 0
       let text = ''
@@ -278,11 +407,40 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     },
     { auth: 'signed' },
   )
+  // A failed build's whole error and the end of its failing step's output, for its owner.
+  ctx.api.post(
+    '/builds/failure',
+    async (req) => {
+      const body = req.json<{ build?: unknown; owner?: unknown; request?: unknown }>() ?? {}
+      const { build, status, request } = await ownBuild(req.caller!, body)
+      const failure = await readFile(failureFile(req.caller!, build, request), 'utf8').then((t) => JSON.parse(t) as PrivateFailure).catch(() => undefined)
+      return { build, request, state: status?.request === request ? status.state : undefined, failure: failure ?? null }
+    },
+    { auth: 'signed' },
+  )
+  // Operator only (the local socket): removes what no build or queued request holds. The Debian
+  // base stays unless `all` (it takes minutes to make again).
+  ctx.api.post(
+    '/prune',
+    async (req) => {
+      const body = req.json<{ all?: unknown }>() ?? {}
+      const before = summarize(await scanCache(await cacheRoots()))
+      const r = await trim(0, body.all === true ? [] : ['base'])
+      const removed: Record<string, { items: number; bytes: number }> = {}
+      for (const i of r.removed) {
+        const k = (removed[i.kind] ??= { items: 0, bytes: 0 })
+        k.items++
+        k.bytes += i.bytes
+      }
+      return { freed: r.freed, removed, inUse: r.inUse, before, after: r.after, running: running.size }
+    },
+    { auth: 'local' },
+  )
   ctx.api.get('/builder', () => ({ unavailable, concurrency: config.builder_concurrency, queued: queue.length, running: [...running.values()].map((j) => ({ owner: j.owner, build: j.build, request: j.req.request })) }))
 
   return {
     handle: undefined,
-    info: () => ({ queued: queue.length, running: running.size, ...(unavailable ? { unavailable } : {}) }),
+    info: () => ({ queued: queue.length, running: running.size, ...(unavailable ? { unavailable } : {}), cache: { ...cacheSummary, maxBytes: cacheMax } }),
     stop: async () => {
       stopping.abort()
       for (const j of running.values()) j.abort.abort(new FormError('BUILD_INTERRUPTED', 'the node is stopping'))

@@ -31,13 +31,16 @@ export interface DesiredInstance {
 export const DEFAULT_FAILOVER_MS = 60_000
 export const MAX_CANDIDATES = 32
 
+/**
+ * What the hosting node reports, replicated to every node: so it never holds the console's output
+ * (which can hold the owner's secrets); the owner reads that from the node (POST /v1/node/instances/console).
+ */
 export interface ObservedInstance {
   state: ObservedState
   reason?: string
   ip?: string
   mac?: string
   pid?: number
-  consoleTail?: string
   /** how long the last creation and boot took here, in ms: fetching the image, copying its disk, booting to FORM-READY */
   timings?: { imageMs?: number; diskMs?: number; bootMs?: number }
   /** 'qemu-tcg', 'qemu-kvm' or 'cloud-hypervisor' */
