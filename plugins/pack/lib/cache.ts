@@ -47,8 +47,8 @@ export interface EvictResult {
 async function usage(path: string): Promise<{ bytes: number; usedAt: number }> {
   const st = await lstat(path).catch(() => undefined)
   if (!st || st.isSymbolicLink()) return { bytes: 0, usedAt: 0 }
-  // blocks, not length: sparse qcow2 and disk files hold far less than they claim
-  let bytes = Math.min(st.size, st.blocks * 512)
+  // blocks, not length: sparse qcow2 and disk files hold far less than they claim; directories count what they hold
+  let bytes = st.isDirectory() ? 0 : Math.min(st.size, st.blocks * 512)
   let usedAt = Math.max(st.atimeMs, st.mtimeMs)
   if (st.isDirectory()) {
     for (const name of await readdir(path).catch(() => [] as string[])) {
