@@ -90,7 +90,9 @@ EXPOSE 8080
   t.match(failed.stderr, /line 3: RUN echo preparing/, 'naming the line of the developer\'s Formfile')
   t.match(failed.stderr, /it broke/, 'with the output')
   const fstatus = JSON.parse((await inDir(env, bad, ['pack', 'status', '--json'])).stdout)
-  t.match(fstatus.status, { state: 'failed', error: { code: 'BUILD_STEP_FAILED', line: 3, output: /preparing\s+it broke/ } }, 'the failed record carries the step and its output')
+  t.match(fstatus.status, { state: 'failed', error: { code: 'BUILD_STEP_FAILED', line: 3, exitCode: 3 } }, 'the failed record carries the step, its code and exit code')
+  t.notOk('output' in fstatus.status.error, 'but not its output, which stays on the builder node')
+  t.match(fstatus.failure, { output: /preparing\s+it broke/ }, 'pack status fetches the output from the builder node')
 })
 
 t.test('contexts that would leak files are refused before upload', { skip }, async (t) => {

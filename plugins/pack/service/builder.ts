@@ -297,6 +297,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
 
   // requests made while the node was down, or interrupted by its stop, build now
   for (const r of await state.store.all('builds')) await consider(r).catch((error: Error) => log.warn('could not take a build request', { key: r.key, error: error.message }))
+  // with the requests that wait queued (they hold their contexts), the cache goes back under its limit
+  void trim(cacheMax).catch(() => {})
   void (async () => {
     for await (const change of state.store.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
   })()
