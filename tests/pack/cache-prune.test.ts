@@ -1,11 +1,12 @@
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, utimes, writeFile } from 'node:fs/promises'
+import { link, mkdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
 import { signRequest } from '../../core/auth/sign.js'
 import { loadSigner } from '../../plugins/kit/index.js'
+import { submitOwnerRecord } from '../../plugins/state/lib/owner-ops.js'
 import { form, makeEnv, startNode, until } from '../helpers/form.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -19,7 +20,7 @@ async function put(path: string, kib: number, agoS: number): Promise<void> {
   await utimes(path, at, at)
 }
 
-t.test('a node keeps its builder cache under cache_max_gb, shows it in node status, and pack prune empties it', async (t) => {
+t.test('a node keeps its builder cache under cache_max_gb, shows it in node status, and pack prune frees what no build or instance uses', async (t) => {
   const env = await makeEnv(t, { FORM_PASSWORD: PASSWORD })
   t.equal((await form(env, ['kit', 'init', '--yes', '--no-join-formnet'])).code, 0)
   // 200 KiB of cache: the limit (about 146 KiB) holds the newest two 64 KiB items and a small context
@@ -63,14 +64,39 @@ t.test('a node keeps its builder cache under cache_max_gb, shows it in node stat
   t.match(human.stdout, /builder cache: .* of .* \(\[pack\] cache_max_gb\), 2 items/, 'and says it in words')
   t.match(human.stdout, /contexts\s+1\s+/)
 
+  // two images built here: M1 is used by nothing, M2 by an instance (its desired record); they share a kernel
+  const blobs = join(String(env.env.FORM_DATA_DIR), 'blobs', 'sha256')
+  await mkdir(blobs, { recursive: true })
+  const blob = async (data: Buffer | string) => {
+    const hash = createHash('sha256').update(data).digest('hex')
+    await writeFile(join(blobs, hash), data)
+    return hash
+  }
+  const kernel = await blob(randomBytes(16 * KiB))
+  const image = async () => {
+    const disk = await blob(randomBytes(32 * KiB))
+    const m = await blob(JSON.stringify({ kernel: { sha256: kernel }, disk: { sha256: disk } }))
+    const dir = join(String(env.env.FORM_DATA_DIR), 'builder', 'images', m)
+    await mkdir(dir, { recursive: true })
+    for (const h of [m, kernel, disk]) await link(join(blobs, h), join(dir, h))
+    return { m, disk }
+  }
+  const m1 = await image()
+  const m2 = await image()
+  const desired = { buildId: 'b'.repeat(64), image: m2.m, node: `0x${'1'.repeat(40)}`, state: 'stopped', name: 'web', vcpus: 1, memoryMb: 256, diskGb: 1 }
+  await submitOwnerRecord(client, signer, 'instances', `${signer.address}/web-1/desired`, desired, 'instance')
+
   // prune: everything unused goes now, the base stays unless --all
   const pruned = JSON.parse((await form(env, ['pack', 'prune', '--json'])).stdout)
-  t.match(pruned, { removed: { contexts: { items: 1 } }, after: { items: 1 } }, 'prune removes the context and says what')
-  t.equal(pruned.freed, pruned.removed.contexts.bytes, 'and how much it freed')
-  t.ok(pruned.freed > 64 * KiB, 'the context was at least its 64 KiB of random data')
+  t.match(pruned, { removed: { contexts: { items: 1 }, images: { items: 1 } }, after: { items: 2, kinds: { base: { items: 1 }, images: { items: 1 } } } }, 'prune removes the context and the unused image, and says what')
+  t.equal(pruned.freed, pruned.removed.contexts.bytes + pruned.removed.images.bytes, 'and how much it freed')
+  t.ok(pruned.removed.contexts.bytes > 64 * KiB, 'the context was at least its 64 KiB of random data')
+  t.notOk(existsSync(join(blobs, m1.m)) || existsSync(join(blobs, m1.disk)), "the unused image's manifest and disk left the blob store")
+  t.ok(existsSync(join(blobs, m2.m)) && existsSync(join(blobs, m2.disk)), 'the image an instance names stays')
+  t.ok(existsSync(join(blobs, kernel)), 'and so does the kernel both images share')
   t.ok(existsSync(join(cache, 'base', 'base.tar')), 'the base stays')
   const all = await form(env, ['pack', 'prune', '--all'])
   t.equal(all.code, 0, all.stderr)
-  t.match(all.stdout, /^freed 64(\.0)? KiB; the builder cache now holds 0 B in 0 items/, 'prune --all takes the base too, and says so')
+  t.match(all.stdout, /^freed 64(\.0)? KiB; the builder cache now holds .* in 1 item\n/, 'prune --all takes the base too, and says so')
   t.notOk(existsSync(join(cache, 'base', 'base.tar')))
 })

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { FormError, isFormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
@@ -85,6 +85,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     requests: join(root, 'requests'),
     work: join(root, 'work'),
     logs: join(root, 'logs'),
+    // images/<manifest hash>/: hard links to the image's blobs, so the cache sees (and evicts) what they hold
+    images: join(root, 'images'),
     cache: join(ctx.paths.cacheDir, 'builder'),
   }
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
@@ -137,13 +139,15 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     const roots: CacheRoot[] = []
     for (const owner of await readdir(dirs.contexts).catch(() => [] as string[])) roots.push({ dir: join(dirs.contexts, owner), kind: 'contexts' })
     for (const owner of await readdir(dirs.requests).catch(() => [] as string[])) roots.push({ dir: join(dirs.requests, owner), kind: 'requests' })
+    roots.push({ dir: dirs.images, kind: 'images' })
     // the builder's cache is opaque here: each of its directories is a kind (base, layers, images, ...)
     for (const kind of await readdir(dirs.cache, { withFileTypes: true }).catch(() => [])) if (kind.isDirectory()) roots.push({ dir: join(dirs.cache, kind.name), kind: kind.name })
     return roots
   }
   /** A queued or running build holds its context and request; a running build holds the whole builder cache (it may read any layer). */
-  const inUse = (item: CacheItem, keepKinds: string[] = []): boolean => {
+  const inUse = (item: CacheItem, keepKinds: string[] = [], liveImages = new Set<string>()): boolean => {
     if (keepKinds.includes(item.kind)) return true
+    if (item.kind === 'images') return liveImages.has(basename(item.path))
     const jobs = [...running.values(), ...queue]
     if (item.kind === 'contexts') return jobs.some((j) => contextFile(j.owner, j.stored.context) === item.path)
     // a request is written a moment before its owner's state record names it
@@ -155,7 +159,9 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   /** Evicts down to `maxBytes` (one eviction at a time), and keeps the summary `form node status` shows. */
   const trim = (maxBytes: number, keepKinds: string[] = []): Promise<EvictResult> => {
     const next = evicting.then(async () => {
-      const result = await evict(await cacheRoots(), maxBytes, (item) => inUse(item, keepKinds))
+      const live = await liveImages()
+      const result = await evict(await cacheRoots(), maxBytes, (item) => inUse(item, keepKinds, live.images))
+      for (const item of result.removed) if (item.kind === 'images') await dropImageBlobs(basename(item.path), live.blobs)
       cacheSummary = result.after
       if (result.removed.length) log.info('evicted from the builder cache', { freed: result.freed, items: result.removed.length, limit: maxBytes })
       return result
@@ -164,6 +170,47 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     return next
   }
   cacheSummary = summarize(await scanCache(await cacheRoots()))
+
+  /** A manifest's blobs: itself, the kernel, the initrd and the disk. */
+  const imageBlobs = async (image: string): Promise<string[]> => {
+    const m = await readFile(p2p.blobs.path(image), 'utf8').then((t) => JSON.parse(t) as { kernel?: { sha256?: string }; initrd?: { sha256?: string }; disk?: { sha256?: string } }).catch(() => undefined)
+    return [image, m?.kernel?.sha256, m?.initrd?.sha256, m?.disk?.sha256].filter((h): h is string => typeof h === 'string' && HEX64.test(h))
+  }
+  /**
+   * Images that must stay: those a live instance's desired record names (any node may fetch them
+   * from here) and the latest image of every build this node made; with every blob they use.
+   */
+  const liveImages = async (): Promise<{ images: Set<string>; blobs: Set<string> }> => {
+    const images = new Set<string>()
+    for (const r of await state.store.all('instances')) {
+      const v = r.value as { image?: unknown; state?: unknown } | null
+      if (r.key.endsWith('/desired') && typeof v?.image === 'string' && v.state !== 'deleted') images.add(v.image)
+    }
+    for (const r of await state.store.all('builds')) {
+      const k = parseBuildKey(r.key)
+      const v = r.value as BuildStatus | null
+      if (k?.node === me && typeof v?.image === 'string') images.add(v.image)
+    }
+    const blobs = new Set<string>()
+    for (const image of images) for (const h of await imageBlobs(image)) blobs.add(h)
+    return { images, blobs }
+  }
+  /** Removes the blobs of an evicted image that no kept image links and no live image uses. */
+  const dropImageBlobs = async (image: string, keep: Set<string>) => {
+    for (const hash of await imageBlobs(image)) {
+      const path = p2p.blobs.path(hash)
+      const links = await stat(path).then((st) => st.nlink, () => 0)
+      // 1: the blob store alone holds it (no other image directory links it)
+      if (links === 1 && !keep.has(hash)) await rm(path, { force: true })
+    }
+  }
+  /** Links a built image's blobs under images/<image>/ (or marks it used again when it was reused). */
+  const keepImage = async (image: string) => {
+    const dir = join(dirs.images, image)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    for (const hash of await imageBlobs(image)) await link(p2p.blobs.path(hash), join(dir, hash)).catch(() => {})
+    await markUsed(dir)
+  }
 
   const pump = () => {
     while (!unavailable && running.size < config.builder_concurrency && queue.length) {
@@ -220,6 +267,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       const users = (m.users ?? []).map((u) => (u as { username?: unknown }).username).filter((u): u is string => typeof u === 'string')
       await writeStatus(job, { state: 'built', image: result.image, reused: result.reused, resources: m.resources, users, expose: m.expose ?? [], phase: undefined, current: undefined, finishedAt: Date.now() })
       log.info('built an image', { owner: job.owner, build: job.build, image: result.image, ms: Date.now() - started })
+      await keepImage(result.image).catch((error: Error) => log.warn('could not record the image in the builder cache', { image: result.image, error: error.message }))
       // announce the image and its parts so the nodes that will run it can fetch them
       for (const hash of [result.image, result.manifest.kernel.sha256, result.manifest.initrd?.sha256, result.manifest.disk.sha256]) {
         if (hash) void p2p.provide(hash).catch((error: Error) => log.debug('could not announce a blob yet', { hash, error: error.message }))
