@@ -92,6 +92,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
   // an upload the node was killed in the middle of
   for (const name of await readdir(dirs.uploads)) await rm(join(dirs.uploads, name), { force: true })
+  // contexts and Formfiles kept by id alone (before they were kept per owner) can be no one's: they go
+  for (const name of await readdir(dirs.contexts)) if (!ADDRESS.test(name)) await rm(join(dirs.contexts, name), { recursive: true, force: true })
   // A build the node was killed in: its command may still run (stop it; its namespace takes every
   // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
   await killOrphanBuilds(dirs.work, log)
