@@ -47,7 +47,7 @@ export class ManageListCommand extends InstanceCommand {
         lines +
         rows
           .filter((x) => x.state === 'failed' && x.reason)
-          .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
+          .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.split('\n').slice(-8).join('\n').replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
           .join('')
       )
     })

@@ -10,16 +10,17 @@ export function readConsole(signed: NodeClient, id: string, at: { offset: number
   return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
 }
 
-/** The last `lines` lines of an instance's console, as text without terminal control sequences. */
-export async function consoleTail(signed: NodeClient, id: string, lines = 8): Promise<string> {
-  const text = Buffer.from((await readConsole(signed, id, { tail: 4096 })).data, 'base64').toString('utf8')
+/** The end of an instance's console (its last `bytes`, whole lines), as text without terminal control sequences. */
+export async function consoleTail(signed: NodeClient, id: string, bytes = 3000): Promise<string> {
+  const chunk = await readConsole(signed, id, { tail: bytes })
+  const data = Buffer.from(chunk.data, 'base64')
+  let text = data.toString('utf8')
+  // cut in the middle of a line: from the next whole one
+  if (chunk.offset > data.length) text = text.slice(text.indexOf('\n') + 1)
   return text
     .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
     .replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
     .trimEnd()
-    .split('\n')
-    .slice(-lines)
-    .join('\n')
 }
 
 export class ManageLogsCommand extends InstanceCommand {
