@@ -10,6 +10,7 @@ import { authorFromKeys, ed25519PublicKeyFromHex, generateAuthorKeys } from '../
 import { createOp, type Op } from '../plugins/state/lib/op.js'
 import { StateStore } from '../plugins/state/lib/store.js'
 import { recordResults } from './results.js'
+import { allCollections } from '../tests/helpers/collections.js'
 
 const N = Number(process.env.BENCH_OPS ?? 20_000)
 const BATCH = 500
@@ -34,7 +35,7 @@ function rawVerify(): number {
 
 async function apply(verifyWorkers: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'form-bench-state-'))
-  const store = await StateStore.open({ dir, now: () => 2_000_000_000, verifyWorkers })
+  const store = await StateStore.open({ collections: allCollections, dir, now: () => 2_000_000_000, verifyWorkers })
   const t0 = performance.now()
   // Like a node fed by the network: the next message is verified while LevelDB writes the previous
   // one on its own thread; at most 4 batches are in flight.

@@ -47,6 +47,12 @@ export class NodeStartCommand extends FormCommand {
       const net = { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap, formnet: formnet ?? sections.net.formnet }
       sections.net = validateSection('--listen/--bootstrap/FORM_FORMNET', 'net', net, netConfiguration.schema, netConfiguration.defaults)
     }
+    const admins = fromEnv('FORM_ADMINS')
+    if (sections.state && admins) {
+      const { validateSection } = await import('../../../core/config.js')
+      const { configuration } = (await import('../../state/index.js')).default
+      sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, configuration.schema, configuration.defaults)
+    }
     let paths = this.dirs
     const overrides = this.context.overrides ?? {}
     if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
