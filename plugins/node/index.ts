@@ -64,6 +64,6 @@ export default definePlugin({
 
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */
 export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, MAX_CANDIDATES } from './lib/vmm/records.js'
-export { desiredEntries, heartbeats, hostsOf, type DesiredEntry } from './lib/vmm/hosts.js'
+export { desiredEntries, hostsOf, livenessFrom, type DesiredEntry, type Liveness } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'
