@@ -315,11 +315,12 @@ export class StateStore {
    * records when they arrived (delivery delay only makes a peer look further behind): the median
    * over peers heard from in the last `windowMs`, positive when the peers are ahead.
    */
-  clockReport(windowMs = 5 * 60_000): { peers: number; offsetMs?: number; held: number; heldDropped: number } {
+  clockReport(windowMs = 5 * 60_000): { peers: number; offsetMs?: number; offsets: Record<string, number>; held: number; heldDropped: number } {
     const now = this.options.now()
-    const offsets = [...this.seen.values()].filter((s) => s.offset !== undefined && now - s.at <= windowMs).map((s) => s.offset!).sort((a, b) => a - b)
-    const offsetMs = offsets.length ? offsets[Math.floor(offsets.length / 2)] : undefined
-    return { peers: offsets.length, offsetMs, held: this.held.size, heldDropped: this.heldDropped }
+    const recent = [...this.seen].filter(([, s]) => s.offset !== undefined && now - s.at <= windowMs)
+    const sorted = recent.map(([, s]) => s.offset!).sort((a, b) => a - b)
+    const offsetMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined
+    return { peers: sorted.length, offsetMs, offsets: Object.fromEntries(recent.map(([a, s]) => [a, s.offset!])), held: this.held.size, heldDropped: this.heldDropped }
   }
 
   private reject(result: InsertResult, source: string, index: number, error: OpRejected): void {

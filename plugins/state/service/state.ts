@@ -52,11 +52,20 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
   }
   reportMembership()
   const stopMembership = store.onMembership(reportMembership)
-  let lastClock = ''
+  // logged when the verdict changes, or the offset moves by more than half the allowed skew
+  let lastClock: { ok: boolean; offsetMs: number } | undefined
+  const toldPeers = new Set<string>()
   const reportClock = () => {
     const c = clockStatus(store, config.max_clock_skew_ms)
-    if (c.message === lastClock) return
-    lastClock = c.message
+    for (const [peer, offset] of Object.entries(c.skewedPeers)) {
+      if (toldPeers.has(peer)) continue
+      toldPeers.add(peer)
+      ctx.log.warn(`the clock of node ${peer} is about ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? 'ahead of' : 'behind'} this node's`, { peer, offsetMs: offset })
+    }
+    for (const peer of toldPeers) if (!(peer in c.skewedPeers)) toldPeers.delete(peer)
+    if (c.offsetMs === undefined) return
+    if (lastClock && lastClock.ok === c.ok && Math.abs(lastClock.offsetMs - c.offsetMs) <= config.max_clock_skew_ms / 2) return
+    lastClock = { ok: c.ok, offsetMs: c.offsetMs }
     if (c.ok) ctx.log.info(c.message, { peers: c.peers })
     else ctx.log.warn(c.message, { peers: c.peers, offsetMs: c.offsetMs, held: c.held })
   }
@@ -189,8 +198,12 @@ export function membershipOf(store: StateStore, self: string): { member: boolean
 }
 
 /** How this node's clock compares with its peers' (see StateStore.clockReport). */
-export function clockStatus(store: StateStore, maxSkewMs: number): { ok: boolean; peers: number; offsetMs?: number; held: number; message: string } {
-  const r = store.clockReport()
+export function clockStatus(store: StateStore, maxSkewMs: number): { ok: boolean; peers: number; offsetMs?: number; held: number; skewedPeers: Record<string, number>; message: string } {
+  const report = store.clockReport()
+  // peers whose clocks are off from this one (positive: ahead), so an operator can tell them
+  const skewedPeers = Object.fromEntries(Object.entries(report.offsets).filter(([, o]) => Math.abs(o) > maxSkewMs / 2))
+  const { offsets: _offsets, ...rest } = report
+  const r = { ...rest, skewedPeers }
   if (r.offsetMs === undefined) return { ok: true, ...r, message: 'clock: no peer heard from yet' }
   const s = Math.round(Math.abs(r.offsetMs) / 1000)
   // half the allowed skew: a warning before operations start being held
