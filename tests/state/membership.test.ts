@@ -21,7 +21,7 @@ const arbAction = fc.oneof(
   fc.record({ kind: fc.constant('claim' as const), node: fc.integer({ min: 0, max: 2 }), subnet: fc.integer({ min: 0, max: 2 }), ms: fc.integer({ min: 0, max: 40 }) }),
 )
 
-function toOp(a: fc.RecordValue<any>): Op {
+function toOp(a: any): Op {
   if (a.kind === 'member') {
     const by = a.by === 2 ? impostor : admins[a.by]
     return createOp(by, 'members', `${nodes[a.node].address}/${by.address}`, { status: a.admit ? 'admitted' : 'revoked' }, { ms: a.ms, n: 0 })

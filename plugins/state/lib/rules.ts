@@ -1,3 +1,4 @@
+import { FormError } from '../../../core/errors.js'
 import type { CollectionDeclaration, CollectionRule, CollectionWriter } from '../../../core/plugin.js'
 
 /**
@@ -13,7 +14,9 @@ export class Rules {
 
   constructor(readonly declarations: CollectionDeclaration[]) {
     for (const d of declarations) {
-      if (this.byCollection.has(d.name)) throw new Error(`collection "${d.name}" is declared twice`)
+      if (this.byCollection.has(d.name)) {
+        throw new FormError('STATE_COLLECTION_CONFLICT', `state collection "${d.name}" is declared by two plugins`, { hint: 'remove one of them (`form plugin list`, `form plugin remove NAME`)' })
+      }
       this.byCollection.set(
         d.name,
         d.rules.map((r) => ({ ...r, segments: r.pattern.split('/') })),
