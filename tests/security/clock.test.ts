@@ -111,3 +111,23 @@ t.test('a node 5 minutes behind is told, holds what is ahead until due, and bans
   await until('node 3 to hold the write', async () => ((await api(slow).get<{ clock: { held: number } }>('/v1/state/info')).clock.held > 0 ? true : undefined))
   t.pass('the slow node holds what is ahead of it (applied when its clock reaches it, up to max_hold_ms)')
 })
+
+t.test('a node 5 minutes ahead is held by the others, told, and bans nothing', { skip: LIBFAKETIME ? false : 'libfaketime is not installed (apt-get install faketime)' }, async (t) => {
+  const net = await startNetwork(t, 3, FAST, (i) => (i === 2 ? { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+300', FAKETIME_DONT_FAKE_MONOTONIC: '1' } : {}), (i) => i !== 2)
+  const [a, b, fast] = net.envs
+  const now = Date.now()
+  // its heartbeats are 5 minutes ahead of the others: held, yet heard (liveness counts arrival)
+  await heartbeatsAfter(a, net.addresses, now)
+  await heartbeatsAfter(b, net.addresses, now)
+  t.pass('the others hear the fast node')
+  const info = await api(a).get<{ rejected: Record<string, unknown>; clock: { held: number; skewedPeers: Record<string, number> } }>('/v1/state/info')
+  t.ok(info.clock.held > 0, `node 1 holds the fast node's operations (${info.clock.held})`)
+  t.same(info.rejected, {}, 'and rejects none')
+  t.ok(info.clock.skewedPeers[net.addresses[2]] > 290_000, 'node 1 names the fast node')
+  const status = await until('the fast node to report its clock', async () => {
+    const r = await form(fast, ['node', 'status'])
+    return /clock is about \d+ s ahead of/.test(r.stdout) ? r.stdout : undefined
+  })
+  t.match(status, /clock: this node's clock is about (29\d|30\d) s ahead of its 2 peer\(s\)/, 'form node status says it is 5 minutes ahead')
+  for (const fe of net.envs) t.equal((await api(fe).get<{ bans: number }>('/v1/state/sync')).bans, 0, 'no bans')
+})
