@@ -26,6 +26,8 @@ export interface ServiceContext {
   signal: AbortSignal
   /** node software version */
   version: string
+  /** the state collections every loaded plugin declares (what the state service enforces) */
+  collections: CollectionDeclaration[]
 }
 
 export interface RunningService {
@@ -52,6 +54,30 @@ export interface PluginConfiguration<T = unknown> {
   defaults: T
 }
 
+/**
+ * Who may write a key of a collection. Every kind requires the key's `{owner}` segment to equal the
+ * author's address (checked on every replica from the operation alone). `member` and `admin`
+ * records also count only while their author is an admitted member / a genesis admin: they are
+ * stored like any valid operation, and readers ignore them otherwise (see plugins/state/README.md).
+ */
+export type CollectionWriter = 'owner' | 'member' | 'admin'
+
+export interface CollectionRule {
+  /** '/'-separated key pattern: `*` any segment, `{owner}` the author's address, anything else literal */
+  pattern: string
+  writer: CollectionWriter
+  description: string
+  /** typanion schema of the value; a value that fails it is rejected (OP_MALFORMED) on every replica */
+  schema: StrictValidator<unknown, unknown>
+}
+
+/** A state collection a plugin owns: its name and the rules of its keys. */
+export interface CollectionDeclaration {
+  name: string
+  description: string
+  rules: CollectionRule[]
+}
+
 export interface FormPlugin {
   name: string
   version: string
@@ -60,6 +86,8 @@ export interface FormPlugin {
   commands?: CommandClass<any>[]
   services?: ServiceDefinition[]
   configuration?: PluginConfiguration<any>
+  /** state collections this plugin owns (names are global: two plugins may not declare one) */
+  collections?: CollectionDeclaration[]
 }
 
 export function definePlugin<T extends FormPlugin>(plugin: T): T {

@@ -82,6 +82,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         },
         signal: abort.signal,
         version: options.version,
+        collections: options.plugins.flatMap((p) => p.collections ?? []),
       }
       const t0 = performance.now()
       let running: RunningService

@@ -1,5 +1,6 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { netCollections } from './lib/collections.js'
 import { NetStatusCommand } from './commands/status.js'
 
 export interface NetConfig {
@@ -69,6 +70,7 @@ export default definePlugin({
   name: 'net',
   version: '0.1.0',
   apiVersion: API_VERSION,
+  collections: netCollections,
   description: 'formnet (WireGuard) and the libp2p host',
   commands: [NetStatusCommand],
   services: [

@@ -1,5 +1,7 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { nodeCollections } from './lib/collections.js'
+import { NodeAdmitCommand, NodeRevokeCommand } from './commands/admit.js'
 import { NodeLogsCommand } from './commands/logs.js'
 import { NodeStartCommand } from './commands/start.js'
 import { NodeStatusCommand } from './commands/status.js'
@@ -53,14 +55,15 @@ export default definePlugin({
   name: 'node',
   version: '0.1.0',
   apiVersion: API_VERSION,
+  collections: nodeCollections,
   description: 'the node daemon and, on the node, the hypervisor manager',
-  commands: [NodeStartCommand, NodeStopCommand, NodeStatusCommand, NodeLogsCommand],
+  commands: [NodeStartCommand, NodeStopCommand, NodeStatusCommand, NodeLogsCommand, NodeAdmitCommand, NodeRevokeCommand],
   configuration: nodeConfiguration,
   services: [{ name: 'vmm', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
 })
 
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */
 export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, MAX_CANDIDATES } from './lib/vmm/records.js'
-export { desiredEntries, heartbeats, hostsOf, type DesiredEntry } from './lib/vmm/hosts.js'
+export { desiredEntries, hostsOf, livenessFrom, type DesiredEntry, type Liveness } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'

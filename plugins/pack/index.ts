@@ -1,5 +1,6 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { packCollections } from './lib/collections.js'
 import { PackDryRunCommand } from './commands/dry-run.js'
 import { PackInitCommand } from './commands/init.js'
 import { PackValidateCommand } from './commands/validate.js'
@@ -31,6 +32,7 @@ export default definePlugin({
   name: 'pack',
   version: '0.1.0',
   apiVersion: API_VERSION,
+  collections: packCollections,
   description: 'Formfiles and VM images',
   commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand, PackShipCommand, PackPruneCommand],
   configuration: {

@@ -4,10 +4,19 @@ import { StateDumpCommand } from './commands/dump.js'
 import { StateGetCommand } from './commands/get.js'
 import { StateListCommand } from './commands/list.js'
 import { StateWatchCommand } from './commands/watch.js'
+import { stateCollections } from './lib/collections.js'
 
 export interface StateConfig {
   heartbeat_interval_ms: number
   max_clock_skew_ms: number
+  /** operations ahead of the local clock by more than max_clock_skew_ms but at most this are held until due */
+  max_hold_ms: number
+  /** how many held operations may wait at once */
+  max_held_ops: number
+  /** genesis admins: addresses whose `members` records admit nodes; empty: this node alone (a devnet) */
+  admins: string[]
+  /** admins' admissions a node needs to become a member */
+  admission_threshold: number
   max_op_bytes: number
   /** worker threads verifying signatures of large batches; 'auto' uses one per core when there are several */
   verify_workers: 'auto' | number
@@ -24,6 +33,7 @@ export default definePlugin({
   name: 'state',
   version: '0.1.0',
   apiVersion: API_VERSION,
+  collections: stateCollections,
   description: 'the signed, replicated CRDT store on LevelDB',
   commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand],
   services: [
@@ -34,13 +44,17 @@ export default definePlugin({
     schema: t.isObject({
       heartbeat_interval_ms: positiveInt,
       max_clock_skew_ms: positiveInt,
+      max_hold_ms: positiveInt,
+      max_held_ops: positiveInt,
+      admins: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^0x[0-9a-fA-F]{40}$/))),
+      admission_threshold: positiveInt,
       max_op_bytes: positiveInt,
       verify_workers: t.isOneOf([t.isLiteral('auto'), t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 64))]),
       anti_entropy_interval_ms: positiveInt,
       max_invalid_ops: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(0)),
       ban_ms: positiveInt,
     }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000 } satisfies StateConfig,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000 } satisfies StateConfig,
   },
 })
 
@@ -48,6 +62,8 @@ export type { StateHandle } from './service/state.js'
 export type { StateRecord } from './lib/store.js'
 export type { Author, Delegation } from './lib/identity.js'
 export type { Timestamp } from './lib/hlc.js'
+export type { MemberInfo } from './lib/membership.js'
+export { isTime } from './lib/collections.js'
 
 /** Signing operations as a developer's wallet (loaded on demand: it needs the crypto libraries). */
 export const loadOwnerOps = () => import('./lib/owner-ops.js')

@@ -27,6 +27,16 @@ export default function plugin({ definePlugin, FormCommand, Command, Option, t, 
     version: '0.1.0',
     apiVersion: API_VERSION,
     commands: [HelloCommand],
+    // State collections this plugin owns: every node enforces who may write each key and checks the
+    // value against its schema (a bad one is rejected, OP_MALFORMED). Writers: 'owner' (any wallet,
+    // its own keys), 'member' (admitted nodes only) or 'admin' (the network's genesis admins).
+    collections: [
+      {
+        name: 'hello',
+        description: 'greetings people leave',
+        rules: [{ pattern: '{owner}/*', writer: 'owner', description: 'a wallet writes its greetings: hello/<address>/<name>', schema: t.isObject({ text: t.isString() }) }],
+      },
+    ],
     // [hello] in the operator config; every key has a default.
     configuration: {
       schema: t.isObject({ greeting: t.isString() }),

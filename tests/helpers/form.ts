@@ -184,3 +184,28 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
     await new Promise((r) => setTimeout(r, 200))
   }
 }
+
+/** The address of a running node in state (its node key's wallet address). */
+export async function stateAddress(fe: FormEnv): Promise<string> {
+  return (await createClient({ socket: fe.socket }).get<{ address: string }>('/v1/state/info')).address
+}
+
+/**
+ * Environment for nodes that join the network whose genesis admin is the running node of `admin`
+ * (a node started with no admins is its own network's genesis admin).
+ */
+export async function joinEnv(admin: FormEnv): Promise<NodeJS.ProcessEnv> {
+  return { FORM_ADMINS: await stateAddress(admin) }
+}
+
+/** Admits the nodes of `members` on the admin's node (its own key signs), as `form node admit` does. */
+export async function admit(admin: FormEnv, ...members: (FormEnv | string)[]): Promise<string[]> {
+  const client = createClient({ socket: admin.socket })
+  const out: string[] = []
+  for (const m of members) {
+    const address = typeof m === 'string' ? m : await stateAddress(m)
+    await client.post('/v1/state/members', { address, status: 'admitted' })
+    out.push(address)
+  }
+  return out
+}

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { createClient } from '../../core/client.js'
-import { form, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
+import { admit, form, joinEnv, makeEnv, startNode, until, type FormEnv, type NodeProcess, type Result } from './form.js'
 import { NetnsLab } from './netns.js'
 
 /**
@@ -61,17 +61,21 @@ export class FormnetLab {
     const ip = `${this.lan}.${i}`
     this.net.plug(ns, this.hub, `${ip}/24`)
     const boot = this.nodes[0]?.multiaddr
+    // the first node is the network's genesis admin; the others join it and it admits them
+    const first = this.nodes[0]
     const env = await makeEnv(this.t, {
       FORM_FORMNET: 'on',
       FORM_LISTEN: `/ip4/${ip}/tcp/3010`,
       FORM_API_LISTEN: `${ip}:3004`,
       ...(boot ? { FORM_BOOTSTRAP: boot } : {}),
+      ...(first ? await joinEnv(first.env) : {}),
     })
     await this.writeOperatorConfig(env, i, ip, options.config ?? {})
     await options.beforeStart?.(env)
     const node: LabNode = { ns, env, ip, proc: await startNode(env, [], 60_000, ns) }
     this.t.teardown(() => node.proc.stop())
     node.multiaddr = (await createClient({ socket: env.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs.find((m) => m.includes(ip))
+    if (first) await admit(first.env, env)
     this.nodes.push(node)
     return node
   }

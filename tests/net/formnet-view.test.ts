@@ -3,7 +3,7 @@ import { allocateHost, contains, parseCidr, subnetFromKey } from '../../plugins/
 import { developerPeers, formnetView, nodePeers, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
 import { generateWireGuardKeys } from '../../plugins/net/lib/wireguard/keys.js'
 
-const rec = (key: string, value: unknown, ms = 1, hash = 'aa'): RecordLike => ({ key, value, t: { ms, n: 0 }, hash, author: key.split('/').pop()! })
+const rec = (key: string, value: unknown, ms = 1, hash = 'aa'): RecordLike => ({ key, value, t: { ms, n: 0 }, hash, author: key.split('/').pop()!, rank: ms })
 const [ka, kb, kd, kx] = [0, 1, 2, 3].map(() => generateWireGuardKeys().publicKey)
 
 t.test('instances count up from .2, developers down from the top; both skip what is used', async (t) => {

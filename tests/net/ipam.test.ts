@@ -9,15 +9,18 @@ t.test('CIDR parsing and errors', async (t) => {
   t.throws(() => parseCidr('10.0.0.0'), { code: 'FORMNET_BAD_CIDR' })
 })
 
-t.test('the earlier claim wins; the loser chooses another subnet', async (t) => {
+t.test('the claimant admitted first wins, whatever the timestamps; the loser chooses another subnet', async (t) => {
   const space = parseCidr('10.0.0.0/8')
-  const a: Claim = { subnet: '10.5.0.0_24', node: '0xa', t: { ms: 100, n: 0 }, hash: 'ff' }
-  const b: Claim = { subnet: '10.5.0.0_24', node: '0xb', t: { ms: 100, n: 0 }, hash: '01' }
-  t.equal(winners([a, b]).get('10.5.0.0_24')?.node, '0xb', 'equal times: the smaller hash wins')
-  t.equal(subnetOf('0xa', [a, b]), undefined)
-  const next = chooseSubnet('0xa', [a, b], space, 24)
+  const a: Claim = { subnet: '10.5.0.0_24', node: '0xa', rank: 1, t: { ms: 100, n: 0 }, hash: 'ff' }
+  const b: Claim = { subnet: '10.5.0.0_24', node: '0xb', rank: 2, t: { ms: 0, n: 0 }, hash: '01' }
+  t.equal(winners([a, b]).get('10.5.0.0_24')?.node, '0xa', 'a back-dated claim by a later member loses')
+  t.equal(winners([b, a]).get('10.5.0.0_24')?.node, '0xa', 'in any order')
+  t.equal(subnetOf('0xb', [a, b]), undefined)
+  const next = chooseSubnet('0xb', [a, b], space, 24)
   t.not(next, '10.5.0.0_24')
-  t.equal(subnetOf('0xa', [a, b, { subnet: next, node: '0xa', t: { ms: 200, n: 0 }, hash: 'aa' }]), next)
+  t.equal(subnetOf('0xb', [a, b, { subnet: next, node: '0xb', rank: 2, t: { ms: 200, n: 0 }, hash: 'aa' }]), next)
+  const tie: Claim = { ...b, node: '0x9', rank: 1 }
+  t.equal(winners([a, tie]).get('10.5.0.0_24')?.node, '0x9', 'equal ranks (an open store): the smaller address')
 })
 
 t.test('hosts: .1 is the node, then the lowest free address; full subnets are an error', async (t) => {
@@ -31,7 +34,7 @@ t.test('hosts: .1 is the node, then the lowest free address; full subnets are an
 
 t.test('formnet full is reported', async (t) => {
   const space = parseCidr('10.0.0.0/23')
-  const claims: Claim[] = ['10.0.0.0_24', '10.0.1.0_24'].map((subnet, i) => ({ subnet, node: `0x${i}`, t: { ms: 1, n: 0 }, hash: String(i) }))
+  const claims: Claim[] = ['10.0.0.0_24', '10.0.1.0_24'].map((subnet, i) => ({ subnet, node: `0x${i}`, rank: i, t: { ms: 1, n: 0 }, hash: String(i) }))
   t.throws(() => chooseSubnet('0xnew', claims, space, 24), { code: 'FORMNET_FULL' })
 })
 
@@ -53,7 +56,7 @@ t.test('property: concurrent claims converge to unique subnets, identically on e
         ids.forEach((node, i) => {
           const view = [...replicas[i].values()]
           if (subnetOf(node, view)) return
-          claims.push({ subnet: chooseSubnet(node, view, space, 24), node, t: { ms: clock + (next() % 3), n: 0 }, hash: (next() >>> 0).toString(16).padStart(8, '0') + node })
+          claims.push({ subnet: chooseSubnet(node, view, space, 24), node, rank: (i * 31 + seed) % nodes, t: { ms: clock + (next() % 3), n: 0 }, hash: (next() >>> 0).toString(16).padStart(8, '0') + node })
         })
         clock += 10
         if (claims.length === 0) break

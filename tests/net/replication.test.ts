@@ -2,7 +2,7 @@ import t from 'tap'
 import { createClient } from '../../core/client.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createOp } from '../../plugins/state/lib/op.js'
-import { makeEnv, startNode, until, type FormEnv, type NodeProcess } from '../helpers/form.js'
+import { admit, joinEnv, makeEnv, startNode, until, type FormEnv, type NodeProcess } from '../helpers/form.js'
 
 interface P2PInfo {
   peerId: string
@@ -23,10 +23,13 @@ t.test('5 nodes bootstrapped from the first find each other, replicate, and a re
   envs.push(await makeEnv(t, fast))
   nodes.push(await startNode(envs[0]))
   const boot = (await p2p(envs[0])).multiaddrs[0]
+  const network = await joinEnv(envs[0])
   for (let i = 1; i < 5; i++) {
-    envs.push(await makeEnv(t, { ...fast, FORM_BOOTSTRAP: boot }))
+    envs.push(await makeEnv(t, { ...fast, ...network, FORM_BOOTSTRAP: boot }))
     nodes.push(await startNode(envs[i]))
   }
+  // node records count only for admitted members: the first node (genesis admin) admits the others
+  await admit(envs[0], ...envs.slice(1))
   const ids = await Promise.all(envs.map(async (fe) => (await p2p(fe)).peerId))
 
   // Only the first node was given; the others are found through the DHT.

@@ -2,7 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { assignHosts } from '../../plugins/pack/lib/scheduler.js'
 import { planShip, type ShipInput } from '../../plugins/pack/lib/ship.js'
-import { hostsOf, desiredEntries, heartbeats } from '../../plugins/node/lib/vmm/hosts.js'
+import { hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
 const now = 10_000_000
@@ -13,6 +13,8 @@ const BUILD = 'f'.repeat(64)
 const IMAGE = '1'.repeat(64)
 const rec = (collection: string, key: string, value: unknown): StateRecord => ({ collection, key, value, deleted: false, hash: key, t: { ms: 0, counter: 0, node: '' } as never, author: '' })
 const nodeRec = (id: string, beatAgo = 0, capacity = { vcpus: 4, memoryMb: 4096, diskGb: 50 }) => rec('nodes', id, { capacity, heartbeat: now - beatAgo })
+/** The liveness a node would report had it received each record's heartbeat when the record says (arrival = heartbeat). */
+const heartbeats = (nodes: StateRecord[]) => new Map(nodes.map((r) => [r.key, (r.value as { heartbeat: number }).heartbeat]))
 const input = (extra: Partial<ShipInput> = {}): ShipInput => ({
   owner: OWNER,
   build: BUILD,
@@ -26,6 +28,7 @@ const input = (extra: Partial<ShipInput> = {}): ShipInput => ({
   instances: [],
   now,
   ...extra,
+  seen: extra.seen ?? heartbeats(extra.nodes ?? [nodeRec(A), nodeRec(B), nodeRec(C)]),
 })
 /** The desired records a plan writes, as state would then hold them. */
 const apply = (plan: ReturnType<typeof planShip>, before: StateRecord[] = []) => {

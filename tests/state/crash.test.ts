@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { StateStore } from '../../plugins/state/lib/store.js'
 import { wins } from '../../plugins/state/lib/op.js'
+import { allCollections } from '../helpers/collections.js'
 
 const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
 
@@ -29,7 +30,7 @@ t.test('every acknowledged write survives SIGKILL, and records match the op log'
     const acked = await crashOnce(dir, 150 + Math.floor(Math.random() * 400))
     t.ok(acked.length > 0, `round ${round}: the writer acknowledged ${acked.length} writes before it was killed`)
     total += acked.length
-    const store = await StateStore.open({ dir })
+    const store = await StateStore.open({ collections: allCollections, dir })
     try {
       const ops = await store.getOps(acked)
       t.equal(ops.filter((o) => o === undefined).length, 0, `round ${round}: all ${acked.length} acknowledged ops are present`)

@@ -4,18 +4,18 @@ import { join } from 'node:path'
 import { StateStore, type StateRecord } from '../../plugins/state/lib/store.js'
 import { authorFromKeys, generateAuthorKeys, type Author } from '../../plugins/state/lib/identity.js'
 import { createOp, type Op } from '../../plugins/state/lib/op.js'
-import { COLLECTIONS } from '../../plugins/state/lib/rules.js'
+import { allCollections, collectionNames } from '../helpers/collections.js'
 
 const authors: Author[] = Array.from({ length: 3 }, () => authorFromKeys(generateAuthorKeys()))
 
 async function snapshot(store: StateStore): Promise<Record<string, StateRecord[]>> {
   const out: Record<string, StateRecord[]> = {}
-  for (const c of COLLECTIONS) out[c] = (await store.list(c, { includeDeleted: true, limit: 10_000 })).records
+  for (const c of collectionNames) out[c] = (await store.list(c, { includeDeleted: true, limit: 10_000 })).records
   return out
 }
 
 t.test('put, get, list with prefix and paging, delete as tombstone', async (t) => {
-  const store = await StateStore.open({ dir: t.testdir() })
+  const store = await StateStore.open({ collections: allCollections, dir: t.testdir() })
   t.teardown(() => store.close())
   const [a] = authors
   await store.put(a, 'accounts', a.address, { name: 'ada' })
@@ -38,8 +38,8 @@ t.test('last writer wins by (timestamp, hash), whatever the arrival order', asyn
   const newer = createOp(a, 'accounts', a.address, { v: 'new' }, { ms: 2000, n: 0 })
   const tieA = createOp(a, 'accounts', a.address, { v: 'tie-a' }, { ms: 3000, n: 5 })
   const tieB = createOp(a, 'accounts', a.address, { v: 'tie-b' }, { ms: 3000, n: 5 })
-  const s1 = await StateStore.open({ dir: join(t.testdir(), 'a') })
-  const s2 = await StateStore.open({ dir: join(t.testdir(), 'b') })
+  const s1 = await StateStore.open({ collections: allCollections, dir: join(t.testdir(), 'a') })
+  const s2 = await StateStore.open({ collections: allCollections, dir: join(t.testdir(), 'b') })
   t.teardown(async () => (await s1.close(), await s2.close()))
   await s1.insert([older, newer], 'test')
   await s2.insert([newer, older], 'test')
@@ -52,10 +52,10 @@ t.test('last writer wins by (timestamp, hash), whatever the arrival order', asyn
 })
 
 t.test('duplicates are ignored and the log keeps each operation once', async (t) => {
-  const store = await StateStore.open({ dir: t.testdir() })
+  const store = await StateStore.open({ collections: allCollections, dir: t.testdir() })
   t.teardown(() => store.close())
   const [a] = authors
-  const op = createOp(a, 'accounts', a.address, 1, { ms: 5, n: 0 })
+  const op = createOp(a, 'accounts', a.address, { v: 1 }, { ms: 5, n: 0 })
   const r1 = await store.insert([op, op], 'peer')
   const r2 = await store.insert([op], 'peer')
   t.match(r1, { accepted: 1, duplicates: 1 })
@@ -66,33 +66,33 @@ t.test('duplicates are ignored and the log keeps each operation once', async (t)
 t.test('reopening is immediate and keeps everything', async (t) => {
   const dir = t.testdir()
   const [a] = authors
-  let store = await StateStore.open({ dir })
-  for (let i = 0; i < 50; i++) await store.put(a, 'dns', `${a.address}/n${i}`, i)
+  let store = await StateStore.open({ collections: allCollections, dir })
+  for (let i = 0; i < 50; i++) await store.put(a, 'dns', `${a.address}/n${i}`, { i })
   await store.close()
-  store = await StateStore.open({ dir })
+  store = await StateStore.open({ collections: allCollections, dir })
   t.teardown(() => store.close())
   t.equal(store.stats().ops, 50)
   t.equal((await store.list('dns')).records.length, 50)
-  const next = await store.put(a, 'dns', `${a.address}/after`, 1)
+  const next = await store.put(a, 'dns', `${a.address}/after`, { i: 1 })
   t.equal((await store.opsSince(50)).ops[0].hash, next.hash, 'sequence numbers continue after reopen')
 })
 
 t.test('watch yields changes of its collection and prefix until aborted', async (t) => {
-  const store = await StateStore.open({ dir: t.testdir() })
+  const store = await StateStore.open({ collections: allCollections, dir: t.testdir() })
   t.teardown(() => store.close())
   const [a, b] = authors
   const abort = new AbortController()
   const seen: string[] = []
   const done = (async () => {
     for await (const c of store.watch('dns', `${a.address}/`, abort.signal)) {
-      seen.push(`${c.key.split('/')[1]}=${c.value}`)
+      seen.push(`${c.key.split('/')[1]}=${(c.value as { v: unknown }).v}`)
       if (seen.length === 2) abort.abort()
     }
   })()
-  await store.put(b, 'dns', `${b.address}/x`, 'other owner')
-  await store.put(a, 'accounts', a.address, 'other collection')
-  await store.put(a, 'dns', `${a.address}/one`, 1)
-  await store.put(a, 'dns', `${a.address}/two`, 2)
+  await store.put(b, 'dns', `${b.address}/x`, { v: 'other owner' })
+  await store.put(a, 'accounts', a.address, { v: 'other collection' })
+  await store.put(a, 'dns', `${a.address}/one`, { v: 1 })
+  await store.put(a, 'dns', `${a.address}/two`, { v: 2 })
   await done
   t.same(seen, ['one=1', 'two=2'])
 })
@@ -116,7 +116,7 @@ t.test('convergence: 5 LevelDB replicas fed the same ops in random orders, with 
   await fc.assert(
     fc.asyncProperty(arbWrites, fc.array(fc.integer({ min: 0, max: 2 ** 31 }), { minLength: 5, maxLength: 5 }), async (writes, seeds) => {
       const ops = toOps(writes)
-      const stores = await Promise.all(seeds.map((_, i) => StateStore.open({ dir: join(root, `run${run}`, `r${i}`) })))
+      const stores = await Promise.all(seeds.map((_, i) => StateStore.open({ collections: allCollections, dir: join(root, `run${run}`, `r${i}`) })))
       run++
       try {
         for (const [i, store] of stores.entries()) {

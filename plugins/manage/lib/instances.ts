@@ -1,7 +1,7 @@
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, desiredKey, heartbeats, hostsOf, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import { desiredEntries, desiredKey, hostsOf, livenessFrom, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
 import type { StateRecord, Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
@@ -35,13 +35,18 @@ export async function listRecords(client: NodeClient, collection: string, prefix
 
 /** Every instance record of `owner`, joined by instance, with the node that hosts each now. */
 export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
-  const [records, nodes] = await Promise.all([listRecords(client, 'instances', `${owner}/`), listRecords(client, 'nodes')])
-  return instanceViews(records, nodes, owner, Date.now())
+  const [records, live] = await Promise.all([listRecords(client, 'instances', `${owner}/`), readLiveness(client)])
+  return instanceViews(records, live.seen, owner, live.now)
 }
 
-/** `owner`'s instances among records of collection `instances` (others' are skipped), given the `nodes` records. */
-export function instanceViews(records: StateRecord[], nodes: StateRecord[], owner: string, now: number): InstanceView[] {
-  const hosts = hostsOf(desiredEntries(records), heartbeats(nodes), now)
+/** Which nodes the node the CLI talks to has heard from, and when, by its clock (not this machine's). */
+export async function readLiveness(client: NodeClient): Promise<{ now: number; seen: Liveness }> {
+  return livenessFrom(await client.get<{ now: number; seen: Record<string, number> }>('/v1/state/liveness'))
+}
+
+/** `owner`'s instances among records of collection `instances` (others' are skipped), given the node's liveness view. */
+export function instanceViews(records: StateRecord[], seen: Liveness, owner: string, now: number): InstanceView[] {
+  const hosts = hostsOf(desiredEntries(records), seen, now)
   const byId = new Map<string, InstanceView>()
   const view = (id: string) => {
     let v = byId.get(id)

@@ -13,6 +13,8 @@ export class NodeStartCommand extends FormCommand {
       Starts the services of every plugin in dependency order (state, p2p, sync, formnet, vmm, builder, ...) and serves the local API on a Unix socket in the runtime directory. With no operator config this is a complete one-node devnet. SIGINT or SIGTERM stops the services in reverse order.
 
       Several nodes can run on one machine when each has its own \`--data-dir\` and \`--runtime-dir\`.
+
+      A node joins another operator's network by naming its genesis admins (\`[state] admins\`, or FORM_ADMINS, comma-separated addresses) and bootstrapping from one of its nodes; it then waits for an admin to run \`form node admit <its address>\` (\`form node status\` shows the command).
     `,
     examples: [
       ['Run a one-node devnet in the foreground', '$0 node start'],
@@ -20,6 +22,7 @@ export class NodeStartCommand extends FormCommand {
       ['Use an operator config', '$0 node start --config /etc/form/operator.toml'],
       ['A second node beside the first', '$0 node start --data-dir /tmp/n2 --runtime-dir /tmp/n2/run --detach'],
       ['Let developers on other machines reach this node (form manage join)', '$0 node start --api-listen 0.0.0.0:3004'],
+      ['Join the network whose admin is 0x11…11', 'FORM_ADMINS=0x1111111111111111111111111111111111111111 $0 node start --bootstrap /ip4/192.168.1.10/tcp/3010/p2p/12D3Koo...'],
     ],
   })
   detach = Option.Boolean('--detach,-d', false, { description: 'Run in the background; print the pid once the node answers' })
@@ -46,6 +49,12 @@ export class NodeStartCommand extends FormCommand {
       const { validateSection } = await import('../../../core/config.js')
       const net = { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap, formnet: formnet ?? sections.net.formnet }
       sections.net = validateSection('--listen/--bootstrap/FORM_FORMNET', 'net', net, netConfiguration.schema, netConfiguration.defaults)
+    }
+    const admins = fromEnv('FORM_ADMINS')
+    if (sections.state && admins) {
+      const { validateSection } = await import('../../../core/config.js')
+      const { configuration } = (await import('../../state/index.js')).default
+      sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, configuration.schema, configuration.defaults)
     }
     let paths = this.dirs
     const overrides = this.context.overrides ?? {}

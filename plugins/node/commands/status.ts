@@ -43,6 +43,7 @@ export class NodeStatusCommand extends FormCommand {
         `socket:  ${node.socket}`,
         `data:    ${node.dataDir}`,
         `config:  ${node.configFile ?? 'built-in defaults'}`,
+        ...stateLines(node),
         '',
       ].join('\n')
       const rows = node.services.map((s) => [s.name, s.plugin, s.state, formatDuration(s.startedInMs), summarize(s.info)])
@@ -53,7 +54,7 @@ export class NodeStatusCommand extends FormCommand {
 
 function summarize(info: Record<string, unknown>): string {
   return Object.entries(info)
-    .filter(([, v]) => v === null || typeof v !== 'object')
+    .filter(([, v]) => v === null || (typeof v !== 'object' && String(v).length <= 60))
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')
 }
@@ -71,4 +72,11 @@ function cacheSection(node: NodeDescription): string {
   if (!cache) return ''
   const rows = Object.entries(cache.kinds).map(([kind, k]) => [kind, String(k.items), formatBytes(k.bytes)])
   return `\nbuilder cache: ${formatBytes(cache.bytes)} of ${formatBytes(cache.maxBytes)} ([pack] cache_max_gb), ${cache.items} item${cache.items === 1 ? '' : 's'}; free it with \`form pack prune\`\n${rows.length ? table(rows, ['KIND', 'ITEMS', 'BYTES']) : ''}`
+}
+
+/** What the state service says about membership and the clock: the lines an operator must act on. */
+function stateLines(node: NodeDescription): string[] {
+  const info = node.services.find((s) => s.name === 'state')?.info
+  if (!info) return []
+  return [`address: ${info.address}`, `network: ${info.membership}`, `${info.clock}`]
 }

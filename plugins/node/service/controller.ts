@@ -9,7 +9,7 @@ import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
-import { desiredEntries, heartbeats, hostsOf } from '../lib/vmm/hosts.js'
+import { desiredEntries, hostsOf } from '../lib/vmm/hosts.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
 import {
   desiredKey,
@@ -172,9 +172,9 @@ export class InstanceController {
 
   /** The node that hosts every instance now (see hostsOf). */
   private async hosts(): Promise<Map<string, string>> {
-    const [records, nodes] = await Promise.all([this.o.state.store.all('instances'), this.o.state.store.all('nodes')])
+    const records = await this.o.state.store.all('instances')
     const now = Date.now()
-    return hostsOf(desiredEntries(records), heartbeats(nodes), now - this.startedAt < (this.o.startupGraceMs ?? 30_000) ? -Infinity : now)
+    return hostsOf(desiredEntries(records), this.o.state.store.liveness(), now - this.startedAt < (this.o.startupGraceMs ?? 30_000) ? -Infinity : now)
   }
 
   /** Takes up the instances that moved here and lets go of those that moved away. */

@@ -27,7 +27,7 @@ export class PackShipCommand extends BuildCommand {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
     const { planShip } = await import('../lib/ship.js')
-    const { instanceViews, listRecords, listInstances, writeDesiredRecord } = await import('../../manage/lib/instances.js')
+    const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await import('../../manage/lib/instances.js')
     const { loadSigner } = await import('../../kit/index.js')
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
@@ -53,8 +53,8 @@ export class PackShipCommand extends BuildCommand {
     if (!status.resources) throw new FormError('BUILD_TOO_OLD', `build ${build} was made by an older builder that did not record the image's resources`, { hint: 'run `form pack build` again' })
 
     const t0 = performance.now()
-    const [nodes, instances] = await Promise.all([listRecords(client, 'nodes'), listRecords(client, 'instances')])
-    const existing = new Map(instanceViews(instances, nodes, owner, Date.now()).map((v) => [v.id, v]))
+    const [nodes, instances, liveness] = await Promise.all([listRecords(client, 'nodes'), listRecords(client, 'instances'), readLiveness(client)])
+    const existing = new Map(instanceViews(instances, liveness.seen, owner, liveness.now).map((v) => [v.id, v]))
     const plan = planShip({
       owner,
       build,
@@ -66,7 +66,8 @@ export class PackShipCommand extends BuildCommand {
       imageHolders: [view.request.node],
       nodes,
       instances,
-      now: Date.now(),
+      seen: liveness.seen,
+      now: liveness.now,
     })
     const scheduledMs = performance.now() - t0
     for (const w of plan.writes) await writeDesiredRecord(client, signer, w.id, w.desired, existing.get(w.id)?.record?.t)

@@ -16,7 +16,7 @@ export interface NodeCandidate {
   capacity: Resources & { gpus?: Record<string, number> }
   /** what the instances already assigned to it use */
   used: Resources & { gpus?: Record<string, number> }
-  /** ms since epoch of its last heartbeat */
+  /** when the node computing this last received a new record from it, by its own clock (see Liveness) */
   heartbeat: number
   /** image digests it already holds */
   images?: string[]

@@ -1,5 +1,5 @@
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, heartbeats, hostsOf, MAX_CANDIDATES, type DesiredEntry, type DesiredInstance } from '../../node/index.js'
+import { desiredEntries, hostsOf, MAX_CANDIDATES, type Liveness, type DesiredEntry, type DesiredInstance } from '../../node/index.js'
 import type { StateRecord } from '../../state/index.js'
 import { place, type NodeCandidate, type PlacementResult } from './scheduler.js'
 
@@ -23,6 +23,9 @@ export interface ShipInput {
   nodes: StateRecord[]
   /** every record of collection `instances` (all owners: their instances use the nodes' capacity) */
   instances: StateRecord[]
+  /** when the node computing this last heard from each node, by its clock (see Liveness) */
+  seen: Liveness
+  /** that node's clock */
   now: number
 }
 
@@ -35,12 +38,14 @@ export interface ShipPlan {
 }
 
 /** The nodes as the scheduler sees them: offered capacity, what their instances use, heartbeat. */
-export function candidatesFrom(nodes: StateRecord[], entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
+export function candidatesFrom(nodes: StateRecord[], seen: Liveness, entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
   const out: NodeCandidate[] = []
   for (const r of nodes) {
-    const v = r.value as { capacity?: { vcpus?: number; memoryMb?: number; diskGb?: number }; heartbeat?: number } | undefined
+    const v = r.value as { capacity?: { vcpus?: number; memoryMb?: number; diskGb?: number } } | undefined
     const c = v?.capacity
-    if (r.deleted || !c || typeof v?.heartbeat !== 'number') continue
+    // a node the reading node has not heard from (or that is no member: it has no liveness) gets nothing
+    const heartbeat = seen.get(r.key)
+    if (r.deleted || !c || heartbeat === undefined) continue
     const used = { vcpus: 0, memoryMb: 0, diskGb: 0 }
     const images = new Set(imageHolders.includes(r.key) ? [image] : [])
     for (const e of entries) {
@@ -53,7 +58,7 @@ export function candidatesFrom(nodes: StateRecord[], entries: DesiredEntry[], ho
       used.diskGb += e.desired.diskGb
       images.add(e.desired.image)
     }
-    out.push({ id: r.key, capacity: { vcpus: c.vcpus ?? 0, memoryMb: c.memoryMb ?? 0, diskGb: c.diskGb ?? 0 }, used, heartbeat: v.heartbeat, images: [...images] })
+    out.push({ id: r.key, capacity: { vcpus: c.vcpus ?? 0, memoryMb: c.memoryMb ?? 0, diskGb: c.diskGb ?? 0 }, used, heartbeat, images: [...images] })
   }
   return out
 }
@@ -61,13 +66,13 @@ export function candidatesFrom(nodes: StateRecord[], entries: DesiredEntry[], ho
 export function planShip(input: ShipInput): ShipPlan {
   if (!Number.isInteger(input.replicas) || input.replicas < 1) throw new FormError('USAGE', `the replica count must be a whole number of at least 1, not ${input.replicas}`)
   const entries = desiredEntries(input.instances)
-  const hosts = hostsOf(entries, heartbeats(input.nodes), input.now)
+  const hosts = hostsOf(entries, input.seen, input.now)
   const mine = entries
     .filter((e) => e.owner === input.owner && e.desired.buildId === input.build && e.desired.state !== 'deleted')
     .sort((a, b) => replicaIndex(a.id, input.name) - replicaIndex(b.id, input.name) || a.id.localeCompare(b.id))
   // this build's own replicas do not compete with it for room: they are being replaced in place
   const others = entries.filter((e) => !(e.owner === input.owner && e.desired.buildId === input.build))
-  const nodes = candidatesFrom(input.nodes, others, hosts, input.image, input.imageHolders)
+  const nodes = candidatesFrom(input.nodes, input.seen, others, hosts, input.image, input.imageHolders)
   const request = { seed: input.build, resources: input.resources, gpu: input.resources.gpu, image: input.image }
   const opts = { now: input.now, heartbeatTimeoutMs: input.failoverMs }
   // every fit node, best first: the fallbacks each replica may move to
@@ -79,7 +84,7 @@ export function planShip(input: ShipInput): ShipPlan {
   const placement = place({ ...request, replicas: input.replicas - keep.length, exclude: keptHosts }, nodes, opts)
   if (keep.length === 0 && placement.nodes.length === 0) {
     const why = placement.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ')
-    throw new FormError('SHIP_NO_NODES', `no node can take a replica of build ${input.build}${why ? ` (${why})` : ' (no node with capacity has a heartbeat in state)'}`, {
+    throw new FormError('SHIP_NO_NODES', `no node can take a replica of build ${input.build}${why ? ` (${why})` : ' (no member node with capacity has been heard from)'}`, {
       hint: 'check the nodes with `form state list nodes`; lower VCPU/MEM/DISK in the Formfile, or wait for nodes to join',
     })
   }

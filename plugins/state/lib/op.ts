@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { canonicalJson } from './canonical.js'
-import { compareTimestamps, type Timestamp } from './hlc.js'
+import { compareTimestamps, MAX_MS, MAX_N, type Timestamp } from './hlc.js'
 import { ADDRESS, type Author, type Delegation, type SignatureVerifier } from './identity.js'
 import { checkPeerBinding } from './peer-binding.js'
-import { authorize, checkKey } from './rules.js'
+import { checkKey, type Rules } from './rules.js'
+import type { CollectionWriter } from '../../../core/plugin.js'
 
 /**
  * One signed write. `val` is the new value; `del: true` makes it a tombstone. The hash is
@@ -29,6 +30,10 @@ export interface VerifiedOp {
   /** what the signature covers, for verification elsewhere (a worker) */
   message: Buffer
   signature: Buffer
+  /** ahead of the local clock by more than the allowed skew (but within the hold): apply when due */
+  early: boolean
+  /** who must have written it for it to count (the rule that allowed it) */
+  writer: CollectionWriter
 }
 
 export const BAD_SIGNATURE = () => new OpRejected('OP_BAD_SIGNATURE', 'the signature does not match the operation')
@@ -71,6 +76,8 @@ const HEX128 = /^[0-9a-f]{128}$/
 const HEX130 = /^[0-9a-f]{130}$/
 const OP_FIELDS = new Set(['v', 'c', 'k', 'val', 'del', 't', 'by', 'sig'])
 
+const isBounded = (v: unknown, max: number) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
+
 /** Checks the shape of untrusted input; returns the reason it is malformed. */
 function malformed(x: unknown): string | undefined {
   if (!isObject(x)) return 'an operation is a JSON object'
@@ -82,8 +89,8 @@ function malformed(x: unknown): string | undefined {
   if (keyProblem) return keyProblem
   if (x.del !== undefined && x.del !== true) return 'field del must be true when present'
   if ((x.del === true) === ('val' in x)) return 'exactly one of val and del must be present'
-  if (!isObject(x.t) || !Number.isSafeInteger(x.t.ms) || !Number.isSafeInteger(x.t.n) || (x.t.ms as number) < 0 || (x.t.n as number) < 0 || Object.keys(x.t).length !== 2) {
-    return 'field t must be {ms, n} with non-negative integers'
+  if (!isObject(x.t) || !isBounded(x.t.ms, MAX_MS) || !isBounded(x.t.n, MAX_N) || Object.keys(x.t).length !== 2) {
+    return `field t must be {ms, n} with integers 0 <= ms <= ${MAX_MS} and 0 <= n <= ${MAX_N}`
   }
   const d = x.by
   if (!isObject(d) || typeof d.address !== 'string' || !ADDRESS.test(d.address) || typeof d.key !== 'string' || !HEX64.test(d.key) || !Number.isSafeInteger(d.issued) || typeof d.sig !== 'string' || !HEX130.test(d.sig) || Object.keys(d).length !== 4) {
@@ -95,15 +102,19 @@ function malformed(x: unknown): string | undefined {
 
 export interface VerifyLimits {
   maxOpBytes: number
+  /** operations further ahead of `now` than this are held until due */
   maxSkewMs: number
+  /** operations further ahead of `now` than this are rejected (OP_FUTURE) */
+  maxHoldMs: number
   now: number
+  rules: Rules
   /** leave the Ed25519 check to the caller (it batches them on worker threads) */
   deferSignature?: boolean
 }
 
 /**
  * Everything a replica checks before it stores an operation, in order of cost: shape, size,
- * authorization (pure), clock, delegation (cached secp256k1), signature (Ed25519).
+ * authorization and value schema (pure), clock, delegation (cached secp256k1), signature (Ed25519).
  */
 export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: VerifyLimits): VerifiedOp {
   const problem = malformed(input)
@@ -118,10 +129,16 @@ export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: Ve
   // The canonical op is the unsigned body plus `,"sig":"<128 hex>"`: its size is known without encoding it again.
   const size = Buffer.byteLength(unsigned) + SIG_FIELD_BYTES
   if (size > limits.maxOpBytes) throw new OpRejected('OP_TOO_LARGE', `operation is ${size} bytes; the limit is ${limits.maxOpBytes}`)
-  const denied = authorize(op.c, op.k, op.by.address) ?? checkValue(op)
-  if (denied) throw new OpRejected('OP_UNAUTHORIZED', denied)
-  if (op.t.ms > limits.now + limits.maxSkewMs) {
-    throw new OpRejected('OP_FUTURE', `timestamp ${new Date(op.t.ms).toISOString()} is more than ${limits.maxSkewMs} ms ahead of this node's clock`)
+  const allowed = limits.rules.authorize(op.c, op.k, op.by.address)
+  if ('denied' in allowed) throw new OpRejected('OP_UNAUTHORIZED', allowed.denied)
+  if (!op.del) {
+    const bad = limits.rules.checkValue(allowed.rule, op.val)
+    if (bad) throw new OpRejected('OP_MALFORMED', bad)
+    const binding = checkValue(op)
+    if (binding) throw new OpRejected('OP_UNAUTHORIZED', binding)
+  }
+  if (op.t.ms > limits.now + limits.maxHoldMs) {
+    throw new OpRejected('OP_FUTURE', `timestamp ${new Date(op.t.ms).toISOString()} is more than ${limits.maxHoldMs} ms ahead of this node's clock (${new Date(limits.now).toISOString()}); if this node's clock is behind, fix it (NTP)`)
   }
   if (!verifier.delegation(op.by)) throw new OpRejected('OP_BAD_DELEGATION', `the delegation is not signed by ${op.by.address}`)
   const message = Buffer.concat([PREFIX, Buffer.from(unsigned)])
@@ -129,7 +146,7 @@ export function verifyOp(input: unknown, verifier: SignatureVerifier, limits: Ve
   if (!limits.deferSignature && !verifier.signature(op.by.key, message, signature)) throw BAD_SIGNATURE()
   // Stored as plain JSON: the hash covers the canonical body, so the stored form need not be canonical.
   const bytes = Buffer.from(JSON.stringify(op))
-  return { op, hash: createHash('sha256').update(unsigned).digest('hex'), bytes, message, signature }
+  return { op, hash: createHash('sha256').update(unsigned).digest('hex'), bytes, message, signature, early: op.t.ms > limits.now + limits.maxSkewMs, writer: allowed.rule.writer }
 }
 
 /** Last writer wins: the later timestamp, ties broken by the larger hash. */

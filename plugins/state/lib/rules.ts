@@ -1,29 +1,60 @@
+import { FormError } from '../../../core/errors.js'
+import type { CollectionDeclaration, CollectionRule, CollectionWriter } from '../../../core/plugin.js'
+
 /**
- * Who may write what: one table, consulted identically on every replica. Each rule depends only on
- * the operation itself (its key and its verified author), never on other records, so a replica
- * judges an operation the same way whatever order operations arrive in.
+ * Who may write what, built from the collections the plugins declare and consulted identically on
+ * every replica. Each rule depends only on the operation itself (its key, its verified author and
+ * its value), never on other records, so a replica judges an operation the same way whatever order
+ * operations arrive in. Membership (who counts) is the read side's business (membership.ts).
  *
  * Keys are '/'-separated; `{owner}` marks the segment that must equal the author's address.
  */
-export interface Rule {
-  collection: string
-  pattern: string
-  description: string
+export class Rules {
+  private readonly byCollection = new Map<string, (CollectionRule & { segments: string[] })[]>()
+
+  constructor(readonly declarations: CollectionDeclaration[]) {
+    for (const d of declarations) {
+      if (this.byCollection.has(d.name)) {
+        throw new FormError('STATE_COLLECTION_CONFLICT', `state collection "${d.name}" is declared by two plugins`, { hint: 'remove one of them (`form plugin list`, `form plugin remove NAME`)' })
+      }
+      this.byCollection.set(
+        d.name,
+        d.rules.map((r) => ({ ...r, segments: r.pattern.split('/') })),
+      )
+    }
+  }
+
+  get names(): string[] {
+    return [...this.byCollection.keys()]
+  }
+
+  /** The rule that lets `author` write collection/key, or why none does. */
+  authorize(collection: string, key: string, author: string): { rule: CollectionRule } | { denied: string } {
+    const rules = this.byCollection.get(collection)
+    if (!rules) return { denied: `unknown collection "${collection}" (known: ${this.names.join(', ')})` }
+    const k = key.split('/')
+    const rule = rules.find((r) => matches(r.segments, k, author))
+    return rule ? { rule } : { denied: `${author} may not write ${collection}/${key}: ${rules.map((r) => r.description).join('; ')}` }
+  }
+
+  /** Why the value does not fit the rule's schema, or undefined. */
+  checkValue(rule: CollectionRule, value: unknown): string | undefined {
+    const errors: string[] = []
+    if (rule.schema(value, { errors })) return undefined
+    return `the value does not fit ${rule.description}: ${errors.slice(0, 3).join('; ')}`
+  }
+
+  /**
+   * Who must have written a stored record for it to count (the key alone decides, as the key names
+   * its author); undefined for an unknown collection or a key no rule matches.
+   */
+  writerOf(collection: string, key: string): CollectionWriter | undefined {
+    const rules = this.byCollection.get(collection)
+    if (!rules) return undefined
+    const k = key.split('/')
+    return rules.find((r) => r.segments.length === k.length && r.segments.every((s, i) => s === '*' || s === '{owner}' || s === k[i]))?.writer
+  }
 }
-
-export const RULES: Rule[] = [
-  { collection: 'accounts', pattern: '{owner}', description: 'an account writes its own record' },
-  { collection: 'nodes', pattern: '{owner}', description: 'a node writes its own record (peer id, addresses, capacity, heartbeat)' },
-  { collection: 'cidrs', pattern: '*/{owner}', description: 'a node claims a formnet subnet: cidrs/<subnet>/<node>' },
-  { collection: 'peers', pattern: '{owner}/*', description: 'a node writes the formnet peers it admitted: peers/<node>/<peer>' },
-  { collection: 'builds', pattern: '{owner}/*', description: 'the owner writes a build request: builds/<owner>/<build>' },
-  { collection: 'builds', pattern: '*/*/status/{owner}', description: 'a builder node writes progress and result: builds/<owner>/<build>/status/<node>' },
-  { collection: 'instances', pattern: '{owner}/*/desired', description: 'the owner writes desired state: instances/<owner>/<id>/desired' },
-  { collection: 'instances', pattern: '*/*/observed/{owner}', description: 'a hosting node writes what it observes: instances/<owner>/<id>/observed/<node>' },
-  { collection: 'dns', pattern: '{owner}/*', description: 'an account writes its names: dns/<owner>/<name>' },
-]
-
-export const COLLECTIONS = [...new Set(RULES.map((r) => r.collection))]
 
 const SEGMENT = /^[A-Za-z0-9._:@+=-]{1,128}$/
 
@@ -38,17 +69,7 @@ export function checkKey(key: string): string | undefined {
   return undefined
 }
 
-function matches(pattern: string, key: string, author: string): boolean {
-  const p = pattern.split('/')
-  const k = key.split('/')
+function matches(p: string[], k: string[], author: string): boolean {
   if (p.length !== k.length) return false
   return p.every((seg, i) => (seg === '*' ? true : seg === '{owner}' ? k[i] === author : seg === k[i]))
-}
-
-/** The reason an author may not write this key, or undefined when a rule allows it. */
-export function authorize(collection: string, key: string, author: string): string | undefined {
-  const rules = RULES.filter((r) => r.collection === collection)
-  if (rules.length === 0) return `unknown collection "${collection}" (known: ${COLLECTIONS.join(', ')})`
-  if (rules.some((r) => matches(r.pattern, key, author))) return undefined
-  return `${author} may not write ${collection}/${key}: ${rules.map((r) => r.description).join('; ')}`
 }

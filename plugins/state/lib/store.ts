@@ -1,7 +1,11 @@
 import { EventEmitter, on } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
-import { HybridClock, type Timestamp } from './hlc.js'
+import type { CollectionDeclaration } from '../../../core/plugin.js'
+import { stateCollections } from './collections.js'
+import { compareTimestamps, HybridClock, type Timestamp } from './hlc.js'
+import { Membership, type MemberInfo } from './membership.js'
+import { Rules } from './rules.js'
 import { SignatureVerifier, type Author } from './identity.js'
 import { BAD_SIGNATURE, createOp, OpRejected, verifyOp, wins, type Op, type RejectCode, type VerifiedOp } from './op.js'
 import { VerifyPool } from './verify-pool.js'
@@ -10,8 +14,20 @@ export interface StoreOptions {
   dir: string
   /** operations larger than this (canonical JSON bytes) are rejected */
   maxOpBytes?: number
-  /** operations further ahead of the local clock than this are rejected */
+  /** operations further ahead of the local clock than this are held until due (and never move the clock) */
   maxSkewMs?: number
+  /** operations further ahead of the local clock than this are rejected (OP_FUTURE) */
+  maxHoldMs?: number
+  /** how many early operations may wait at once; more are dropped (anti-entropy brings them again) */
+  maxHeldOps?: number
+  /** the collections whose writes are accepted (every plugin's declarations); default: the state plugin's */
+  collections?: CollectionDeclaration[]
+  /** genesis admins; undefined: an open store in which every author counts (tests, tools) */
+  admins?: string[]
+  /** admins' admissions needed to make a member */
+  threshold?: number
+  /** this node's address: its own records count for itself while it waits for admission */
+  self?: string
   now?: () => number
   /** worker threads that verify signatures of large batches (0: verify on the calling thread) */
   verifyWorkers?: number
@@ -25,6 +41,8 @@ export interface StateRecord {
   hash: string
   t: Timestamp
   author: string
+  /** admission order of the author, for records only members' count (e.g. formnet subnet claims) */
+  rank?: number
 }
 
 export interface InsertResult {
@@ -33,6 +51,8 @@ export interface InsertResult {
   accepted: number
   duplicates: number
   rejected: { index: number; code: RejectCode; message: string }[]
+  /** valid operations ahead of this node's clock (within max_hold_ms), kept aside until due: not misbehaviour */
+  held: number
   /** hashes of the accepted operations, in input order */
   hashes: string[]
 }
@@ -67,15 +87,29 @@ export class StateStore {
   private nextSeq = 0
   private opCount = 0
   private pool?: VerifyPool
+  readonly rules: Rules
+  readonly membership: Membership
+  private readonly held = new Map<string, { op: Op; source: string; due: number }>()
+  private heldTimer?: NodeJS.Timeout
+  private heldDropped = 0
+  private closed = false
+  /** per node: its newest node-record operation, when it arrived (this node's clock) and how far ahead of this clock it was */
+  private readonly seen = new Map<string, { t: Timestamp; at: number; offset?: number }>()
+  /** libp2p peer id -> node address, from the peer bindings of node records */
+  private readonly peerIds = new Map<string, string>()
 
   private constructor(
     private readonly db: Level<string, any>,
     private readonly ops: ReturnType<Level<string, any>['sublevel']>,
     private readonly seq: ReturnType<Level<string, any>['sublevel']>,
     private readonly records: ReturnType<Level<string, any>['sublevel']>,
-    private readonly options: Required<Omit<StoreOptions, 'dir'>>,
+    private readonly options: Required<Omit<StoreOptions, 'dir' | 'collections' | 'admins' | 'threshold' | 'self'>> & { self?: string },
+    collections: CollectionDeclaration[],
+    membership: Membership,
   ) {
-    this.clock = new HybridClock(options.now)
+    this.clock = new HybridClock(options.now, options.maxSkewMs)
+    this.rules = new Rules(collections)
+    this.membership = membership
     this.events.setMaxListeners(0)
   }
 
@@ -88,15 +122,38 @@ export class StateStore {
       db.sublevel<string, Buffer>('ops', { valueEncoding: 'buffer' }) as any,
       db.sublevel<string, string>('seq', { valueEncoding: 'utf8' }) as any,
       db.sublevel<string, StoredRecord>('records', { valueEncoding: 'json' }) as any,
-      { maxOpBytes: options.maxOpBytes ?? 64 * 1024, maxSkewMs: options.maxSkewMs ?? 60_000, now: options.now ?? Date.now, verifyWorkers: options.verifyWorkers ?? 0 },
+      {
+        maxOpBytes: options.maxOpBytes ?? 64 * 1024,
+        maxSkewMs: options.maxSkewMs ?? 60_000,
+        maxHoldMs: Math.max(options.maxHoldMs ?? 15 * 60_000, options.maxSkewMs ?? 60_000),
+        maxHeldOps: options.maxHeldOps ?? 10_000,
+        now: options.now ?? Date.now,
+        verifyWorkers: options.verifyWorkers ?? 0,
+        self: options.self,
+      },
+      options.collections ?? stateCollections,
+      new Membership({ admins: options.admins, threshold: options.threshold }),
     )
     if (options.verifyWorkers) store.pool = new VerifyPool(options.verifyWorkers)
     for await (const key of store.seq.keys({ reverse: true, limit: 1 })) store.nextSeq = Number.parseInt(key as string, 16) + 1
     store.opCount = store.nextSeq
+    // membership and peer bindings are small: held in memory, read once here and kept current by apply
+    const at = store.options.now()
+    for (const c of ['members', 'nodes']) {
+      for await (const [k, v] of store.records.iterator({ gte: recordKey(c, ''), lt: recordKey(c, '\uffff') })) {
+        const rec = toRecord(c, (k as string).slice(c.length + 1), v as StoredRecord)
+        store.track(rec)
+        // a restarted node has seen no heartbeat yet: every known node counts as just seen, so a
+        // restart never looks like the whole network went away
+        if (c === 'nodes' && !rec.deleted) store.seen.set(rec.key, { t: rec.t, at })
+      }
+    }
     return store
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.heldTimer)
     await this.queue.catch(() => {})
     await this.pool?.close()
     this.events.emit('close')
@@ -128,8 +185,9 @@ export class StateStore {
    * rejected and counted, never stored; duplicates are ignored. Resolves after the batch is written.
    */
   async insert(inputs: unknown[], source: string): Promise<InsertResult> {
-    const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], hashes: [] }
-    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, now: this.options.now(), deferSignature: this.pool !== undefined && inputs.length >= 16 }
+    const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], held: 0, hashes: [] }
+    const now = this.options.now()
+    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, maxHoldMs: this.options.maxHoldMs, now, rules: this.rules, deferSignature: this.pool !== undefined && inputs.length >= 16 }
     let verified: { index: number; v: VerifiedOp }[] = []
     inputs.forEach((input, index) => {
       try {
@@ -143,10 +201,126 @@ export class StateStore {
       const ok = await this.pool!.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
       verified = verified.filter((x, i) => ok[i] || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
     }
+    for (const { v } of verified) this.arrived(v, now, source)
+    // An operation a little ahead of this clock is an honest node with a faster clock (or this one
+    // slow): kept aside and applied when due, not stored early (it would move this clock) nor rejected.
+    const early = verified.filter((x) => x.v.early)
+    if (early.length) {
+      verified = verified.filter((x) => !x.v.early)
+      for (const { v } of early) this.hold(v, source)
+      result.held = early.length
+    }
     // Applies are serialized so that reading the current record and writing the winner is atomic.
     const run = this.queue.then(() => this.apply(verified.map((x) => x.v), result))
     this.queue = run.catch(() => {})
     return run
+  }
+
+  private hold(v: VerifiedOp, source: string): void {
+    if (this.held.has(v.hash)) return
+    if (this.held.size >= this.options.maxHeldOps) {
+      this.heldDropped++
+      return
+    }
+    this.held.set(v.hash, { op: v.op, source, due: v.op.t.ms - this.options.maxSkewMs })
+    this.scheduleHeld()
+  }
+
+  private scheduleHeld(): void {
+    clearTimeout(this.heldTimer)
+    if (this.closed || this.held.size === 0) return
+    let due = Infinity
+    for (const h of this.held.values()) due = Math.min(due, h.due)
+    this.heldTimer = setTimeout(() => void this.releaseHeld().catch(() => {}), Math.min(Math.max(0, due - this.options.now()) + 5, 60_000))
+    this.heldTimer.unref()
+  }
+
+  /** Applies the held operations that are due now (a timer calls it; tests with a fixed clock may too). */
+  async releaseHeld(): Promise<number> {
+    const now = this.options.now()
+    const bySource = new Map<string, Op[]>()
+    for (const [hash, h] of this.held) {
+      if (h.due > now) continue
+      this.held.delete(hash)
+      bySource.set(h.source, [...(bySource.get(h.source) ?? []), h.op])
+    }
+    let applied = 0
+    for (const [source, ops] of bySource) if (!this.closed) applied += (await this.insert(ops, source)).accepted
+    this.scheduleHeld()
+    return applied
+  }
+
+  /** Notes when this node first saw each node's newest record: liveness is what this node has seen. */
+  private arrived(v: VerifiedOp, now: number, source: string): void {
+    if (v.op.c !== 'nodes') return
+    const prev = this.seen.get(v.op.k)
+    if (prev && compareTimestamps(v.op.t, prev.t) <= 0) return
+    const remote = source !== 'local' && v.op.k !== this.options.self
+    this.seen.set(v.op.k, { t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
+  }
+
+  /** Keeps the in-memory membership and peer bindings equal to the stored records. */
+  private track(rec: StateRecord): void {
+    if (rec.collection === 'members') this.membership.update(rec.key, rec.author, rec.t, rec.deleted ? undefined : rec.value)
+    if (rec.collection === 'nodes') {
+      for (const [peer, address] of this.peerIds) if (address === rec.key) this.peerIds.delete(peer)
+      const peerId = (rec.value as { peerId?: unknown } | null)?.peerId
+      if (!rec.deleted && typeof peerId === 'string') this.peerIds.set(peerId, rec.key)
+    }
+  }
+
+  /** Whether a stored record counts: members' records only while their author is a member (or this node itself). */
+  counts(collection: string, key: string, author: string): boolean {
+    const writer = this.rules.writerOf(collection, key)
+    if (writer === 'member') return author === this.options.self || this.membership.isMember(author)
+    if (writer === 'admin') return this.membership.isAdmin(author)
+    return true
+  }
+
+  private view(collection: string, key: string, rec: StoredRecord): StateRecord | undefined {
+    if (!this.counts(collection, key, rec.author)) return undefined
+    const out = toRecord(collection, key, rec)
+    if (this.rules.writerOf(collection, key) === 'member') out.rank = this.membership.rank(rec.author) ?? Number.MAX_SAFE_INTEGER
+    return out
+  }
+
+  /** Is this address an admitted member (or a genesis admin)? */
+  isMember(address: string): boolean {
+    return this.membership.isMember(address)
+  }
+
+  /** The member address a libp2p peer id is bound to (through its node record), if it is a member. */
+  memberOfPeer(peerId: string): string | undefined {
+    const address = this.peerIds.get(peerId)
+    return address !== undefined && this.membership.isMember(address) ? address : undefined
+  }
+
+  members(): MemberInfo[] {
+    return [...this.membership.members().values()]
+  }
+
+  /**
+   * node address -> when this node last received a new record from it (by this node's clock), for
+   * the nodes that count. The value in the record plays no part: no heartbeat field can make a node
+   * look alive longer.
+   */
+  liveness(): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const [address, s] of this.seen) if (this.counts('nodes', address, address)) out.set(address, s.at)
+    return out
+  }
+
+  /**
+   * How this node's clock compares with its peers', from the timestamps of their newest node
+   * records when they arrived (delivery delay only makes a peer look further behind): the median
+   * over peers heard from in the last `windowMs`, positive when the peers are ahead.
+   */
+  clockReport(windowMs = 5 * 60_000): { peers: number; offsetMs?: number; offsets: Record<string, number>; held: number; heldDropped: number } {
+    const now = this.options.now()
+    const recent = [...this.seen].filter(([, s]) => s.offset !== undefined && now - s.at <= windowMs)
+    const sorted = recent.map(([, s]) => s.offset!).sort((a, b) => a - b)
+    const offsetMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined
+    return { peers: sorted.length, offsetMs, offsets: Object.fromEntries(recent.map(([a, s]) => [a, s.offset!])), held: this.held.size, heldDropped: this.heldDropped }
   }
 
   private reject(result: InsertResult, source: string, index: number, error: OpRejected): void {
@@ -157,6 +331,7 @@ export class StateStore {
   }
 
   private async apply(ops: VerifiedOp[], result: InsertResult): Promise<InsertResult> {
+    if (this.closed) return result
     const unique = [...new Map(ops.map((o) => [o.hash, o])).values()]
     result.duplicates += ops.length - unique.length
     if (unique.length === 0) return result
@@ -193,6 +368,8 @@ export class StateStore {
     this.opCount += fresh.length
     result.accepted += fresh.length
     result.hashes.push(...fresh.map((o) => o.hash))
+    for (const c of changes) this.track(c)
+    if (changes.some((c) => c.collection === 'members')) this.events.emit('membership')
     this.events.emit('ops', fresh.map((o) => ({ hash: o.hash, op: o.op })), result.source)
     // only the final winner of each record in this batch is announced
     const announced = new Set<string>()
@@ -207,7 +384,7 @@ export class StateStore {
 
   async getRecord(collection: string, key: string): Promise<StateRecord | undefined> {
     const rec = (await this.records.get(recordKey(collection, key))) as StoredRecord | undefined
-    return rec ? toRecord(collection, key, rec) : undefined
+    return rec ? this.view(collection, key, rec) : undefined
   }
 
   /** The live value of a record; undefined when absent or deleted. */
@@ -224,8 +401,8 @@ export class StateStore {
     const records: StateRecord[] = []
     for await (const [k, v] of this.records.iterator({ ...clean(range) })) {
       const key = (k as string).slice(collection.length + 1)
-      const rec = toRecord(collection, key, v as StoredRecord)
-      if (rec.deleted && !options.includeDeleted) continue
+      const rec = this.view(collection, key, v as StoredRecord)
+      if (!rec || (rec.deleted && !options.includeDeleted)) continue
       records.push(rec)
       if (records.length >= limit) return { records, cursor: key }
     }
@@ -244,6 +421,12 @@ export class StateStore {
     return out
   }
 
+  /** Calls `listener` when the members change (an admission or revocation record won). */
+  onMembership(listener: () => void): () => void {
+    this.events.on('membership', listener)
+    return () => this.events.off('membership', listener)
+  }
+
   /** Every newly stored operation (not duplicates), with the source it came from; for replication. */
   onOps(listener: (ops: { hash: string; op: Op }[], source: string | undefined) => void): () => void {
     this.events.on('ops', listener)
@@ -259,7 +442,7 @@ export class StateStore {
     try {
       for await (const [change] of on(this.events, 'change', { signal: stop })) {
         const c = change as StateRecord
-        if (c.collection === collection && c.key.startsWith(prefix)) yield c
+        if (c.collection === collection && c.key.startsWith(prefix) && this.counts(c.collection, c.key, c.author)) yield c
       }
     } catch (error) {
       if ((error as Error).name !== 'AbortError') throw error

@@ -25,9 +25,50 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
   const config = ctx.config as StateConfig
   const cores = availableParallelism()
   const verifyWorkers = config.verify_workers === 'auto' ? (cores > 1 ? cores : 0) : config.verify_workers
-  const store = await StateStore.open({ dir: join(ctx.paths.dataDir, 'state'), maxOpBytes: config.max_op_bytes, maxSkewMs: config.max_clock_skew_ms, verifyWorkers })
   const { author, created } = await loadOrCreateNodeKeys(join(ctx.paths.dataDir, 'keys', 'node.json'))
   ctx.log.info(created ? 'created a new node identity' : 'loaded the node identity', { address: author.address })
+  // With no admins configured this node is a devnet of its own: its own genesis admin.
+  const admins = config.admins.length ? config.admins.map((a) => a.toLowerCase()) : [author.address]
+  const store = await StateStore.open({
+    dir: join(ctx.paths.dataDir, 'state'),
+    maxOpBytes: config.max_op_bytes,
+    maxSkewMs: config.max_clock_skew_ms,
+    maxHoldMs: config.max_hold_ms,
+    maxHeldOps: config.max_held_ops,
+    verifyWorkers,
+    collections: ctx.collections,
+    admins,
+    threshold: config.admission_threshold,
+    self: author.address,
+  })
+  const membershipStatus = () => membershipOf(store, author.address)
+  let lastStatus = ''
+  const reportMembership = () => {
+    const m = membershipStatus()
+    if (m.message === lastStatus) return
+    lastStatus = m.message
+    if (m.member) ctx.log.info(m.message, { address: author.address })
+    else ctx.log.warn(m.message, { address: author.address, admins })
+  }
+  reportMembership()
+  const stopMembership = store.onMembership(reportMembership)
+  // logged when the verdict changes, or the offset moves by more than half the allowed skew
+  let lastClock: { ok: boolean; offsetMs: number } | undefined
+  const toldPeers = new Set<string>()
+  const reportClock = () => {
+    const c = clockStatus(store, config.max_clock_skew_ms)
+    for (const [peer, offset] of Object.entries(c.skewedPeers)) {
+      if (toldPeers.has(peer)) continue
+      toldPeers.add(peer)
+      ctx.log.warn(`the clock of node ${peer} is about ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? 'ahead of' : 'behind'} this node's`, { peer, offsetMs: offset })
+    }
+    for (const peer of toldPeers) if (!(peer in c.skewedPeers)) toldPeers.delete(peer)
+    if (c.offsetMs === undefined) return
+    if (lastClock && lastClock.ok === c.ok && Math.abs(lastClock.offsetMs - c.offsetMs) <= config.max_clock_skew_ms / 2) return
+    lastClock = { ok: c.ok, offsetMs: c.offsetMs }
+    if (c.ok) ctx.log.info(c.message, { peers: c.peers })
+    else ctx.log.warn(c.message, { peers: c.peers, offsetMs: c.offsetMs, held: c.held })
+  }
 
   const resources = ctx.sections.node?.resources
   let nodeFields: Record<string, unknown> = {
@@ -45,7 +86,10 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     return writing
   }
   await writeNodeRecord()
-  const timer = setInterval(() => writeNodeRecord().catch((error: Error) => ctx.log.warn('heartbeat failed', { error: error.message })), config.heartbeat_interval_ms)
+  const timer = setInterval(() => {
+    writeNodeRecord().catch((error: Error) => ctx.log.warn('heartbeat failed', { error: error.message }))
+    reportClock()
+  }, config.heartbeat_interval_ms)
   timer.unref()
 
   const handle: StateHandle = {
@@ -102,15 +146,72 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
       })(),
     ),
   )
-  api.get('/info', () => ({ address: author.address, ...store.stats() }))
+  api.get('/info', () => ({ address: author.address, ...store.stats(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
+  api.get('/members', () => ({ self: author.address, admins, threshold: config.admission_threshold, ...membershipStatus(), members: store.members() }))
+  // Liveness as this node has seen it (arrival times by its own clock), for the CLI's placement.
+  api.get('/liveness', () => ({ now: Date.now(), seen: Object.fromEntries(store.liveness()) }))
+  // Admission signed by this node's own key, when this node is an admin (a devnet's genesis node).
+  api.post(
+    '/members',
+    async (req) => {
+      const body = req.json<{ address?: unknown; status?: unknown }>()
+      const address = typeof body?.address === 'string' ? body.address.toLowerCase() : ''
+      if (!/^0x[0-9a-f]{40}$/.test(address) || (body.status !== 'admitted' && body.status !== 'revoked')) {
+        throw new FormError('STATE_BAD_REQUEST', 'expected {"address": "0x<40 hex>", "status": "admitted" | "revoked"}', { httpStatus: 400 })
+      }
+      if (!admins.includes(author.address)) {
+        throw new FormError('NOT_AN_ADMIN', `this node (${author.address}) is not an admin of the network; the admins are ${admins.join(', ')}`, {
+          httpStatus: 403,
+          hint: 'run the command on an admin\'s node, or sign with an admin wallet: `form node admit --wallet ADDRESS`',
+        })
+      }
+      await store.put(author, 'members', `${address}/${author.address}`, { status: body.status })
+      return { address, status: body.status, by: author.address, member: store.isMember(address) }
+    },
+    { auth: 'local' },
+  )
 
   return {
     handle,
-    info: () => ({ address: author.address, ops: store.stats().ops }),
+    info: () => {
+      const m = membershipStatus()
+      const c = clockStatus(store, config.max_clock_skew_ms)
+      return { address: author.address, ops: store.stats().ops, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null }
+    },
     stop: async () => {
       clearInterval(timer)
+      stopMembership()
       await writing.catch(() => {})
       await store.close()
     },
+  }
+}
+
+/** Whether this node is a member, in words an operator can act on. */
+export function membershipOf(store: StateStore, self: string): { member: boolean; rank?: number; message: string } {
+  const rank = store.membership.rank(self)
+  if (rank !== undefined) return { member: true, rank, message: `member of the network (admission #${rank + 1})` }
+  return {
+    member: false,
+    message: `waiting for admission: on an admin's node run \`form node admit ${self}\`; until then this node's records (heartbeat, subnet claim, builds, instances) count on no other node`,
+  }
+}
+
+/** How this node's clock compares with its peers' (see StateStore.clockReport). */
+export function clockStatus(store: StateStore, maxSkewMs: number): { ok: boolean; peers: number; offsetMs?: number; held: number; skewedPeers: Record<string, number>; message: string } {
+  const report = store.clockReport()
+  // peers whose clocks are off from this one (positive: ahead), so an operator can tell them
+  const skewedPeers = Object.fromEntries(Object.entries(report.offsets).filter(([, o]) => Math.abs(o) > maxSkewMs / 2))
+  const { offsets: _offsets, ...rest } = report
+  const r = { ...rest, skewedPeers }
+  if (r.offsetMs === undefined) return { ok: true, ...r, message: 'clock: no peer heard from yet' }
+  const s = Math.round(Math.abs(r.offsetMs) / 1000)
+  // half the allowed skew: a warning before operations start being held
+  if (Math.abs(r.offsetMs) <= maxSkewMs / 2) return { ok: true, ...r, message: `clock: within ${s} s of ${r.peers} peer(s)` }
+  const way = r.offsetMs > 0 ? 'behind' : 'ahead of'
+  return {
+    ok: false,
+    ...r,
+    message: `clock: this node's clock is about ${s} s ${way} its ${r.peers} peer(s); operations more than ${Math.round(maxSkewMs / 1000)} s ahead are held until due (${r.held} held now). Fix the clock (NTP: timedatectl set-ntp true)`,
   }
 }

@@ -110,7 +110,10 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const flush = async () => {
     while (pushQueue.length) {
       const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
-      const peers = p2p.connectedPeers()
+      // Pushed only to member nodes (bound to their peer id by a node record): any libp2p peer may
+      // connect, and one that stops answering would stall every push behind it. Others, including
+      // a node waiting for admission, catch up by anti-entropy.
+      const peers = p2p.connectedPeers().filter((peer) => store.memberOfPeer(peer) !== undefined)
       for (const peer of pushStreams.keys()) if (!peers.includes(peer)) dropPushStream(peer)
       await Promise.all(
         peers.map(async (peer) => {

@@ -55,26 +55,32 @@ export function subnetAt(space: Cidr, prefix: number, index: number): Cidr {
 export interface Claim {
   subnet: string
   node: string
-  /** state order of the claim: its operation's timestamp and hash */
+  /** the claimant's admission order (state membership): who holds a contested subnet */
+  rank: number
+  /** the claim operation's timestamp and hash: only orders one node's own claims */
   t: { ms: number; n: number }
   hash: string
 }
 
-const earlier = (a: Claim, b: Claim) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)
+const byTime = (a: Claim, b: Claim) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)
 
-/** The winning claim of every claimed subnet. */
+/**
+ * The winning claim of every claimed subnet: the claimant admitted first (ties by address). A
+ * claim's timestamp is its author's choice, so it decides nothing between nodes: a back-dated claim
+ * cannot take a subnet from a node admitted before its author.
+ */
 export function winners(claims: Iterable<Claim>): Map<string, Claim> {
   const out = new Map<string, Claim>()
   for (const c of claims) {
     const cur = out.get(c.subnet)
-    if (!cur || earlier(c, cur) < 0) out.set(c.subnet, c)
+    if (!cur || c.rank < cur.rank || (c.rank === cur.rank && c.node < cur.node)) out.set(c.subnet, c)
   }
   return out
 }
 
-/** The subnet a node holds: the earliest of the subnets it won, if any. */
+/** The subnet a node holds: the earliest (by its own claims' order) of the subnets it won, if any. */
 export function subnetOf(node: string, claims: Iterable<Claim>): string | undefined {
-  const won = [...winners(claims).values()].filter((c) => c.node === node).sort(earlier)
+  const won = [...winners(claims).values()].filter((c) => c.node === node).sort(byTime)
   return won[0]?.subnet
 }
 

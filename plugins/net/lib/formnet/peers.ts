@@ -14,6 +14,8 @@ export interface RecordLike {
   t: { ms: number; n: number }
   hash: string
   author: string
+  /** the author's admission order, set by the state store on records only members' count */
+  rank?: number
 }
 
 export interface FormnetNode {
@@ -49,10 +51,11 @@ function validKey(key: unknown): key is string {
   }
 }
 
+/** Subnet claims from `cidrs` records; a record without an admission rank (not a member's) claims nothing. */
 export function claimsOf(records: RecordLike[]): Claim[] {
   return records.flatMap((r) => {
     const [subnet, node] = r.key.split('/')
-    return subnet && node ? [{ subnet, node, t: r.t, hash: r.hash }] : []
+    return subnet && node && r.rank !== undefined ? [{ subnet, node, rank: r.rank, t: r.t, hash: r.hash }] : []
   })
 }
 

@@ -28,21 +28,24 @@ export function desiredEntries(records: StateRecord[]): DesiredEntry[] {
   return out
 }
 
-/** node address → its last heartbeat (ms since epoch), from records of collection `nodes`. */
-export function heartbeats(nodeRecords: StateRecord[]): Map<string, number> {
-  const beats = new Map<string, number>()
-  for (const r of nodeRecords) {
-    const beat = (r.value as { heartbeat?: unknown } | undefined)?.heartbeat
-    if (!r.deleted && typeof beat === 'number') beats.set(r.key, beat)
-  }
-  return beats
+/**
+ * node address → when the node computing this last received a new record from it, by its own clock
+ * (the state store's liveness(), or GET /v1/state/liveness for the CLI, with that node's `now`).
+ * Only admitted members appear; the heartbeat value a node writes plays no part, so no record can
+ * make a node look alive longer than its operations keep arriving.
+ */
+export type Liveness = Map<string, number>
+
+/** The liveness a node reports over its API ({now, seen}), as a map and the node's clock. */
+export function livenessFrom(reply: { now: number; seen: Record<string, number> }): { now: number; seen: Liveness } {
+  return { now: reply.now, seen: new Map(Object.entries(reply.seen)) }
 }
 
 /**
  * `owner/id` → the node that hosts it now. Replicas of one build (same owner and build id) are
  * placed together so two never land on one node; deleted ones hold no node.
  */
-export function hostsOf(entries: DesiredEntry[], beats: Map<string, number>, now: number): Map<string, string> {
+export function hostsOf(entries: DesiredEntry[], beats: Liveness, now: number): Map<string, string> {
   const hosts = new Map<string, string>()
   const groups = new Map<string, DesiredEntry[]>()
   for (const e of entries) {
