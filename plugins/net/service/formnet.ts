@@ -4,9 +4,10 @@ import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
-import { ip, routesOf, setAddress } from '../lib/ip.js'
+import { routesOf, setAddress, syncRoutes } from '../lib/ip.js'
+import { conflictsWith, hostConflictError, readHostNetworks, routable } from '../lib/formnet/hostnet.js'
 import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey } from '../lib/formnet/ipam.js'
-import { claimsOf, developerPeers, formnetView, nodePeers, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
+import { claimsOf, developerPeers, formnetView, nodePeers, nodeRoutes, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
 import { planPeers } from '../lib/formnet/reconcile.js'
 import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
 import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
@@ -15,7 +16,7 @@ import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
 export interface FormnetHandle {
   /** false when formnet is off or this machine cannot run WireGuard; the subnet is still claimed */
   enabled: boolean
-  /** the whole formnet, e.g. 10.0.0.0/8 */
+  /** the whole formnet range, e.g. 198.18.0.0/15 (never put on an interface: each node's subnet is routed on its own) */
   cidr: string
   /** this node's subnet (its instances and admitted developers live in it), e.g. 10.42.7.0/24 */
   subnet(): string
@@ -35,14 +36,28 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const space = parseCidr(config.formnet_cidr)
   const keys = await loadOrCreateWireGuardKeys(join(ctx.paths.dataDir, 'keys', 'wireguard.json'))
 
-  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'))
+  const bounds = { space, prefix: config.formnet_subnet_prefix }
+  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'), bounds)
+  // The host's own networks, besides the links formnet manages: no formnet subnet or route may overlap them.
+  const hostNetworks = () => readHostNetworks([config.formnet_interface, config.bridge_name])
 
-  // A subnet claim: the earliest claim of a subnet wins on every replica; a node that lost claims another.
+  // A subnet claim: the earliest claim of a subnet wins on every replica; a node that lost claims
+  // another. The node claims only a subnet that overlaps nothing the host already uses, and keeps
+  // one it holds only while that stays true.
   const claim = async (): Promise<string> => {
     for (;;) {
+      const host = await hostNetworks()
       const held = (await readView()).subnets.get(me)
-      if (held) return held
-      const key = chooseSubnet(me, claimsOf(await store.all('cidrs')), space, config.formnet_subnet_prefix)
+      if (held) {
+        if (conflictsWith(host, parseCidr(held)).length) throw hostConflictError('this node\'s formnet subnet', parseCidr(held), host)
+        return held
+      }
+      let key: string
+      try {
+        key = chooseSubnet(me, claimsOf(await store.all('cidrs')), space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
+      } catch (error) {
+        throw (error as FormError).code === 'FORMNET_CONFLICT' ? hostConflictError('formnet', space, host) : error
+      }
       log.info('claiming a formnet subnet', { subnet: formatCidr(subnetFromKey(key)) })
       await state.put('cidrs', `${key}/${me}`, { node: me, subnet: formatCidr(subnetFromKey(key)) })
     }
@@ -54,7 +69,8 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
 
   let device: WireGuardDevice | undefined
   let disabledReason: string | undefined = config.formnet === 'off' ? 'formnet = "off" in the operator config' : undefined
-  const routed = new Set<string>()
+  // peer routes left out because they overlap a host network, logged once each
+  let skipped = new Map<string, string[]>()
 
   // One reconciliation at a time; a request while one runs schedules exactly one more.
   let running: Promise<void> | undefined
@@ -68,7 +84,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       subnet = held ?? (await claim())
       log.warn('this node moved to another formnet subnet', { subnet })
       await publishRecord()
-      if (device) await setAddress(device.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
+      if (device) await setAddress(device.name, `${myAddress()}/32`, FORMNET_MTU)
     }
     if (!device) return
     const desired = nodePeers(view, me, config.formnet_keepalive_s)
@@ -77,11 +93,14 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       await device.set({ peers: changes })
       log.info('formnet peers updated', { added: changes.filter((c) => !c.remove && c.allowedIps).length, removed: changes.filter((c) => c.remove).length })
     }
-    // Developers admitted here hold addresses of this node's subnet, which may also be routed to the
-    // instance bridge: a host route keeps their traffic on formnet.
-    const mine = new Set(view.peers.filter((p) => p.node === me).map((p) => p.address))
-    for (const a of mine) if (!routed.has(a)) await ip(['route', 'replace', `${a}/32`, 'dev', device.name]).then(() => routed.add(a))
-    for (const a of routed) if (!mine.has(a)) await ip(['route', 'del', `${a}/32`, 'dev', device.name], { allowFailure: true }).then(() => routed.delete(a))
+    // The interface holds only this node's /32: each peer node's subnet is routed to it on its own,
+    // and so is each developer admitted here (its /32 lies in this node's subnet, which is the
+    // instance bridge's). A route over a network the host already uses is left out.
+    const { routes, skipped: now } = routable(await hostNetworks(), nodeRoutes(view, me))
+    for (const [route, conflicts] of now) if (!skipped.has(route)) log.warn('a formnet route overlaps a network of this host; it is not routed to formnet', { route, conflicts })
+    skipped = now
+    const { added, removed } = await syncRoutes(device.name, routes)
+    if (added.length || removed.length) log.info('formnet routes updated', { added, removed })
   }
   const requestReconcile = (): Promise<void> => {
     if (running) {
@@ -105,8 +124,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
 
   const setUp = async (d: WireGuardDevice) => {
     await d.set({ privateKey: keys.privateKey, listenPort: config.formnet_port })
-    await setAddress(d.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
-    routed.clear()
+    await setAddress(d.name, `${myAddress()}/32`, FORMNET_MTU)
   }
   if (!disabledReason) {
     try {
@@ -192,6 +210,8 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       endpoint,
       listenPort: dev?.listenPort,
       lastError,
+      routes: device ? (await routesOf(device.name)) : [],
+      skippedRoutes: [...skipped].map(([route, conflicts]) => ({ route, conflicts })),
       peers: (dev?.peers ?? []).map((p) => ({
         ...names.get(p.publicKey),
         publicKey: p.publicKey,
