@@ -6,8 +6,8 @@ import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
 import { routesOf, setAddress, syncRoutes } from '../lib/ip.js'
 import { conflictsWith, hostConflictError, readHostNetworks, routable } from '../lib/formnet/hostnet.js'
-import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey } from '../lib/formnet/ipam.js'
-import { claimsOf, developerPeers, formnetView, nodePeers, nodeRoutes, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
+import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey, subnetOf } from '../lib/formnet/ipam.js'
+import { claimsOf, developerPeers, formnetView, inBounds, nodePeers, nodeRoutes, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
 import { planPeers } from '../lib/formnet/reconcile.js'
 import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
 import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
@@ -47,6 +47,15 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const claim = async (): Promise<string> => {
     for (;;) {
       const host = await hostNetworks()
+      const claims = claimsOf(await store.all('cidrs'))
+      // a subnet won under another formnet_cidr (the instance bridge keeps it): say so rather than hold two
+      const old = subnetOf(me, claims)
+      const outside = old ? claims.find((c) => c.subnet === old && c.node === me && !inBounds(c, bounds)) : undefined
+      if (outside) {
+        throw new FormError('FORMNET_RANGE_CHANGED', `this node holds formnet subnet ${outside.subnet.replace('_', '/')}, outside [net] formnet_cidr ${config.formnet_cidr} (with /${config.formnet_subnet_prefix} node subnets)`, {
+          hint: 'set [net] formnet_cidr back to the range this network uses (networks started before the default became 198.18.0.0/15 use 10.0.0.0/8); every node of a network must use the same one',
+        })
+      }
       const held = (await readView()).subnets.get(me)
       if (held) {
         if (conflictsWith(host, parseCidr(held)).length) throw hostConflictError('this node\'s formnet subnet', parseCidr(held), host)
@@ -54,7 +63,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       }
       let key: string
       try {
-        key = chooseSubnet(me, claimsOf(await store.all('cidrs')), space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
+        key = chooseSubnet(me, claims, space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
       } catch (error) {
         throw (error as FormError).code === 'FORMNET_CONFLICT' ? hostConflictError('formnet', space, host) : error
       }
@@ -71,6 +80,8 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   let disabledReason: string | undefined = config.formnet === 'off' ? 'formnet = "off" in the operator config' : undefined
   // peer routes left out because they overlap a host network, logged once each
   let skipped = new Map<string, string[]>()
+  // nodes whose claims lie outside this node's formnet range, warned about once each
+  const strays = new Set<string>()
 
   // One reconciliation at a time; a request while one runs schedules exactly one more.
   let running: Promise<void> | undefined
@@ -85,6 +96,11 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       log.warn('this node moved to another formnet subnet', { subnet })
       await publishRecord()
       if (device) await setAddress(device.name, `${myAddress()}/32`, FORMNET_MTU)
+    }
+    for (const c of claimsOf(await store.all('cidrs'))) {
+      if (inBounds(c, bounds) || strays.has(c.node)) continue
+      strays.add(c.node)
+      log.warn('a node claims a formnet subnet outside this node\'s [net] formnet_cidr; it is not a peer', { node: c.node, subnet: c.subnet.replace('_', '/'), formnet_cidr: config.formnet_cidr, hint: 'every node of a network must use the same formnet_cidr and formnet_subnet_prefix' })
     }
     if (!device) return
     const desired = nodePeers(view, me, config.formnet_keepalive_s)

@@ -62,7 +62,7 @@ export interface FormnetBounds {
   prefix: number
 }
 
-function inBounds(claim: Claim, bounds: FormnetBounds | undefined): boolean {
+export function inBounds(claim: Claim, bounds: FormnetBounds | undefined): boolean {
   if (!bounds) return true
   try {
     const c = subnetFromKey(claim.subnet)
