@@ -132,3 +132,22 @@ t.test('a peer subnet over a host route is not routed to formnet; the others are
   t.ok(await lab.until(() => lab.routes(n1.ns, n1.interface).map((r) => r.dst).sort().join() === [s2.subnet, s3.subnet].sort().join()), 'node 1 routes both peers\' subnets')
   t.ok(await lab.ping(n1.ns, s3.address), 'node 1 reaches node 3 over formnet')
 })
+
+t.test('a node that holds a subnet of another range refuses to start rather than hold two', { skip }, async (t) => {
+  const lab = new FormnetLab(t)
+  // a network started under the old default, 10.0.0.0/8
+  const node = await lab.addNode({ config: { net: ['formnet_cidr = "10.0.0.0/8"'] } })
+  const old = (await lab.status(node)).subnet
+  t.match(old, /^10\.\d+\.\d+\.0\/24$/)
+  await node.proc.stop()
+  // the operator upgrades and drops the setting: the default range no longer holds the node's subnet
+  const { readFile, writeFile } = await import('node:fs/promises')
+  const file = String(node.env.env.FORM_OPERATOR_CONFIG)
+  await writeFile(file, (await readFile(file, 'utf8')).replace('formnet_cidr = "10.0.0.0/8"\n', ''))
+  await t.rejects(lab.restart(node), new RegExp(`this node holds formnet subnet ${old.replace(/\./g, '\\.')}, not a /24 of \\[net\\] formnet_cidr 198\\.18\\.0\\.0/15[\\s\\S]*use 10\\.0\\.0\\.0/8`))
+  t.not(spawnSync('ip', ['-n', node.ns, 'link', 'show', node.interface]).status, 0, 'no formnet interface was created')
+  // set back, the node runs on its old subnet
+  await writeFile(file, (await readFile(file, 'utf8')).replace('[net]\n', '[net]\nformnet_cidr = "10.0.0.0/8"\n'))
+  await lab.restart(node)
+  t.equal((await lab.status(node)).subnet, old, 'with the range set back it keeps its subnet')
+})

@@ -6,7 +6,7 @@ import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
 import { routesOf, setAddress, syncRoutes } from '../lib/ip.js'
 import { conflictsWith, hostConflictError, readHostNetworks, routable } from '../lib/formnet/hostnet.js'
-import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey, subnetOf } from '../lib/formnet/ipam.js'
+import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey, within } from '../lib/formnet/ipam.js'
 import { claimsOf, developerPeers, formnetView, inBounds, nodePeers, nodeRoutes, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
 import { planPeers } from '../lib/formnet/reconcile.js'
 import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
@@ -47,13 +47,12 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const claim = async (): Promise<string> => {
     for (;;) {
       const host = await hostNetworks()
-      const claims = claimsOf(await store.all('cidrs'))
-      // a subnet won under another formnet_cidr (the instance bridge keeps it): say so rather than hold two
-      const old = subnetOf(me, claims)
-      const outside = old ? claims.find((c) => c.subnet === old && c.node === me && !inBounds(c, bounds)) : undefined
-      if (outside) {
-        throw new FormError('FORMNET_RANGE_CHANGED', `this node holds formnet subnet ${outside.subnet.replace('_', '/')}, outside [net] formnet_cidr ${config.formnet_cidr} (with /${config.formnet_subnet_prefix} node subnets)`, {
-          hint: 'set [net] formnet_cidr back to the range this network uses (networks started before the default became 198.18.0.0/15 use 10.0.0.0/8); every node of a network must use the same one',
+      const records = await store.all('cidrs')
+      // a subnet won under another formnet_cidr, which the instance bridge keeps: say so rather than hold two
+      const old = formnetView(records, [], []).subnets.get(me)
+      if (old && !(within(space, parseCidr(old)) && parseCidr(old).prefix === bounds.prefix)) {
+        throw new FormError('FORMNET_RANGE_CHANGED', `this node holds formnet subnet ${old}, not a /${bounds.prefix} of [net] formnet_cidr ${config.formnet_cidr}`, {
+          hint: 'set [net] formnet_cidr and formnet_subnet_prefix back to what this network uses (networks started before the default became 198.18.0.0/15 use 10.0.0.0/8); every node of a network must use the same',
         })
       }
       const held = (await readView()).subnets.get(me)
@@ -63,7 +62,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       }
       let key: string
       try {
-        key = chooseSubnet(me, claims, space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
+        key = chooseSubnet(me, claimsOf(records), space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
       } catch (error) {
         throw (error as FormError).code === 'FORMNET_CONFLICT' ? hostConflictError('formnet', space, host) : error
       }
