@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { conflictsWith, hostConflictError, readHostNetworks, routable, type HostNetwork } from '../../plugins/net/lib/formnet/hostnet.js'
 import { parseCidr } from '../../plugins/net/lib/formnet/ipam.js'
+import { developerPlan } from '../../plugins/net/lib/formnet/developer.js'
 
 const net = (cidr: string, what: string): HostNetwork => ({ cidr: parseCidr(cidr), what })
 const host = [net('10.1.0.0/24', 'address 10.1.0.2/24 on eth1'), net('10.1.1.53/32', 'resolver 10.1.1.53 (/etc/resolv.conf)'), net('172.17.0.0/16', 'route 172.17.0.0/16 dev docker0')]
@@ -39,4 +40,21 @@ t.test('the host\'s networks: resolvers from the files given, no default route, 
   t.notOk(found.some((h) => h.cidr.prefix === 0), 'the default route is no conflict')
   t.ok(found.some((h) => h.what.startsWith('address 127.0.0.1/8 on lo')), 'addresses are read (ip -j addr)')
   t.notOk((await readHostNetworks(['lo'], [])).some((h) => h.what.includes(' lo')), 'an excluded link contributes nothing')
+})
+
+t.test('a developer keeps only node subnets inside formnet, and routes none over its own networks', async (t) => {
+  const space = parseCidr('198.18.0.0/15')
+  const mine = [net('198.18.9.0/24', 'route 198.18.9.0/24 dev tun0')]
+  const plan = developerPlan(
+    space,
+    [
+      { publicKey: 'a', endpoint: '192.168.1.1:51820', allowedIps: ['198.18.1.0/24'] },
+      { publicKey: 'evil', endpoint: '192.168.1.2:51820', allowedIps: ['0.0.0.0/0', '10.0.0.0/8', '198.18.2.0/24'] }, // a hostile node's list
+      { publicKey: 'b', endpoint: '192.168.1.3:51820', allowedIps: ['198.18.9.0/24'] },
+    ],
+    mine,
+  )
+  t.same(plan.desired.map((p) => p.allowedIps), [['198.18.1.0/24'], ['198.18.2.0/24'], ['198.18.9.0/24']], 'allowed IPs outside formnet are dropped from the peers')
+  t.same(plan.routes, ['198.18.1.0/24', '198.18.2.0/24'], 'no route for 0.0.0.0/0 or 10.0.0.0/8, nor for a subnet this machine already routes')
+  t.same([...plan.skipped], [['198.18.9.0/24', ['route 198.18.9.0/24 dev tun0']]])
 })

@@ -4,8 +4,8 @@ import type { Logger } from '../../../../core/log.js'
 import { FormError } from '../../../../core/errors.js'
 import { setAddress, syncRoutes } from '../ip.js'
 import { openDevice } from '../wireguard/device.js'
-import { readHostNetworks, routable } from './hostnet.js'
-import { parseCidr, parseRoute, within } from './ipam.js'
+import { readHostNetworks, routable, type HostNetwork } from './hostnet.js'
+import { parseCidr, parseRoute, within, type Cidr } from './ipam.js'
 import { planPeers, type DesiredPeer } from './reconcile.js'
 
 /** What `form manage formnet-up` keeps running on a developer's machine. */
@@ -28,6 +28,20 @@ export interface DeveloperInterfaceOptions {
 }
 
 const MTU = 1420
+
+/**
+ * The node's peer list is remote data: only allowed IPs inside formnet are kept (a node saying
+ * 0.0.0.0/0 would take every packet of this machine), and each node's subnet is routed on its own
+ * unless it overlaps a network this machine already uses (a LAN, a VPN, its DNS resolver).
+ */
+export function developerPlan(space: Cidr, peers: DesiredPeer[], host: HostNetwork[]): { desired: DesiredPeer[]; routes: string[]; skipped: Map<string, string[]> } {
+  const inside = (a: string) => {
+    const c = parseRoute(a)
+    return c !== undefined && within(space, c)
+  }
+  const desired = peers.map((p) => ({ ...p, allowedIps: p.allowedIps.filter(inside) }))
+  return { desired, ...routable(host, desired.flatMap((p) => p.allowedIps)) }
+}
 
 /**
  * Brings the developer's interface up and keeps its peers equal to the node list until `signal`
@@ -56,14 +70,7 @@ export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promi
   try {
     while (!o.signal.aborted) {
       try {
-        // The node's list is remote data: each node's subnet must lie inside formnet, and is routed
-        // on its own unless it overlaps a network this machine already uses (a LAN, a VPN, its DNS).
-        const inside = (a: string) => {
-          const c = parseRoute(a)
-          return c !== undefined && within(space, c)
-        }
-        const desired = (await o.fetchPeers()).map((p) => ({ ...p, allowedIps: p.allowedIps.filter(inside) }))
-        const { routes, skipped } = routable(await readHostNetworks([o.interface]), desired.flatMap((p) => p.allowedIps))
+        const { desired, routes, skipped } = developerPlan(space, await o.fetchPeers(), await readHostNetworks([o.interface]))
         routed = routes
         for (const [subnet, conflicts] of skipped) {
           if (!warned.has(subnet)) o.log.warn('a formnet subnet overlaps a network of this machine; it is not routed to formnet', { subnet, conflicts })
