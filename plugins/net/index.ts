@@ -25,6 +25,9 @@ export interface NetConfig {
   formnet_reconcile_interval_ms: number
 }
 
+/** The default formnet range: 512 node subnets of /24, in a block no common network uses. */
+export const DEFAULT_FORMNET_CIDR = '198.18.0.0/15'
+
 const multiaddr = t.cascade(t.isString(), t.matchesRegExp(/^\/(ip4|ip6|dns|dns4|dns6)\//))
 
 export const netConfiguration = {
@@ -48,10 +51,13 @@ export const netConfiguration = {
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
-    listen: ['/ip4/0.0.0.0/tcp/3010'],
+    // A node faces the network only when told to ([net] listen, --listen): a devnet stays on this machine.
+    listen: ['/ip4/127.0.0.1/tcp/3010'],
     announce: [],
     bootstrap: [],
-    formnet_cidr: '10.0.0.0/8',
+    // RFC 2544's benchmarking block: not a LAN, cloud VPC, Docker, Kubernetes or Tailscale range
+    // (see templates/operator.toml). Every node of a network must use the same range.
+    formnet_cidr: DEFAULT_FORMNET_CIDR,
     formnet_port: 51820,
     bridge_name: 'formbr0',
     bridge_subnet: '',

@@ -16,7 +16,7 @@ t.test('no config file is a valid devnet: every section gets its defaults', asyn
   t.equal(file, undefined)
   const sections = resolveSections(file, raw, plugins)
   t.equal(sections.node.hypervisor, 'auto')
-  t.same(sections.net.listen, ['/ip4/0.0.0.0/tcp/3010'])
+  t.same(sections.net.listen, ['/ip4/127.0.0.1/tcp/3010'], 'a devnet listens on loopback only')
 })
 
 t.test('a named config file that does not exist is an error', async (t) => {

@@ -6,7 +6,7 @@ import { NetnsLab } from './netns.js'
 
 /**
  * Formation nodes and developers, each in its own network namespace, on one bridged LAN
- * (192.168.x.0/24, outside formnet's 10.0.0.0/8). Everything is removed by the test's teardown.
+ * (192.168.x.0/24, outside formnet's default 198.18.0.0/15). Everything is removed by the test's teardown.
  */
 
 export interface LabNode {
@@ -15,6 +15,8 @@ export interface LabNode {
   proc: NodeProcess
   /** LAN address */
   ip: string
+  /** its formnet (WireGuard) interface */
+  interface: string
   multiaddr?: string
 }
 
@@ -36,6 +38,8 @@ export interface NetStatus {
   subnet: string
   publicKey: string
   peers: { kind?: string; name?: string; publicKey: string; allowedIps: string[]; lastHandshake: number }[]
+  routes: string[]
+  skippedRoutes: { route: string; conflicts: string[] }[]
 }
 
 export class FormnetLab {
@@ -53,9 +57,9 @@ export class FormnetLab {
   /**
    * Starts a node in a new namespace; every node after the first bootstraps from the first.
    * `config` adds lines to sections of its operator config (e.g. `{ node: ['hypervisor = "qemu"'] }`);
-   * `beforeStart` prepares its directories (e.g. a cached builder base).
+   * `beforeStart` prepares its directories (e.g. a cached builder base) or its namespace.
    */
-  async addNode(options: { config?: Record<string, string[]>; beforeStart?: (env: FormEnv) => Promise<void> } = {}): Promise<LabNode> {
+  async addNode(options: { config?: Record<string, string[]>; beforeStart?: (env: FormEnv, ns: string) => Promise<void> } = {}): Promise<LabNode> {
     const i = ++this.hosts
     const ns = this.net.namespace(`fn${i}`)
     const ip = `${this.lan}.${i}`
@@ -71,8 +75,8 @@ export class FormnetLab {
       ...(first ? await joinEnv(first.env) : {}),
     })
     await this.writeOperatorConfig(env, i, ip, options.config ?? {})
-    await options.beforeStart?.(env)
-    const node: LabNode = { ns, env, ip, proc: await startNode(env, [], 60_000, ns) }
+    await options.beforeStart?.(env, ns)
+    const node: LabNode = { ns, env, ip, interface: this.net.name(`fw${i}`), proc: await startNode(env, [], 60_000, ns) }
     this.t.teardown(() => node.proc.stop())
     node.multiaddr = (await createClient({ socket: env.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs.find((m) => m.includes(ip))
     if (first) await admit(first.env, env)
@@ -119,6 +123,30 @@ export class FormnetLab {
   ok(r: Result): Result {
     if (r.code !== 0) throw new Error(`form exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
     return r
+  }
+
+  /**
+   * The namespace's DNS resolvers: `ip netns exec` mounts /etc/netns/<ns>/resolv.conf over
+   * /etc/resolv.conf for what it runs, so a node started afterwards reads these.
+   */
+  async resolvers(ns: string, servers: string[]): Promise<void> {
+    const { mkdir, rm, writeFile } = await import('node:fs/promises')
+    const dir = `/etc/netns/${ns}`
+    this.t.teardown(() => rm(dir, { recursive: true, force: true }))
+    await mkdir(dir, { recursive: true })
+    await writeFile(`${dir}/resolv.conf`, servers.map((s) => `nameserver ${s}\n`).join(''))
+  }
+
+  /** IPv4 routes of a namespace (`ip -j route`), optionally of one device; host routes in CIDR form. */
+  routes(ns: string, dev?: string): { dst: string; dev?: string; gateway?: string }[] {
+    const out = spawnSync('ip', ['-n', ns, '-j', '-4', 'route', 'show', ...(dev ? ['dev', dev] : [])], { encoding: 'utf8' }).stdout
+    return (JSON.parse(out || '[]') as { dst: string; dev?: string; gateway?: string }[]).map((r) => ({ ...r, dst: r.dst.includes('/') || r.dst === 'default' ? r.dst : `${r.dst}/32`, ...(dev ? { dev } : {}) }))
+  }
+
+  /** The addresses (CIDR) on a namespace's interface. */
+  addresses(ns: string, dev: string): string[] {
+    const out = spawnSync('ip', ['-n', ns, '-j', '-4', 'addr', 'show', 'dev', dev], { encoding: 'utf8' }).stdout
+    return (JSON.parse(out || '[]') as { addr_info: { local: string; prefixlen: number }[] }[]).flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`))
   }
 
   status(node: LabNode): Promise<NetStatus> {

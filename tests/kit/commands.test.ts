@@ -148,7 +148,7 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
   t.equal(operatorKeystore.version, 3, 'the operator key is a v3 keystore like the wallet')
   t.equal((await stat(join(fe.configDir, 'operator-key.json'))).mode & 0o777, 0o600)
   const TOML = (await import('@iarna/toml')).default
-  t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384, disk_gb: 50 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '10.0.0.0/8' } })
+  t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384, disk_gb: 50 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '198.18.0.0/15' } })
   const { loadOperatorConfig, resolveSections } = await import('../../core/config.js')
   const { builtinPlugins } = await import('../../core/builtins.js')
   const loaded = await loadOperatorConfig(file, true)

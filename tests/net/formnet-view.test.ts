@@ -1,6 +1,6 @@
 import t from 'tap'
 import { allocateHost, contains, parseCidr, subnetFromKey } from '../../plugins/net/lib/formnet/ipam.js'
-import { developerPeers, formnetView, nodePeers, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
+import { developerPeers, formnetView, nodePeers, nodeRoutes, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
 import { generateWireGuardKeys } from '../../plugins/net/lib/wireguard/keys.js'
 
 const rec = (key: string, value: unknown, ms = 1, hash = 'aa'): RecordLike => ({ key, value, t: { ms, n: 0 }, hash, author: key.split('/').pop()!, rank: ms })
@@ -14,6 +14,21 @@ t.test('instances count up from .2, developers down from the top; both skip what
   t.ok(contains(parseCidr('10.9.0.0/24'), '10.9.0.77'))
   t.notOk(contains(parseCidr('10.9.0.0/24'), '10.9.1.1'))
   t.notOk(contains(parseCidr('10.9.0.0/24'), '10.9.0.300'))
+})
+
+t.test('with bounds, a claim outside formnet or of another size routes nothing', async (t) => {
+  const cidrs = [
+    rec('0.0.0.0_0/0xevil', {}, 1), // a default route for everyone
+    rec('198.18.0.0_16/0xwide', {}, 1), // a neighbour's worth of subnets
+    rec('10.1.0.0_24/0xother', {}, 1), // another network's range
+    rec('198.18.7.0_24/0xa', {}, 2),
+  ]
+  const nodes = ['0xevil', '0xwide', '0xother', '0xa'].map((n, i) => rec(n, { formnet: { publicKey: [kx, kb, kd, ka][i], endpoint: `192.168.1.${i + 1}:51820`, subnet: cidrs[i].key.split('/')[0].replace('_', '/') } }))
+  const bounds = { space: parseCidr('198.18.0.0/15'), prefix: 24 }
+  const view = formnetView(cidrs, nodes, [], bounds)
+  t.same([...view.subnets.entries()], [['0xa', '198.18.7.0/24']])
+  t.same(nodeRoutes(view, '0xself'), ['198.18.7.0/24'], 'the only route is the honest node\'s subnet')
+  t.same(formnetView(cidrs, nodes, []).subnets.size, 4, 'without bounds every claim counts')
 })
 
 t.test('the view keeps what state proves and ignores what a node claims beyond its subnet', async (t) => {
@@ -42,4 +57,6 @@ t.test('the view keeps what state proves and ignores what a node claims beyond i
     { publicKey: kd, allowedIps: ['10.1.0.254/32'] },
   ])
   t.same(developerPeers(view.nodes, 25).map((p) => p.allowedIps), [['10.1.0.0/24'], ['10.2.0.0/24']])
+  t.same(nodeRoutes(view, '0xa'), ['10.2.0.0/24', '10.1.0.254/32'], 'A routes B\'s subnet and the developer it admitted')
+  t.same(nodeRoutes(view, '0xb'), ['10.1.0.0/24'], 'B reaches that developer through A\'s subnet')
 })

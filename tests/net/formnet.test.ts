@@ -34,11 +34,20 @@ t.test('formnet: three nodes and a developer in network namespaces', { skip: mis
       if (i !== j) t.ok(await lab.ping(n.ns, addr[j]), `node ${i + 1} pings node ${j + 1} over formnet (${addr[j]})`)
     }
   }
+  // the interface holds only the node's /32; its routes are exactly the other nodes' subnets
+  const subnets = statuses.map((s) => s.subnet)
+  const routes = (n: LabNode) => lab.routes(n.ns, n.interface).map((r) => r.dst).sort()
+  const others = (i: number) => subnets.filter((_, j) => j !== i).sort()
+  for (const [i, n] of nodes.entries()) {
+    t.same(lab.addresses(n.ns, n.interface), [`${addr[i]}/32`], `node ${i + 1}'s formnet interface holds only ${addr[i]}/32`)
+    t.same(routes(n), others(i), `node ${i + 1} routes exactly the other nodes' subnets to formnet`)
+    t.same((await lab.status(n)).routes.sort(), others(i), 'and form net status shows them')
+  }
 
   // a developer joins through node 1 and brings the interface up
   const dev = await lab.addDeveloper(nodes[0])
   const joined = JSON.parse(lab.ok(await lab.form(dev, ['manage', 'join', '--interface', dev.interface, '--json'])).stdout)
-  t.match(joined, { cidr: '10.0.0.0/8', node: { formnetAddress: addr[0] } })
+  t.match(joined, { cidr: '198.18.0.0/15', node: { formnetAddress: addr[0] } })
   t.ok(statuses[0].subnet && joined.address.startsWith(statuses[0].subnet.split('.').slice(0, 3).join('.')), `the address ${joined.address} is in node 1's subnet ${statuses[0].subnet}`)
   const again = JSON.parse(lab.ok(await lab.form(dev, ['manage', 'join', '--json'])).stdout)
   t.equal(again.address, joined.address, 'joining again keeps the address')
@@ -52,6 +61,11 @@ t.test('formnet: three nodes and a developer in network namespaces', { skip: mis
   for (const n of nodes) {
     t.ok(await lab.until(async () => (await lab.status(n)).peers.some((p) => p.kind === 'developer' && p.allowedIps.includes(`${joined.address}/32`))), 'every node lists the developer peer')
   }
+  // routes follow the peer set: node 1 routes the /32 of the developer it admitted (its subnet is the bridge's)
+  t.ok(await lab.until(() => routes(nodes[0]).join() === [...others(0), `${joined.address}/32`].sort().join()), 'node 1 adds a /32 route for the developer it admitted')
+  t.same(routes(nodes[1]), others(1), 'node 2 reaches the developer through node 1\'s subnet route: no route added')
+  t.same(lab.addresses(dev.ns, dev.interface), [`${joined.address}/32`], 'the developer\'s interface holds only its /32')
+  t.same(lab.routes(dev.ns, dev.interface).map((r) => r.dst).sort(), [...subnets].sort(), 'the developer routes exactly the three nodes\' subnets')
   const human = lab.ok(await lab.form({ ns: nodes[1].ns, env: nodes[1].env }, ['net', 'status'])).stdout
   t.match(human, /developer/, 'form net status shows the developer among the peers')
 
@@ -86,6 +100,7 @@ t.test('formnet: three nodes and a developer in network namespaces', { skip: mis
   for (const [i, n] of nodes.entries()) {
     t.ok(await lab.until(async () => !(await lab.status(n)).peers.some((p) => p.allowedIps.includes(`${joined.address}/32`))), `node ${i + 1} removed the developer`)
   }
+  t.ok(await lab.until(() => routes(nodes[0]).join() === others(0).join()), 'node 1 removed the developer\'s /32 route')
   t.notOk(lab.pingOnce(dev.ns, addr[0]), 'the developer no longer reaches formnet')
 })
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { allocateHost, chooseSubnet, nodeAddress, parseCidr, subnetFromKey, subnetOf, winners, type Claim } from '../../plugins/net/lib/formnet/ipam.js'
+import { allocateHost, chooseSubnet, nodeAddress, overlaps, parseCidr, parseRoute, subnetFromKey, subnetOf, winners, within, type Claim } from '../../plugins/net/lib/formnet/ipam.js'
 
 t.test('CIDR parsing and errors', async (t) => {
   t.same(parseCidr('10.0.0.0/8'), { base: 10 * 2 ** 24, prefix: 8 })
@@ -30,6 +30,25 @@ t.test('hosts: .1 is the node, then the lowest free address; full subnets are an
   t.throws(() => allocateHost(s, ['10.5.0.2']), { code: 'FORMNET_SUBNET_FULL' })
   const big = subnetFromKey('10.5.0.0_24')
   t.equal(allocateHost(big, ['10.5.0.2', '10.5.0.4']), '10.5.0.3')
+})
+
+t.test('ranges: overlap, containment, host routes as /32', async (t) => {
+  t.ok(overlaps(parseCidr('10.0.0.0/8'), parseCidr('10.1.2.0/24')))
+  t.ok(overlaps(parseCidr('10.1.2.0/24'), parseCidr('10.0.0.0/8')))
+  t.notOk(overlaps(parseCidr('10.1.2.0/24'), parseCidr('10.1.3.0/24')))
+  t.ok(within(parseCidr('198.18.0.0/15'), parseCidr('198.19.255.0/24')))
+  t.notOk(within(parseCidr('198.18.0.0/15'), parseCidr('0.0.0.0/0')), 'a wider range is not inside')
+  t.same(parseRoute('10.1.2.250'), { base: parseCidr('10.1.2.250/32').base, prefix: 32 })
+  t.equal(parseRoute('default'), undefined)
+})
+
+t.test('a node claims only a subnet the host does not use; none left is a conflict, not "full"', async (t) => {
+  const space = parseCidr('10.1.0.0/22')
+  const hostUses = [parseCidr('10.1.0.0/24'), parseCidr('10.1.1.53/32'), parseCidr('10.1.2.0/24')]
+  const free = (c: ReturnType<typeof parseCidr>) => !hostUses.some((h) => overlaps(h, c))
+  for (const node of ['0xa', '0xb', '0xc', '0xd']) t.equal(chooseSubnet(node, [], space, 24, free), '10.1.3.0_24', `${node} lands on the one free subnet`)
+  const taken: Claim = { subnet: '10.1.3.0_24', node: '0xz', t: { ms: 1, n: 0 }, hash: 'aa' }
+  t.throws(() => chooseSubnet('0xa', [taken], space, 24, free), { code: 'FORMNET_CONFLICT' })
 })
 
 t.test('formnet full is reported', async (t) => {

@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
+import { DEFAULT_FORMNET_CIDR } from '../../net/index.js'
 
 const MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
@@ -39,7 +40,7 @@ export class KitOperatorCommand extends FormCommand {
   listen = Option.Array('--listen', { description: 'libp2p listen multiaddr (repeatable)' })
   announce = Option.Array('--announce', { description: 'Address announced to peers (repeatable)' })
   bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr (repeatable)' })
-  formnetCidr = Option.String('--formnet-cidr', { description: 'formnet address space (default 10.0.0.0/8)' })
+  formnetCidr = Option.String('--formnet-cidr', { description: `formnet address space, the same on every node of a network (default ${DEFAULT_FORMNET_CIDR})` })
   bridgeName = Option.String('--bridge-name', { description: 'Bridge for instances (default formbr0)' })
   bridgeSubnet = Option.String('--bridge-subnet', { description: 'Bridge subnet (default: the node\'s formnet subnet)' })
   hypervisor = Option.String('--hypervisor', { description: 'auto, qemu or cloud-hypervisor' })
@@ -61,7 +62,7 @@ export class KitOperatorCommand extends FormCommand {
       listen: this.listen ?? ['/ip4/0.0.0.0/tcp/3010'],
       announce: this.announce ?? [],
       bootstrap: this.bootstrap ?? [],
-      formnet_cidr: this.formnetCidr ?? '10.0.0.0/8',
+      formnet_cidr: this.formnetCidr ?? DEFAULT_FORMNET_CIDR,
       bridge_name: this.bridgeName ?? 'formbr0',
       bridge_subnet: this.bridgeSubnet ?? '',
       hypervisor: this.hypervisor ?? 'auto',

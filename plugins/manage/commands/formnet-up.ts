@@ -11,7 +11,7 @@ export class ManageFormnetUpCommand extends DeveloperCommand {
     category: 'Manage',
     description: 'Bring this machine\'s formnet interface up and keep it in sync with the network',
     details: `
-      Creates the WireGuard interface (the kernel's, else wireguard-go; needs root), gives it the address from \`form manage join\`, routes formnet through it, and then asks the node for the list of nodes every few seconds and updates the peers. Runs in the foreground (for systemd) until SIGINT/SIGTERM, then removes the interface. \`--detach\` runs it in the background with a pid file; stop it with \`form manage formnet-down\`.
+      Creates the WireGuard interface (the kernel's, else wireguard-go; needs root), gives it the address from \`form manage join\` (a /32), and then asks the node for the list of nodes every few seconds, updates the peers and routes each node's subnet through the interface. Only subnets inside the formnet range are routed, and never one that overlaps this machine's own addresses, routes or DNS resolvers (it is logged and left out instead), so formnet never takes traffic this machine sends elsewhere. Runs in the foreground (for systemd) until SIGINT/SIGTERM, then removes the interface. \`--detach\` runs it in the background with a pid file; stop it with \`form manage formnet-down\`.
     `,
     examples: [
       ['In the foreground', 'sudo $0 manage formnet-up'],

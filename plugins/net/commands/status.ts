@@ -42,7 +42,8 @@ export class NetStatusCommand extends FormCommand {
     if (!config?.formnet.address) throw new FormError('FORMNET_NOT_JOINED', 'no node runs here and this machine has not joined formnet', { hint: 'start a node (`form node start`), or join with `form manage join`' })
     const { readDevice } = await import('../lib/wireguard/device.js')
     const device = await readDevice(iface)
-    status = { role: 'developer', enabled: Boolean(device), interface: iface, address: config.formnet.address, cidr: config.formnet.cidr, node: config.formnet.node, peers: device?.peers ?? [] }
+    const { routesOf } = await import('../lib/ip.js')
+    status = { role: 'developer', enabled: Boolean(device), interface: iface, address: config.formnet.address, cidr: config.formnet.cidr, node: config.formnet.node, routes: device ? await routesOf(iface) : [], peers: device?.peers ?? [] }
     this.show(status)
   }
 
@@ -55,7 +56,9 @@ export class NetStatusCommand extends FormCommand {
         ? `formnet (${s.role}): ${s.interface} ${s.address} in ${s.subnet ?? s.cidr}${s.endpoint ? `, endpoint ${s.endpoint}` : ''}`
         : `formnet (${s.role}) is not up${s.reason ? `: ${s.reason}` : ''}`
       const rows = s.peers.map((p) => `  ${(p.kind ?? 'peer').padEnd(9)} ${(p.name ?? p.publicKey).padEnd(42)} ${p.allowedIps.join(',').padEnd(18)} ${(p.endpoint ?? '-').padEnd(21)} handshake ${age(p.lastHandshake)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`)
-      return [head, rows.length ? `${rows.length} peer(s):` : 'no peers', ...rows].join('\n')
+      const skipped = ((s.skippedRoutes ?? []) as { route: string; conflicts: string[] }[]).map((r) => `  not routed: ${r.route} overlaps ${r.conflicts.join('; ')} (set [net] formnet_cidr to a range this host does not use)`)
+      const routes = Array.isArray(s.routes) ? [`routes: ${s.routes.join(', ') || 'none'}`] : []
+      return [head, rows.length ? `${rows.length} peer(s):` : 'no peers', ...rows, ...routes, ...skipped].join('\n')
     })
   }
 }

@@ -35,14 +35,25 @@ export async function setAddress(ifname: string, cidr: string, mtu?: number): Pr
   await ip(['link', 'set', 'dev', ifname, 'up'])
 }
 
-/** The destinations routed through an interface (e.g. 10.0.0.0/8, 10.1.2.250). */
+/** The destinations routed through an interface, in CIDR form (`ip` writes a host route as a bare address). */
 export async function routesOf(ifname: string): Promise<string[]> {
   const out = await ip(['-j', '-4', 'route', 'show', 'dev', ifname], { allowFailure: true })
   try {
-    return (JSON.parse(out || '[]') as { dst: string }[]).map((r) => r.dst)
+    return (JSON.parse(out || '[]') as { dst: string }[]).map((r) => (r.dst.includes('/') || r.dst === 'default' ? r.dst : `${r.dst}/32`))
   } catch {
     return []
   }
+}
+
+/** Makes the routes through an interface exactly `desired` (CIDRs): adds what is missing, removes the rest. */
+export async function syncRoutes(ifname: string, desired: string[]): Promise<{ added: string[]; removed: string[] }> {
+  const current = new Set(await routesOf(ifname))
+  const want = new Set(desired)
+  const added = [...want].filter((r) => !current.has(r))
+  const removed = [...current].filter((r) => !want.has(r))
+  for (const r of added) await ip(['route', 'replace', r, 'dev', ifname])
+  for (const r of removed) await ip(['route', 'del', r, 'dev', ifname], { allowFailure: true })
+  return { added, removed }
 }
 
 /** The kind of a link ('wireguard', 'tun', 'bridge', ...), or undefined when there is no such link. */

@@ -4,9 +4,10 @@ import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
-import { ip, routesOf, setAddress } from '../lib/ip.js'
-import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey } from '../lib/formnet/ipam.js'
-import { claimsOf, developerPeers, formnetView, nodePeers, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
+import { routesOf, setAddress, syncRoutes } from '../lib/ip.js'
+import { conflictsWith, hostConflictError, readHostNetworks, routable } from '../lib/formnet/hostnet.js'
+import { allocateHost, chooseSubnet, formatCidr, nodeAddress, parseCidr, subnetFromKey, within } from '../lib/formnet/ipam.js'
+import { claimsOf, developerPeers, formnetView, inBounds, nodePeers, nodeRoutes, subnetAddressesInUse, type FormnetView } from '../lib/formnet/peers.js'
 import { planPeers } from '../lib/formnet/reconcile.js'
 import { openDevice, type WireGuardDevice } from '../lib/wireguard/device.js'
 import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
@@ -15,7 +16,7 @@ import { decodeKey, loadOrCreateWireGuardKeys } from '../lib/wireguard/keys.js'
 export interface FormnetHandle {
   /** false when formnet is off or this machine cannot run WireGuard; the subnet is still claimed */
   enabled: boolean
-  /** the whole formnet, e.g. 10.0.0.0/8 */
+  /** the whole formnet range, e.g. 198.18.0.0/15 (never put on an interface: each node's subnet is routed on its own) */
   cidr: string
   /** this node's subnet (its instances and admitted developers live in it), e.g. 10.42.7.0/24 */
   subnet(): string
@@ -35,14 +36,36 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const space = parseCidr(config.formnet_cidr)
   const keys = await loadOrCreateWireGuardKeys(join(ctx.paths.dataDir, 'keys', 'wireguard.json'))
 
-  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'))
+  const bounds = { space, prefix: config.formnet_subnet_prefix }
+  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'), bounds)
+  // The host's own networks, besides the links formnet manages: no formnet subnet or route may overlap them.
+  const hostNetworks = () => readHostNetworks([config.formnet_interface, config.bridge_name])
 
-  // A subnet claim: the earliest claim of a subnet wins on every replica; a node that lost claims another.
+  // A subnet claim: the earliest claim of a subnet wins on every replica; a node that lost claims
+  // another. The node claims only a subnet that overlaps nothing the host already uses, and keeps
+  // one it holds only while that stays true.
   const claim = async (): Promise<string> => {
     for (;;) {
+      const host = await hostNetworks()
+      const records = await store.all('cidrs')
+      // a subnet won under another formnet_cidr, which the instance bridge keeps: say so rather than hold two
+      const old = formnetView(records, [], []).subnets.get(me)
+      if (old && !(within(space, parseCidr(old)) && parseCidr(old).prefix === bounds.prefix)) {
+        throw new FormError('FORMNET_RANGE_CHANGED', `this node holds formnet subnet ${old}, not a /${bounds.prefix} of [net] formnet_cidr ${config.formnet_cidr}`, {
+          hint: 'set [net] formnet_cidr and formnet_subnet_prefix back to what this network uses (networks started before the default became 198.18.0.0/15 use 10.0.0.0/8); every node of a network must use the same',
+        })
+      }
       const held = (await readView()).subnets.get(me)
-      if (held) return held
-      const key = chooseSubnet(me, claimsOf(await store.all('cidrs')), space, config.formnet_subnet_prefix)
+      if (held) {
+        if (conflictsWith(host, parseCidr(held)).length) throw hostConflictError('this node\'s formnet subnet', parseCidr(held), host)
+        return held
+      }
+      let key: string
+      try {
+        key = chooseSubnet(me, claimsOf(records), space, config.formnet_subnet_prefix, (c) => conflictsWith(host, c).length === 0)
+      } catch (error) {
+        throw (error as FormError).code === 'FORMNET_CONFLICT' ? hostConflictError('formnet', space, host) : error
+      }
       log.info('claiming a formnet subnet', { subnet: formatCidr(subnetFromKey(key)) })
       await state.put('cidrs', `${key}/${me}`, { node: me, subnet: formatCidr(subnetFromKey(key)) })
     }
@@ -54,7 +77,10 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
 
   let device: WireGuardDevice | undefined
   let disabledReason: string | undefined = config.formnet === 'off' ? 'formnet = "off" in the operator config' : undefined
-  const routed = new Set<string>()
+  // peer routes left out because they overlap a host network, logged once each
+  let skipped = new Map<string, string[]>()
+  // nodes whose claims lie outside this node's formnet range, warned about once each
+  const strays = new Set<string>()
 
   // One reconciliation at a time; a request while one runs schedules exactly one more.
   let running: Promise<void> | undefined
@@ -68,7 +94,12 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       subnet = held ?? (await claim())
       log.warn('this node moved to another formnet subnet', { subnet })
       await publishRecord()
-      if (device) await setAddress(device.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
+      if (device) await setAddress(device.name, `${myAddress()}/32`, FORMNET_MTU)
+    }
+    for (const c of claimsOf(await store.all('cidrs'))) {
+      if (inBounds(c, bounds) || strays.has(c.node)) continue
+      strays.add(c.node)
+      log.warn('a node claims a formnet subnet outside this node\'s [net] formnet_cidr; it is not a peer', { node: c.node, subnet: c.subnet.replace('_', '/'), formnet_cidr: config.formnet_cidr, hint: 'every node of a network must use the same formnet_cidr and formnet_subnet_prefix' })
     }
     if (!device) return
     const desired = nodePeers(view, me, config.formnet_keepalive_s)
@@ -77,11 +108,14 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       await device.set({ peers: changes })
       log.info('formnet peers updated', { added: changes.filter((c) => !c.remove && c.allowedIps).length, removed: changes.filter((c) => c.remove).length })
     }
-    // Developers admitted here hold addresses of this node's subnet, which may also be routed to the
-    // instance bridge: a host route keeps their traffic on formnet.
-    const mine = new Set(view.peers.filter((p) => p.node === me).map((p) => p.address))
-    for (const a of mine) if (!routed.has(a)) await ip(['route', 'replace', `${a}/32`, 'dev', device.name]).then(() => routed.add(a))
-    for (const a of routed) if (!mine.has(a)) await ip(['route', 'del', `${a}/32`, 'dev', device.name], { allowFailure: true }).then(() => routed.delete(a))
+    // The interface holds only this node's /32: each peer node's subnet is routed to it on its own,
+    // and so is each developer admitted here (its /32 lies in this node's subnet, which is the
+    // instance bridge's). A route over a network the host already uses is left out.
+    const { routes, skipped: now } = routable(await hostNetworks(), nodeRoutes(view, me))
+    for (const [route, conflicts] of now) if (!skipped.has(route)) log.warn('a formnet route overlaps a network of this host; it is not routed to formnet', { route, conflicts })
+    skipped = now
+    const { added, removed } = await syncRoutes(device.name, routes)
+    if (added.length || removed.length) log.info('formnet routes updated', { added, removed })
   }
   const requestReconcile = (): Promise<void> => {
     if (running) {
@@ -105,8 +139,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
 
   const setUp = async (d: WireGuardDevice) => {
     await d.set({ privateKey: keys.privateKey, listenPort: config.formnet_port })
-    await setAddress(d.name, `${myAddress()}/${space.prefix}`, FORMNET_MTU)
-    routed.clear()
+    await setAddress(d.name, `${myAddress()}/32`, FORMNET_MTU)
   }
   if (!disabledReason) {
     try {
@@ -192,6 +225,8 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       endpoint,
       listenPort: dev?.listenPort,
       lastError,
+      routes: device ? (await routesOf(device.name)) : [],
+      skippedRoutes: [...skipped].map(([route, conflicts]) => ({ route, conflicts })),
       peers: (dev?.peers ?? []).map((p) => ({
         ...names.get(p.publicKey),
         publicKey: p.publicKey,

@@ -1,15 +1,18 @@
 import { rm } from 'node:fs/promises'
 import { writeSecretFile } from '../../../../core/files.js'
 import type { Logger } from '../../../../core/log.js'
-import { ip, setAddress } from '../ip.js'
+import { FormError } from '../../../../core/errors.js'
+import { setAddress, syncRoutes } from '../ip.js'
 import { openDevice } from '../wireguard/device.js'
+import { readHostNetworks, routable, type HostNetwork } from './hostnet.js'
+import { parseCidr, parseRoute, within, type Cidr } from './ipam.js'
 import { planPeers, type DesiredPeer } from './reconcile.js'
 
 /** What `form manage formnet-up` keeps running on a developer's machine. */
 export interface DeveloperInterfaceOptions {
   interface: string
   driver: 'auto' | 'kernel' | 'userspace'
-  /** this machine's formnet address (a /32) and the whole formnet, routed through the interface */
+  /** this machine's formnet address (a /32), and the formnet range: only node subnets inside it are routed */
   address: string
   cidr: string
   privateKey: string
@@ -27,10 +30,28 @@ export interface DeveloperInterfaceOptions {
 const MTU = 1420
 
 /**
+ * The node's peer list is remote data: only allowed IPs inside formnet are kept (a node saying
+ * 0.0.0.0/0 would take every packet of this machine), and each node's subnet is routed on its own
+ * unless it overlaps a network this machine already uses (a LAN, a VPN, its DNS resolver).
+ */
+export function developerPlan(space: Cidr, peers: DesiredPeer[], host: HostNetwork[]): { desired: DesiredPeer[]; routes: string[]; skipped: Map<string, string[]> } {
+  const inside = (a: string) => {
+    const c = parseRoute(a)
+    return c !== undefined && within(space, c)
+  }
+  const desired = peers.map((p) => ({ ...p, allowedIps: p.allowedIps.filter(inside) }))
+  return { desired, ...routable(host, desired.flatMap((p) => p.allowedIps)) }
+}
+
+/**
  * Brings the developer's interface up and keeps its peers equal to the node list until `signal`
  * aborts, then removes the interface. A node that cannot be reached leaves the peers as they are.
  */
 export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promise<void> {
+  const space = parseCidr(o.cidr)
+  // what the node says is formnet; a wider range would let it route this machine's traffic away
+  if (space.prefix < 8) throw new FormError('FORMNET_BAD_CIDR', `the node gave formnet ${o.cidr}, wider than a /8`, { hint: 'join through a node whose [net] formnet_cidr is a /8 or narrower' })
+  let routed: string[] = []
   const device = await openDevice({
     name: o.interface,
     driver: o.driver,
@@ -39,24 +60,30 @@ export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promi
     onUp: async (d) => {
       await d.set({ privateKey: o.privateKey })
       await setAddress(d.name, `${o.address}/32`, MTU)
-      await ip(['route', 'replace', o.cidr, 'dev', d.name])
+      // wireguard-go restarted: its routes went with the interface
+      await syncRoutes(d.name, routed)
     },
   })
   o.log.info('formnet interface up', { interface: o.interface, address: o.address })
   let failures = 0
+  const warned = new Set<string>()
   try {
     while (!o.signal.aborted) {
       try {
-        const desired = await o.fetchPeers()
+        const { desired, routes, skipped } = developerPlan(space, await o.fetchPeers(), await readHostNetworks([o.interface]))
+        routed = routes
+        for (const [subnet, conflicts] of skipped) {
+          if (!warned.has(subnet)) o.log.warn('a formnet subnet overlaps a network of this machine; it is not routed to formnet', { subnet, conflicts })
+          warned.add(subnet)
+        }
         const changes = planPeers(await device.get(), desired)
         if (changes.length) {
           await device.set({ peers: changes })
           o.log.info('formnet peers updated', { peers: desired.length, changed: changes.length })
         }
-        // A wireguard-go restart drops the route with the interface; put it back if it went.
-        await ip(['route', 'replace', o.cidr, 'dev', device.name])
+        await syncRoutes(device.name, routed)
         failures = 0
-        await writeSecretFile(o.statusFile, JSON.stringify({ pid: process.pid, interface: o.interface, address: o.address, peers: desired.length, syncedAt: Date.now() }) + '\n', true)
+        await writeSecretFile(o.statusFile, JSON.stringify({ pid: process.pid, interface: o.interface, address: o.address, peers: desired.length, routes: routed, syncedAt: Date.now() }) + '\n', true)
       } catch (error) {
         if (failures++ % 10 === 0) o.log.warn('could not sync formnet peers; keeping the current ones', { error: (error as Error).message })
       }

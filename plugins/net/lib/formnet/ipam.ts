@@ -19,7 +19,7 @@ export function parseCidr(text: string): Cidr {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text)
   const octets = m ? m.slice(1, 5).map(Number) : []
   const prefix = m ? Number(m[5]) : NaN
-  if (!m || octets.some((o) => o > 255) || prefix > 32) throw new FormError('FORMNET_BAD_CIDR', `"${text}" is not an IPv4 CIDR`, { hint: 'e.g. 10.0.0.0/8' })
+  if (!m || octets.some((o) => o > 255) || prefix > 32) throw new FormError('FORMNET_BAD_CIDR', `"${text}" is not an IPv4 CIDR`, { hint: 'e.g. 198.18.0.0/15' })
   const addr = octets.reduce((a, o) => a * 256 + o, 0)
   const size = 2 ** (32 - prefix)
   if (addr % size !== 0) throw new FormError('FORMNET_BAD_CIDR', `"${text}" has host bits set`, { hint: `the network address is ${formatIp(addr - (addr % size))}/${prefix}` })
@@ -88,14 +88,19 @@ export function subnetOf(node: string, claims: Iterable<Claim>): string | undefi
  * The subnet a node should claim next: the first one, from a position given by its address, that no
  * one has claimed yet. Throws when formnet is full.
  */
-export function chooseSubnet(node: string, claims: Iterable<Claim>, space: Cidr, prefix: number): string {
+export function chooseSubnet(node: string, claims: Iterable<Claim>, space: Cidr, prefix: number, usable: (subnet: Cidr) => boolean = () => true): string {
   const count = subnetCount(space, prefix)
   const taken = new Set([...claims].map((c) => c.subnet))
   const start = createHash('sha256').update(node).digest().readUInt32BE(0) % count
+  let unusable = 0
   for (let i = 0; i < count; i++) {
-    const key = subnetKey(subnetAt(space, prefix, (start + i) % count))
-    if (!taken.has(key)) return key
+    const subnet = subnetAt(space, prefix, (start + i) % count)
+    const key = subnetKey(subnet)
+    if (taken.has(key)) continue
+    if (usable(subnet)) return key
+    unusable++
   }
+  if (unusable) throw new FormError('FORMNET_CONFLICT', `every free /${prefix} of formnet ${formatCidr(space)} overlaps a network this host already uses`, { hint: 'set [net] formnet_cidr to a range this host does not use' })
   throw new FormError('FORMNET_FULL', `every /${prefix} of formnet ${formatCidr(space)} is claimed`, { hint: 'use a larger formnet_cidr or smaller node subnets' })
 }
 
@@ -120,6 +125,25 @@ export function allocateHost(subnet: Cidr, used: Iterable<string>, options: { fr
     if (!taken.has(ip)) return ip
   }
   throw new FormError('FORMNET_SUBNET_FULL', `no free address left in ${formatCidr(subnet)}`, { hint: 'remove unused instances or developer peers' })
+}
+
+/** True when the two ranges share at least one address. */
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  return a.base < b.base + 2 ** (32 - b.prefix) && b.base < a.base + 2 ** (32 - a.prefix)
+}
+
+/** True when `inner` lies wholly inside `outer`. */
+export function within(outer: Cidr, inner: Cidr): boolean {
+  return inner.prefix >= outer.prefix && overlaps(outer, inner)
+}
+
+/** A CIDR, or a bare address as its /32 (how `ip -j route` writes host routes); undefined when neither. */
+export function parseRoute(text: string): Cidr | undefined {
+  try {
+    return parseCidr(text.includes('/') ? text : `${text}/32`)
+  } catch {
+    return undefined
+  }
 }
 
 /** True when the IPv4 address lies inside the CIDR. */

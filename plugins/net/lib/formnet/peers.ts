@@ -1,5 +1,5 @@
 import { decodeKey } from '../wireguard/keys.js'
-import { contains, formatCidr, parseCidr, subnetFromKey, winners, type Claim } from './ipam.js'
+import { contains, formatCidr, parseCidr, subnetFromKey, winners, within, type Cidr, type Claim } from './ipam.js'
 import type { DesiredPeer } from './reconcile.js'
 
 /**
@@ -59,9 +59,29 @@ export function claimsOf(records: RecordLike[]): Claim[] {
   })
 }
 
-export function formnetView(cidrs: RecordLike[], nodes: RecordLike[], peers: RecordLike[]): FormnetView {
+/** The formnet range and the size of node subnets: a claim of anything else routes nothing. */
+export interface FormnetBounds {
+  space: Cidr
+  prefix: number
+}
+
+export function inBounds(claim: Claim, bounds: FormnetBounds | undefined): boolean {
+  if (!bounds) return true
+  try {
+    const c = subnetFromKey(claim.subnet)
+    return c.prefix === bounds.prefix && within(bounds.space, c)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * With `bounds`, a claim outside the formnet range or of another size is ignored: a peer claiming
+ * 0.0.0.0/0 (or a neighbour's /16) would otherwise be given routes over the host's own traffic.
+ */
+export function formnetView(cidrs: RecordLike[], nodes: RecordLike[], peers: RecordLike[], bounds?: FormnetBounds): FormnetView {
   const subnets = new Map<string, string>()
-  const won = [...winners(claimsOf(cidrs)).values()].sort((a, b) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : 1))
+  const won = [...winners(claimsOf(cidrs).filter((c) => inBounds(c, bounds))).values()].sort((a, b) => a.t.ms - b.t.ms || a.t.n - b.t.n || (a.hash < b.hash ? -1 : 1))
   for (const c of won) {
     if (subnets.has(c.node)) continue // a node holds the earliest subnet it won
     try {
@@ -101,6 +121,16 @@ export function nodePeers(view: FormnetView, self: string, keepalive: number): D
     else out.set(p.publicKey, { publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })
   }
   return [...out.values()]
+}
+
+/**
+ * The routes a node puts on its formnet interface: every other node's subnet, and the /32 of each
+ * developer it admitted (its own subnet is not routed to formnet: it lives on the instance bridge).
+ */
+export function nodeRoutes(view: FormnetView, self: string): string[] {
+  const routes = view.nodes.filter((n) => n.node !== self).map((n) => n.subnet)
+  for (const p of view.peers) if (p.node === self) routes.push(`${p.address}/32`)
+  return [...new Set(routes)]
 }
 
 /** The peers of a developer's interface: every node, reached at its endpoint, routing its subnet. */
