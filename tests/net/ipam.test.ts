@@ -47,7 +47,7 @@ t.test('a node claims only a subnet the host does not use; none left is a confli
   const hostUses = [parseCidr('10.1.0.0/24'), parseCidr('10.1.1.53/32'), parseCidr('10.1.2.0/24')]
   const free = (c: ReturnType<typeof parseCidr>) => !hostUses.some((h) => overlaps(h, c))
   for (const node of ['0xa', '0xb', '0xc', '0xd']) t.equal(chooseSubnet(node, [], space, 24, free), '10.1.3.0_24', `${node} lands on the one free subnet`)
-  const taken: Claim = { subnet: '10.1.3.0_24', node: '0xz', t: { ms: 1, n: 0 }, hash: 'aa' }
+  const taken: Claim = { subnet: '10.1.3.0_24', node: '0xz', rank: 1, t: { ms: 1, n: 0 }, hash: 'aa' }
   t.throws(() => chooseSubnet('0xa', [taken], space, 24, free), { code: 'FORMNET_CONFLICT' })
 })
 
