@@ -34,7 +34,7 @@ t.test('form runs through the symlink npm link makes, when the node on PATH is v
   mkdirSync(join(dir, 'bin'))
   symlinkSync(ROOT, join(dir, 'lib', 'node_modules', 'formation-cli'))
   symlinkSync('../lib/node_modules/formation-cli/bin/form.js', join(dir, 'bin', 'form'))
-  const env = { ...process.env, PATH: `${join(dir, 'bin')}:${old}:/usr/bin:/bin`, FORM_CONFIG_DIR: join(dir, 'config'), FORM_DATA_DIR: join(dir, 'data'), FORM_RUNTIME_DIR: join(dir, 'run'), NO_COLOR: '1' }
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(dir, 'bin')}:${old}:/usr/bin:/bin`, FORM_CONFIG_DIR: join(dir, 'config'), FORM_DATA_DIR: join(dir, 'data'), FORM_RUNTIME_DIR: join(dir, 'run'), NO_COLOR: '1' }
   delete env.FORM_REEXEC
 
   const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version
@@ -60,7 +60,7 @@ t.test('form runs through the symlink npm link makes, when the node on PATH is v
 t.test('a signal sent to the re-exec parent reaches form', async (t) => {
   const dir = t.testdir()
   const old = oldNodeDir(dir)
-  const env = { ...process.env, PATH: `${old}:/usr/bin:/bin`, FORM_CONFIG_DIR: join(dir, 'config'), FORM_DATA_DIR: join(dir, 'data'), FORM_RUNTIME_DIR: join(dir, 'run'), FORM_FORMNET: 'off', FORM_LISTEN: '/ip4/127.0.0.1/tcp/0', NO_COLOR: '1' }
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${old}:/usr/bin:/bin`, FORM_CONFIG_DIR: join(dir, 'config'), FORM_DATA_DIR: join(dir, 'data'), FORM_RUNTIME_DIR: join(dir, 'run'), FORM_FORMNET: 'off', FORM_LISTEN: '/ip4/127.0.0.1/tcp/0', NO_COLOR: '1' }
   delete env.FORM_REEXEC
   const { spawn } = await import('node:child_process')
   // no controlling terminal (setsid): SIGINT is passed on too, as for a script or a service
@@ -87,7 +87,7 @@ t.test('installer/install.sh installs a packed form that runs and has man pages'
   const prefix = join(dir, 'prefix')
   const root = join(dir, 'root')
   // Debian's Node may be 20: the installed form must run all the same (PATH's node is the v20 stub)
-  const env = { ...process.env, PATH: `${old}:${process.env.PATH}`, npm_config_prefer_offline: 'true' }
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${old}:${process.env.PATH}`, npm_config_prefer_offline: 'true' }
   delete env.FORM_REEXEC
   const started = Date.now()
   const install = run('bash', [join(ROOT, 'installer', 'install.sh'), '--no-packages', '--node', '--prefix', prefix, '--root', root, '--from', tarball], { env })
@@ -104,22 +104,20 @@ t.test('installer/install.sh installs a packed form that runs and has man pages'
   const manDir = join(prefix, 'share', 'man')
   const pages = readdirSync(join(manDir, 'man1'))
   t.ok(pages.includes('form.1') && pages.includes('form-pack-build.1'), 'npm linked the man pages into <prefix>/share/man/man1')
-  if (!existsSync('/usr/bin/man')) t.skip('man is not installed (apt-get install man-db): the pages were not opened')
-  else {
+  await t.test('man opens the installed pages', { skip: existsSync('/usr/bin/man') ? false : 'man is not installed (apt-get install man-db)' }, async (t) => {
     const where = run('man', ['-w', 'form-pack-build'], { env: { ...env, MANPATH: manDir } })
     t.equal(where.code, 0, where.stderr)
     t.match(where.stdout, /form-pack-build\.1/, 'man finds the page through MANPATH')
     const page = run('man', ['-P', 'cat', 'form-pack-build'], { env: { ...env, MANPATH: manDir, MANWIDTH: '80' } })
     t.equal(page.code, 0, page.stderr)
     t.match(page.stdout, /form-pack-build - Build the Formfile/, 'the page renders')
-  }
+  })
 
   const unit = join(root, 'etc', 'systemd', 'system', 'form-node.service')
   t.match(readFileSync(unit, 'utf8'), `ExecStart=${prefix}/bin/form node start`, 'the unit runs the installed form')
-  if (!existsSync('/usr/bin/systemd-analyze')) t.skip('systemd-analyze is not installed (apt-get install systemd): the unit was not verified')
-  else {
+  await t.test('systemd-analyze verify accepts the unit', { skip: existsSync('/usr/bin/systemd-analyze') ? false : 'systemd-analyze is not installed (apt-get install systemd)' }, async (t) => {
     // verify checks that ExecStart is executable and that the Documentation= man page exists
     const verify = run('systemd-analyze', ['verify', unit], { env: { ...env, MANPATH: manDir } })
     t.equal(verify.code, 0, `systemd-analyze verify: ${verify.stderr}`)
-  }
+  })
 })
