@@ -27,7 +27,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
       throw new FormError('INSTANCE_DELETED', `instance ${deleted.map((v) => v.id).join(', ')} was deleted; its disk is gone`, { hint: 'ship the build again for a new instance (`form pack ship`)' })
     }
     const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
     // a failure counts when it is a new report, not the one from before this write (no clocks compared)
     const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
