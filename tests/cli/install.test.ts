@@ -3,7 +3,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
-import { FORM_BIN, ROOT, until } from '../helpers/form.js'
+import { FORM_BIN, makeEnv, ROOT, until } from '../helpers/form.js'
 
 const PINNED = join(ROOT, 'node_modules', 'node', 'bin', 'node')
 
@@ -58,10 +58,9 @@ t.test('form runs through the symlink npm link makes, when the node on PATH is v
 })
 
 t.test('a signal sent to the re-exec parent reaches form', async (t) => {
-  const dir = t.testdir()
-  const old = oldNodeDir(dir)
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${old}:/usr/bin:/bin`, FORM_CONFIG_DIR: join(dir, 'config'), FORM_DATA_DIR: join(dir, 'data'), FORM_RUNTIME_DIR: join(dir, 'run'), FORM_FORMNET: 'off', FORM_LISTEN: '/ip4/127.0.0.1/tcp/0', NO_COLOR: '1' }
-  delete env.FORM_REEXEC
+  const fe = await makeEnv(t) // a short runtime dir: socket paths are limited
+  const old = oldNodeDir(fe.dir)
+  const env: NodeJS.ProcessEnv = { ...fe.env, PATH: `${old}:/usr/bin:/bin`, FORM_REEXEC: undefined }
   const { spawn } = await import('node:child_process')
   // no controlling terminal (setsid): SIGINT is passed on too, as for a script or a service
   const child = spawn('setsid', [join(old, 'node'), FORM_BIN, 'node', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -70,8 +69,12 @@ t.test('a signal sent to the re-exec parent reaches form', async (t) => {
   child.stderr.on('data', (d) => (out += d))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   // the node's signal handlers are in place once its API answers
-  const client = createClient({ socket: join(dir, 'run', 'node.sock'), timeoutMs: 1000 })
-  const nodePid = (await until('the node to answer', () => client.get<{ pid: number }>('/v1/health'))).pid
+  const client = createClient({ socket: fe.socket, timeoutMs: 1000 })
+  const health = await until('the node to answer', () => client.get<{ pid: number }>('/v1/health'), 60_000).catch((error: Error) => {
+    child.kill('SIGKILL')
+    throw new Error(`${error.message}\n${out}`)
+  })
+  const nodePid = health.pid
   t.not(nodePid, child.pid, 'the node runs in the re-executed child')
   child.kill('SIGTERM')
   t.equal(await exited, 0, `the node stopped cleanly and the parent passed its status on\n${out}`)
