@@ -10,6 +10,8 @@ if (major < 22) {
   }
   process.exitCode = await reexec(node)
 } else {
+  // only this run was re-executed; a form that this one starts decides for itself
+  delete process.env.FORM_REEXEC
   // `form --version` needs only the package manifest.
   if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-v')) {
     const { readFileSync } = await import('node:fs')

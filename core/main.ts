@@ -1,7 +1,7 @@
-import { Builtins, Cli } from 'clipanion'
+import { Builtins, Cli, type CommandClass } from 'clipanion'
 import { builtinPlugins } from './builtins.js'
 import type { FormContext } from './command.js'
-import { commandPaths, groupUsage, route, unknownOption, withValueNames } from './commands/help.js'
+import { commandPaths, groupUsage, ownValueNames, route, unknownOption, withValueNames } from './commands/help.js'
 import { FormError } from './errors.js'
 import { loadPlugins, type LoadedPlugin } from './loader.js'
 import { colorEnabled, paint, reportError } from './output.js'
@@ -10,14 +10,27 @@ import { VERSION } from './version.js'
 
 /** Clipanion's command line, with value names (`--replicas <n>`) where Clipanion prints `#0`. */
 class FormCli extends Cli<FormContext> {
+  /** the registered classes that have a usage, in Clipanion's order (definitions() lists only those) */
+  private documented: CommandClass<FormContext>[] = []
+  override register(command: CommandClass<FormContext>): void {
+    super.register(command)
+    if (command.usage !== undefined) this.documented.push(command)
+  }
   override usage(...args: Parameters<Cli<FormContext>['usage']>): string {
-    return alignOptions(withValueNames(super.usage(...args)))
+    const text = super.usage(...args)
+    if (args[0]) return alignOptions(withValueNames(text, ownValueNames(args[0])))
+    // the list of every command: each line with its own command's value names
+    const own = new Map(this.documented.flatMap((c) => (c.paths ?? []).map((p) => [`form ${p.join(' ')} `, ownValueNames(c)] as const)))
+    return text.split('\n').map((line) => withValueNames(line, [...own].find(([prefix]) => line.trimStart().startsWith(prefix))?.[1])).join('\n')
   }
   override error(...args: Parameters<Cli<FormContext>['error']>): string {
     return withValueNames(super.error(...args))
   }
   override definitions(...args: Parameters<Cli<FormContext>['definitions']>): ReturnType<Cli<FormContext>['definitions']> {
-    return super.definitions(...args).map((d) => ({ ...d, usage: withValueNames(d.usage), options: d.options.map((o) => ({ ...o, definition: withValueNames(o.definition) })) }))
+    return super.definitions(...args).map((d, i) => {
+      const own = ownValueNames(this.documented[i])
+      return { ...d, usage: withValueNames(d.usage, own), options: d.options.map((o) => ({ ...o, definition: withValueNames(o.definition, own) })) }
+    })
   }
 }
 

@@ -28,8 +28,14 @@ export function closest(word: string, candidates: string[], max = 3): string[] {
     .map(({ c }) => c)
 }
 
-/** What an option's value is, for help: `--replicas <n>`, `--file <path>` (Clipanion prints `#0`). */
-export function valueName(names: string[]): string {
+/**
+ * What an option's value is, for help: `--replicas <n>`, `--file <path>` (Clipanion prints `#0`). A
+ * command may name its own (`static valueNames = { '--timeout': 'duration' }`); else it is guessed
+ * from the option's name.
+ */
+export function valueName(names: string[], own: Record<string, string> = {}): string {
+  const given = names.map((n) => own[n]).find(Boolean)
+  if (given) return given
   const long = (names.find((n) => n.startsWith('--')) ?? names[0]).replace(/^-+/, '')
   if (/(^|-)(replicas|timeout|lines|bytes|vcpus|limit|after|interval|ms|mb|gb|s|port|count)$/.test(long)) return 'n'
   if (/(file|dir|path|output|identity|keystore)$/.test(long)) return 'path'
@@ -40,11 +46,17 @@ export function valueName(names: string[]): string {
   return long.split('-').pop()!
 }
 
+/** The value names a command class declares for its options, if any. */
+export function ownValueNames(command: unknown): Record<string, string> {
+  const cls = (typeof command === 'function' ? command : (command as { constructor?: unknown } | null)?.constructor) as { valueNames?: Record<string, string> } | undefined
+  return cls?.valueNames ?? {}
+}
+
 /** Replaces Clipanion's `#0` value placeholders with value names, in usage lines and option lists. */
-export function withValueNames(text: string): string {
+export function withValueNames(text: string, own: Record<string, string> = {}): string {
   return text.replace(/((?:-{1,2}[\w-]+)(?:,-{1,2}[\w-]+)*)((?: #\d+)+)/g, (_, names: string, args: string) => {
     const more = args.trim().split(' ').length > 1
-    return `${names} <${valueName(names.split(','))}>${more ? '...' : ''}`
+    return `${names} <${valueName(names.split(','), own)}>${more ? '...' : ''}`
   })
 }
 

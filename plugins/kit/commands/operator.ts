@@ -37,6 +37,7 @@ export class KitOperatorCommand extends FormCommand {
       ['Change one setting, keep the rest', '$0 kit operator --set node.resources.vcpus=8 --set node.hypervisor=qemu'],
     ],
   })
+  static valueNames = { '--set': 'key=value', '--hypervisor': 'auto|qemu|cloud-hypervisor' }
   yes = Option.Boolean('--yes,-y', false, { description: 'Do not ask; use the flags and defaults' })
   output = Option.String('--output,-o', { description: 'Where to write the TOML' })
   force = Option.Boolean('--force', false, { description: 'Replace an existing file (the operator key stays; see --new-key)' })

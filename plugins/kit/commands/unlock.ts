@@ -18,6 +18,7 @@ export class KitUnlockCommand extends FormCommand {
       ['Lock again', '$0 kit lock'],
     ],
   })
+  static valueNames = { '--timeout': 'duration' }
   timeout = Option.String('--timeout', '15m', { description: 'How long the wallet stays unlocked (90s, 15m, 8h, at most 7d)' })
   passwordFile = Option.String('--password-file', { description: 'Read the keystore password from this file (or set FORM_PASSWORD)' })
 
