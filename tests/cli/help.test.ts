@@ -87,8 +87,20 @@ for (const shell of ['zsh', 'fish'] as const) {
     const fe = await makeEnv(t)
     const script = await form(fe, ['completion', shell])
     t.equal(script.code, 0, script.stderr)
-    const check = spawnSync(bin, ['-n'], { input: script.stdout, encoding: 'utf8' })
+    const file = join(fe.dir, `form.${shell}`)
+    writeFileSync(file, script.stdout)
+    const check = spawnSync(bin, ['-n', file], { encoding: 'utf8' })
     t.equal(check.status, 0, check.stderr)
+    if (shell === 'fish') {
+      // fish completes a command line on request: what TAB would offer
+      const offered = (line: string) => spawnSync('fish', ['-c', `source ${file}; complete -C'${line}'`], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split('\t')[0]).filter(Boolean)
+      t.same(offered('form pa'), ['pack'])
+      t.same(offered('form pack b'), ['build'])
+      t.same(offered('form pack ship --rep'), ['--replicas'])
+    } else {
+      const loaded = spawnSync('zsh', ['-c', `autoload -Uz compinit && compinit -u && source ${file} && print -r -- $_comps[form]`], { encoding: 'utf8', env: { ...fe.env, HOME: fe.dir } })
+      t.equal(loaded.stdout.trim(), '_form_complete', 'zsh has the completion for form')
+    }
   })
 }
 
