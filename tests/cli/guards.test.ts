@@ -1,10 +1,12 @@
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
 import { loadSigner } from '../../plugins/kit/index.js'
 import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
-import { form, makeEnv, ROOT, startNode } from '../helpers/form.js'
+import { form, FORM_BIN, makeEnv, ROOT, startNode } from '../helpers/form.js'
 
 t.test('pack validate refuses the placeholder key pack init writes when it finds no key', async (t) => {
   const home = join(t.testdir(), 'home')
@@ -71,4 +73,26 @@ t.test('manage list leaves deleted instances out unless --all', async (t) => {
   t.match(human.stdout, /\(1 deleted instance not shown; --all shows them\)/)
   const all = await form(fe, ['manage', 'list', '--all', '--json'])
   t.same(JSON.parse(all.stdout).instances.map((i: { id: string; desired: string }) => [i.id, i.desired]).sort(), [['web-1', 'running'], ['web-2', 'deleted']])
+})
+
+t.test('manage delete on a terminal asks, and only "y" deletes', { skip: existsSync('/usr/bin/script') ? false : 'script (util-linux) is not installed' }, async (t) => {
+  const fe = await makeEnv(t, { FORM_PASSWORD: 'tty-pass' })
+  t.equal((await form(fe, ['kit', 'init', '--yes'])).code, 0)
+  const node = await startNode(fe)
+  t.teardown(() => node.stop())
+  const signer = await loadSigner({ configDir: fe.configDir, env: fe.env } as never)
+  const client = createClient({ socket: fe.socket, signer: async (req) => (await import('../../core/auth/sign.js')).signRequest({ ...req, signer }) })
+  await writeDesiredRecord(client, signer, 'web-1', { buildId: 'c'.repeat(64), image: 'd'.repeat(64), node: '0x' + '9'.repeat(40), vcpus: 1, memoryMb: 256, diskGb: 1, name: 'web-1', state: 'running' })
+  // script(1) gives the command a pseudo-terminal; what we type goes to it
+  const onTerminal = (answer: string) =>
+    spawnSync('script', ['-qec', `${process.execPath} ${FORM_BIN} manage delete web-1`, '/dev/null'], { env: fe.env, input: answer, encoding: 'utf8', timeout: 60_000 })
+  const desired = async () => JSON.parse((await form(fe, ['manage', 'list', '--all', '--json'])).stdout).instances[0].desired
+  const no = onTerminal('n\n')
+  t.match(no.stdout, /Delete web-1\? The VM, its disk and its address go; this cannot be undone\. \[y\/N\]/)
+  t.match(no.stdout, /nothing deleted/)
+  t.equal(no.status, 1)
+  t.equal(await desired(), 'running', '"n" keeps it')
+  const yes = onTerminal('y\n')
+  t.equal(yes.status, 0, yes.stdout)
+  t.equal(await desired(), 'deleted', '"y" deletes it')
 })
