@@ -28,6 +28,7 @@ t.test('kit unlock: one password, then signing needs none until kit lock', async
   t.equal((await stat(socket)).mode & 0o777, 0o600, 'the socket is private to the user')
   t.equal((await stat(fe.runtimeDir)).mode & 0o077, 0, 'and so is its directory')
   t.notMatch(unlock.stdout + unlock.stderr, /correct horse/, 'the password is not printed')
+  t.match(JSON.parse((await form(fe, ['kit', 'show', '--json'])).stdout).unlockedUntil, /^\d{4}-/, 'kit show says until when')
 
   // in-process: no password source at all, and two signatures
   const env = { ...fe.env, FORM_PASSWORD: undefined }
@@ -57,6 +58,7 @@ t.test('kit unlock: one password, then signing needs none until kit lock', async
   const after = await form(fe, logs)
   t.match(after.stderr, /error\[PASSWORD_REQUIRED\].*\n.*form kit unlock/, 'after lock a password is needed again')
   t.match((await form(fe, ['kit', 'lock'])).stdout, /no wallet agent was running/)
+  t.match((await form(fe, ['kit', 'show'])).stdout, /unlocked: no \(form kit unlock\)/)
 })
 
 t.test('the agent ends by itself after --timeout, and refuses another wallet\'s use', async (t) => {
