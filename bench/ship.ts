@@ -39,7 +39,7 @@ try {
   }
 
   const cold = await round()
-  j.lab.ok(await j.devForm(['manage', 'delete', '--build-id', buildId, '--wait'], 300_000))
+  j.lab.ok(await j.devForm(['manage', 'delete', '--build-id', buildId, '--yes', '--wait'], 300_000))
   const warm = await round()
 
   const s = (ms: number | undefined) => (ms === undefined ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)

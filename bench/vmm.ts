@@ -93,7 +93,7 @@ try {
     await lab.createInstance(id)
     const processMs = await when(t0, () => pidWith(tag) !== undefined, 'the VM process')
     const runningMs = await when(t0, async () => (await lab.observed(id))?.state === 'running', 'observed running')
-    lab.ok(await lab.form(['manage', 'delete', id, '--wait']))
+    lab.ok(await lab.form(['manage', 'delete', id, '--yes', '--wait']))
     return { process: processMs, running: runningMs }
   }
 

@@ -1,4 +1,4 @@
-import { Command, Option, type BaseContext } from 'clipanion'
+import { Command, Option, type BaseContext, type Cli } from 'clipanion'
 import type { Signer } from './auth/sign.js'
 import type { NodeClient } from './client.js'
 import type { LoadedPlugin, PluginProblem } from './loader.js'
@@ -12,6 +12,8 @@ export interface FormContext extends BaseContext {
   version: string
   /** --config-dir, --data-dir, --runtime-dir and --config, taken out of argv by main */
   overrides: PathOverrides
+  /** the command line this run parses (help and completion read its definitions) */
+  formCli?: Cli<FormContext>
 }
 
 /**

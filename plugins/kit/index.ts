@@ -4,6 +4,7 @@ import { KitExportCommand } from './commands/export.js'
 import { KitInitCommand } from './commands/init.js'
 import { KitOperatorCommand } from './commands/operator.js'
 import { KitShowCommand } from './commands/show.js'
+import { KitAgentCommand, KitLockCommand, KitUnlockCommand } from './commands/unlock.js'
 
 export interface KitConfig {
   /** the operator's encrypted keystore; empty: the node uses its own generated identity */
@@ -15,7 +16,7 @@ export default definePlugin({
   version: '0.1.0',
   apiVersion: API_VERSION,
   description: 'wallet, keystore and configuration wizards',
-  commands: [KitInitCommand, KitShowCommand, KitExportCommand, KitOperatorCommand],
+  commands: [KitInitCommand, KitShowCommand, KitExportCommand, KitOperatorCommand, KitUnlockCommand, KitLockCommand, KitAgentCommand],
   configuration: {
     schema: t.isObject({ operator_keystore: t.isString() }) as t.StrictValidator<unknown, KitConfig>,
     defaults: { operator_keystore: '' } satisfies KitConfig,
@@ -25,7 +26,10 @@ export default definePlugin({
 export type { FormnetMembership, UserConfig } from './lib/user-config.js'
 export { loadUserConfig, saveUserConfig, userConfigPath } from './lib/user-config.js'
 
-/** The signer for node requests, unlocked from the user's keystore (loaded lazily: it needs the crypto libraries). */
-export async function loadSigner(opts: { configDir: string; passwordFile?: string }) {
+/**
+ * The signer for node requests: the agent of `form kit unlock` when it runs for this wallet, else the
+ * user's keystore unlocked with the password (loaded lazily: it needs the crypto libraries).
+ */
+export async function loadSigner(opts: { configDir: string; passwordFile?: string; runtimeDir?: string }) {
   return (await import('./lib/signer.js')).loadSigner(opts)
 }

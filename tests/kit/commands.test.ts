@@ -148,7 +148,7 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
   t.equal(operatorKeystore.version, 3, 'the operator key is a v3 keystore like the wallet')
   t.equal((await stat(join(fe.configDir, 'operator-key.json'))).mode & 0o777, 0o600)
   const TOML = (await import('@iarna/toml')).default
-  t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384, disk_gb: 50 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '198.18.0.0/15' } })
+  t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '198.18.0.0/15' } })
   const { loadOperatorConfig, resolveSections } = await import('../../core/config.js')
   const { builtinPlugins } = await import('../../core/builtins.js')
   const loaded = await loadOperatorConfig(file, true)
@@ -164,6 +164,52 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
     t.match(bad.stderr, message)
   }
   t.match((await form(fe, ['kit', 'operator', '--yes', '--output', file])).stderr, /FILE_EXISTS/)
+})
+
+t.test('kit operator --set changes one setting, keeps the rest and the operator key', async (t) => {
+  const fe = await makeEnv(t)
+  const file = join(fe.dir, 'operator.toml')
+  fe.env.FORM_PASSWORD = 'operator-pass'
+  const TOML = (await import('@iarna/toml')).default
+  const first = await form(fe, ['kit', 'operator', '--yes', '--output', file, '--vcpus', '8', '--bootstrap', '/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc', '--json'])
+  t.equal(first.code, 0, first.stderr)
+  const { operatorAddress } = JSON.parse(first.stdout)
+  const before = TOML.parse(await readFile(file, 'utf8')) as any
+  t.notOk('disk_gb' in before.node.resources, 'resources not given are left to the node to measure')
+  const keyBefore = await readFile(join(fe.configDir, 'operator-key.json'), 'utf8')
+
+  const set = await form(fe, ['kit', 'operator', '--output', file, '--set', 'node.resources.disk_gb=200', '--set', 'node.hypervisor=qemu', '--set', 'net.announce=["/dns/n1.example/tcp/3010"]'])
+  t.equal(set.code, 0, set.stderr)
+  t.match(set.stdout, /updated .*operator\.toml: node\.resources\.disk_gb = 200, node\.hypervisor = "qemu", net\.announce = \["\/dns\/n1\.example\/tcp\/3010"\]/)
+  const after = TOML.parse(await readFile(file, 'utf8')) as any
+  t.same(after.node.resources, { vcpus: 8, disk_gb: 200 }, 'the other resource kept, the new one added')
+  t.equal(after.node.hypervisor, 'qemu')
+  t.same(after.net.bootstrap, before.net.bootstrap, 'the rest is kept')
+  t.same(after.net.announce, ['/dns/n1.example/tcp/3010'])
+  t.equal(after.kit.operator_keystore, before.kit.operator_keystore)
+  t.equal(await readFile(join(fe.configDir, 'operator-key.json'), 'utf8'), keyBefore, 'the operator key is untouched')
+
+  // what the node would refuse is refused before the file changes
+  const bad = await form(fe, ['kit', 'operator', '--output', file, '--set', 'node.resources.vcpus=lots'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /\[node\] resources\.vcpus: expected a number/)
+  const typo = await form(fe, ['kit', 'operator', '--output', file, '--set', 'nod.hypervisor=qemu'])
+  t.match(typo.stderr, /unknown table \[nod\]/)
+  t.same(TOML.parse(await readFile(file, 'utf8')), after, 'the file did not change')
+  t.match((await form(fe, ['kit', 'operator', '--output', file, '--set', 'novalue'])).stderr, /--set "novalue" is not key=value/)
+
+  // a full rewrite (--force) keeps the key; an import over it needs --new-key
+  const again = await form(fe, ['kit', 'operator', '--yes', '--force', '--output', file, '--json'])
+  t.equal(again.code, 0, again.stderr)
+  t.equal(JSON.parse(again.stdout).operatorAddress, operatorAddress, '--force rewrites the config, not the key')
+  const pk = join(fe.dir, 'pk')
+  await writeFile(pk, '0x' + '11'.repeat(32))
+  const imp = await form(fe, ['kit', 'operator', '--yes', '--force', '--output', file, '--import-private-key-file', pk])
+  t.equal(imp.code, 1)
+  t.match(imp.stderr, /OPERATOR_KEY_EXISTS.*\n.*--new-key/)
+  const replaced = await form(fe, ['kit', 'operator', '--yes', '--force', '--new-key', '--output', file, '--import-private-key-file', pk, '--json'])
+  t.equal(replaced.code, 0, replaced.stderr)
+  t.not(JSON.parse(replaced.stdout).operatorAddress, operatorAddress, '--new-key replaces it')
 })
 
 t.test('no output of the kit commands contains a private key or mnemonic', async (t) => {

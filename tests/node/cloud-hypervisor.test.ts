@@ -27,5 +27,5 @@ t.test('an instance boots under Cloud Hypervisor through its REST API, answers p
   t.match(lab.ok(await lab.form(['manage', 'logs', 'ch-1'])).stdout, 'FORM-READY')
   lab.ok(await lab.form(['manage', 'stop', 'ch-1', '--wait']))
   t.equal(await processState(running.pid!), 'gone', 'the cloud-hypervisor process exited')
-  lab.ok(await lab.form(['manage', 'delete', 'ch-1', '--wait']))
+  lab.ok(await lab.form(['manage', 'delete', 'ch-1', '--yes', '--wait']))
 })

@@ -66,7 +66,7 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   t.match(refused.reason, /does not fit on this node: 2 vCPU requested, 1 of 2 free/)
   t.notOk(refused.pid, 'no VM was started for it')
   // refused instances retry with backoff: once web-1 stops it would fit and take the vCPUs
-  lab.ok(await lab.form(['manage', 'delete', 'too-big', '--wait']))
+  lab.ok(await lab.form(['manage', 'delete', 'too-big', '--yes', '--wait']))
 
   // stop: the QEMU process exits (the guest powers off on the ACPI button)
   const stopped = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'web-1', '--wait', '--json'])).stdout)
@@ -99,7 +99,7 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   // delete: VM, disk copy, tap and address go; the record says deleted
   const dir = join(String(lab.env.env.FORM_DATA_DIR), 'vmm', 'instances', shortName(lab.owner, 'web-1'))
   t.ok(existsSync(join(dir, 'disk.raw')), 'the disk copy exists before delete')
-  lab.ok(await lab.form(['manage', 'delete', 'web-1', '--wait']))
+  lab.ok(await lab.form(['manage', 'delete', 'web-1', '--yes', '--wait']))
   const gone = await lab.observed('web-1')
   t.match(gone, { state: 'deleted' })
   t.notOk(gone?.ip, 'the address is released')

@@ -14,8 +14,7 @@ function checkCidr(flag: string, value: string): string {
   return value
 }
 
-function positive(flag: string, value: string | undefined, dflt: number): number {
-  if (value === undefined) return dflt
+function positive(flag: string, value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n <= 0) throw new FormError('USAGE', `${flag} must be a positive whole number (got "${value}")`)
   return n
@@ -26,15 +25,25 @@ export class KitOperatorCommand extends FormCommand {
   static override usage = Command.Usage({
     category: 'Kit',
     description: 'Write the operator config of a node (TOML)',
-    details: 'Sets the operator key, data directory, libp2p listen/announce/bootstrap addresses, the formnet CIDR, the bridge, the hypervisor backend and the resources the node offers. Writes --output (default: the operator config path, /etc/form/operator.toml as root). `form node start` reads it; without one the node runs on built-in defaults.',
+    details: `
+      Sets the operator key, data directory, libp2p listen/announce/bootstrap addresses, the formnet CIDR, the bridge, the hypervisor backend and the resources the node offers (left out: the node measures its host). Writes --output (default: the operator config path, /etc/form/operator.toml as root). \`form node start\` reads it; without one the node runs on built-in defaults.
+
+      \`--set key=value\` (repeatable) changes one setting of the existing file and keeps the rest (comments are not kept); the key is the TOML path, e.g. \`node.resources.vcpus=8\` or \`net.bootstrap=["/ip4/..."]\`, the value TOML (a bare word is a string). The result is checked as \`form node start\` checks it before it is written.
+
+      An existing operator keystore is never replaced: a new or imported key needs \`--new-key\`.
+    `,
     examples: [
       ['Interactive', '$0 kit operator'],
       ['A second node of a network', '$0 kit operator --yes --bootstrap /ip4/192.168.1.10/tcp/3010/p2p/12D3Koo... --vcpus 8 --memory-mb 16384 --disk-gb 200'],
+      ['Change one setting, keep the rest', '$0 kit operator --set node.resources.vcpus=8 --set node.hypervisor=qemu'],
     ],
   })
+  static valueNames = { '--set': 'key=value', '--hypervisor': 'auto|qemu|cloud-hypervisor' }
   yes = Option.Boolean('--yes,-y', false, { description: 'Do not ask; use the flags and defaults' })
   output = Option.String('--output,-o', { description: 'Where to write the TOML' })
-  force = Option.Boolean('--force', false, { description: 'Replace an existing file' })
+  force = Option.Boolean('--force', false, { description: 'Replace an existing file (the operator key stays; see --new-key)' })
+  set = Option.Array('--set', { description: 'Change one setting of the existing file (key=value, TOML path and value), keep the rest; repeatable' })
+  newKey = Option.Boolean('--new-key', false, { description: 'Replace an existing operator keystore with a new (or imported) key' })
   dataDirPath = Option.String('--data-dir-path', { description: 'The node data directory to record' })
   operatorKeystore = Option.String('--operator-keystore', { description: 'The operator keystore file' })
   listen = Option.Array('--listen', { description: 'libp2p listen multiaddr (repeatable)' })
@@ -52,13 +61,15 @@ export class KitOperatorCommand extends FormCommand {
   importPrivateKeyFile = Option.String('--import-private-key-file', { description: 'Import the operator key from a hex private key in this file' })
 
   async run() {
+    if (this.set) return this.setKeys(this.set)
     const { join } = await import('node:path')
     const TOML = (await import('@iarna/toml')).default
     const { writeSecretFile } = await import('../lib/keystore.js')
     const { terminalPrompts } = await import('./prompt.js')
     let values = {
       data_dir: this.dataDirPath ?? this.dirs.dataDir,
-      operator_keystore: this.operatorKeystore ?? join(this.dirs.configDir, 'operator-key.json'),
+      // a config being replaced keeps its operator key (a new one needs --new-key)
+      operator_keystore: this.operatorKeystore ?? (await this.existingKeystore()) ?? join(this.dirs.configDir, 'operator-key.json'),
       listen: this.listen ?? ['/ip4/0.0.0.0/tcp/3010'],
       announce: this.announce ?? [],
       bootstrap: this.bootstrap ?? [],
@@ -66,9 +77,10 @@ export class KitOperatorCommand extends FormCommand {
       bridge_name: this.bridgeName ?? 'formbr0',
       bridge_subnet: this.bridgeSubnet ?? '',
       hypervisor: this.hypervisor ?? 'auto',
-      vcpus: String(positive('--vcpus', this.vcpus, 2)),
-      memory_mb: String(positive('--memory-mb', this.memoryMb, 4096)),
-      disk_gb: String(positive('--disk-gb', this.diskGb, 50)),
+      // empty: the node measures its host when it starts
+      vcpus: this.vcpus === undefined ? '' : String(positive('--vcpus', this.vcpus)),
+      memory_mb: this.memoryMb === undefined ? '' : String(positive('--memory-mb', this.memoryMb)),
+      disk_gb: this.diskGb === undefined ? '' : String(positive('--disk-gb', this.diskGb)),
     }
     if (!this.yes) {
       const enquirer = await terminalPrompts(this)
@@ -80,9 +92,9 @@ export class KitOperatorCommand extends FormCommand {
         { type: 'input', name: 'bootstrap', message: 'Bootstrap peers (comma-separated; empty for a new network)', initial: list(values.bootstrap) },
         { type: 'input', name: 'formnet_cidr', message: 'formnet CIDR', initial: values.formnet_cidr },
         { type: 'select', name: 'hypervisor', message: 'Hypervisor', choices: ['auto', 'qemu', 'cloud-hypervisor'], initial: ['auto', 'qemu', 'cloud-hypervisor'].indexOf(values.hypervisor) },
-        { type: 'input', name: 'vcpus', message: 'vCPUs offered', initial: values.vcpus },
-        { type: 'input', name: 'memory_mb', message: 'Memory offered (MB)', initial: values.memory_mb },
-        { type: 'input', name: 'disk_gb', message: 'Disk offered (GB)', initial: values.disk_gb },
+        { type: 'input', name: 'vcpus', message: 'vCPUs offered (empty: the host\'s minus [node.reserve])', initial: values.vcpus },
+        { type: 'input', name: 'memory_mb', message: 'Memory offered, MB (empty: the host\'s minus [node.reserve])', initial: values.memory_mb },
+        { type: 'input', name: 'disk_gb', message: 'Disk offered, GB (empty: the free disk minus [node.reserve])', initial: values.disk_gb },
       ])) as Record<string, string>
       const split = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
       values = { ...values, ...a, listen: split(a.listen), bootstrap: split(a.bootstrap) }
@@ -98,7 +110,7 @@ export class KitOperatorCommand extends FormCommand {
       node: {
         data_dir: values.data_dir,
         hypervisor: values.hypervisor,
-        resources: { vcpus: positive('vcpus', values.vcpus, 2), memory_mb: positive('memory_mb', values.memory_mb, 4096), disk_gb: positive('disk_gb', values.disk_gb, 50) },
+        resources: Object.fromEntries((['vcpus', 'memory_mb', 'disk_gb'] as const).filter((k) => values[k] !== '').map((k) => [k, positive(k, values[k])])),
       },
       kit: { operator_keystore: values.operator_keystore },
       net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: 51820, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
@@ -116,7 +128,8 @@ export class KitOperatorCommand extends FormCommand {
     const { encryptKeystore, writeSecretFile } = await import('../lib/keystore.js')
     const importing = this.importMnemonicFile ?? this.importPrivateKeyFile
     const exists = await access(keystore).then(() => true, () => false)
-    if (exists && !importing) {
+    if (exists && !this.newKey) {
+      if (importing) throw new FormError('OPERATOR_KEY_EXISTS', `${keystore} already holds the operator key; the import would replace it`, { hint: 'pass --new-key to replace it (keep a copy of the old keystore: nodes and records know its address), or --operator-keystore with another file' })
       const ks = JSON.parse(await readFile(keystore, 'utf8')) as { address?: string }
       return checksumAddress('0x' + String(ks.address ?? '').replace(/^0x/, ''))
     }
@@ -131,7 +144,74 @@ export class KitOperatorCommand extends FormCommand {
     const { getPassword } = await import('../lib/password.js')
     const { passwordPrompt } = await import('./prompt.js')
     const password = await getPassword({ passwordFile: this.passwordFile, prompt: this.yes ? undefined : await passwordPrompt(this, true) }, 'encrypt the operator keystore')
-    await writeSecretFile(keystore, JSON.stringify(await encryptKeystore(wallet, password), null, 2) + '\n', this.force)
+    await writeSecretFile(keystore, JSON.stringify(await encryptKeystore(wallet, password), null, 2) + '\n', this.newKey)
     return checksumAddress(wallet.address)
+  }
+
+  /** The operator keystore the current config file names, if any. */
+  private async existingKeystore(): Promise<string | undefined> {
+    const { readFile } = await import('node:fs/promises')
+    const TOML = (await import('@iarna/toml')).default
+    try {
+      const doc = TOML.parse(await readFile(this.output ?? this.dirs.operatorConfig, 'utf8')) as { kit?: { operator_keystore?: unknown } }
+      return typeof doc.kit?.operator_keystore === 'string' && doc.kit.operator_keystore ? doc.kit.operator_keystore : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  /** --set: one key at a time into the existing file (or a new one), checked like `form node start` checks it. */
+  private async setKeys(assignments: string[]) {
+    const { readFile } = await import('node:fs/promises')
+    const TOML = (await import('@iarna/toml')).default
+    const { writeSecretFile } = await import('../lib/keystore.js')
+    const { resolveSections } = await import('../../../core/config.js')
+    const file = this.output ?? this.dirs.operatorConfig
+    let doc: Record<string, unknown> = {}
+    let text: string | undefined
+    try {
+      text = await readFile(file, 'utf8')
+    } catch {
+      // no file yet: --set starts one
+    }
+    if (text !== undefined) {
+      try {
+        doc = TOML.parse(text) as Record<string, unknown>
+      } catch (error) {
+        throw new FormError('CONFIG_SYNTAX', `${file}: invalid TOML: ${(error as Error).message.split('\n')[0]}`, { hint: 'fix the file by hand first' })
+      }
+    }
+    const changed: Record<string, unknown> = {}
+    for (const assignment of assignments) {
+      const eq = assignment.indexOf('=')
+      const path = eq > 0 ? assignment.slice(0, eq).trim().split('.') : []
+      if (!path.length || path.some((k) => !/^[A-Za-z0-9_-]+$/.test(k))) {
+        throw new FormError('USAGE', `--set "${assignment}" is not key=value`, { hint: 'e.g. --set node.resources.vcpus=8 (the TOML path of the key, then its value)' })
+      }
+      if (path.join('.') === 'kit.operator_keystore' && !this.newKey) {
+        throw new FormError('OPERATOR_KEY_EXISTS', '--set kit.operator_keystore would change the operator key', { hint: 'pass --new-key with it if that is meant' })
+      }
+      const raw = assignment.slice(eq + 1).trim()
+      let value: unknown
+      try {
+        value = (TOML.parse(`v = ${raw}`) as { v: unknown }).v
+      } catch {
+        value = raw // a bare word: a string
+      }
+      let table = doc
+      for (const key of path.slice(0, -1)) {
+        const next = table[key]
+        if (next === undefined) table[key] = {}
+        else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new FormError('USAGE', `--set ${path.join('.')}: ${key} is not a table in ${file}`)
+        table = table[key] as Record<string, unknown>
+      }
+      table[path[path.length - 1]] = value
+      changed[path.join('.')] = value
+    }
+    // the node refuses what it cannot use; refuse it here, before the file changes
+    resolveSections(file, doc, this.context.plugins.map((p) => p.plugin))
+    const header = text?.startsWith('#') ? text.split('\n').filter((l, i, all) => l.startsWith('#') && all.slice(0, i).every((x) => x.startsWith('#'))).join('\n') : '# Formation operator config, written by `form kit operator`. See templates/operator.toml.'
+    await writeSecretFile(file, `${header}\n${TOML.stringify(doc as never)}`, true)
+    this.print({ file, changed }, () => `updated ${file}: ${Object.entries(changed).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}`)
   }
 }

@@ -19,8 +19,17 @@ export class KitShowCommand extends FormCommand {
     const config = await loadUserConfig(this.dirs.configDir)
     if (!config) throw new FormError('NO_WALLET', `there is no configuration at ${userConfigPath(this.dirs.configDir)}`, { hint: 'run `form kit init`' })
     const address = checksumAddress(config.address)
-    this.print({ ...config, address, config: userConfigPath(this.dirs.configDir) }, () =>
-      [`address:  ${address}`, `keystore: ${config.keystore}`, `hosts:    ${config.hosts.length ? config.hosts.join(', ') : 'the local node'}`, `formnet:  ${config.formnet.join ? 'join' : 'do not join'}`].join('\n'),
+    const { agentSocket, askAgent } = await import('../lib/agent.js')
+    const agent = await askAgent(agentSocket(this.dirs.runtimeDir), { op: 'address' })
+    const unlockedUntil = agent?.address?.toLowerCase() === config.address.toLowerCase() && agent.expiresAt ? new Date(agent.expiresAt) : undefined
+    this.print({ ...config, address, config: userConfigPath(this.dirs.configDir), unlockedUntil: unlockedUntil?.toISOString() ?? null }, () =>
+      [
+        `address:  ${address}`,
+        `keystore: ${config.keystore}`,
+        `hosts:    ${config.hosts.length ? config.hosts.join(', ') : 'the local node'}`,
+        `formnet:  ${config.formnet.join ? 'join' : 'do not join'}`,
+        `unlocked: ${unlockedUntil ? `until ${unlockedUntil.toLocaleTimeString()} (form kit lock ends it)` : 'no (form kit unlock)'}`,
+      ].join('\n'),
     )
   }
 }

@@ -25,6 +25,6 @@ export async function getPassword(source: PasswordSource, purpose: string): Prom
   if (env) return env
   if (source.prompt) return source.prompt(purpose)
   throw new FormError('PASSWORD_REQUIRED', `a password is needed to ${purpose}, and there is no terminal to ask on`, {
-    hint: 'pass --password-file FILE or set FORM_PASSWORD',
+    hint: 'pass --password-file FILE or set FORM_PASSWORD; `form kit unlock` asks once for a run of commands',
   })
 }

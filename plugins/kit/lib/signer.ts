@@ -17,7 +17,28 @@ export function walletSigner(wallet: Wallet): Signer {
   return { address: wallet.address, sign: (digest) => signDigest(wallet.privateKey, digest) }
 }
 
-/** The signer the CLI signs node requests with. */
-export async function loadSigner(opts: { configDir: string } & PasswordSource): Promise<Signer> {
-  return walletSigner(await unlockWallet(opts.configDir, opts, 'sign requests with your wallet'))
+/** A password prompt on the process's terminal (stderr), or undefined without one. */
+async function terminalPrompt(): Promise<PasswordSource['prompt']> {
+  if (!process.stdin.isTTY) return undefined
+  const { passwordPrompt } = await import('../commands/prompt.js')
+  return passwordPrompt({ context: { stdin: process.stdin, stderr: process.stderr } } as never, false)
+}
+
+/**
+ * The signer the CLI signs node requests with: the wallet agent of `form kit unlock` when one runs
+ * for this wallet (and no password file was given), else the keystore unlocked with the password
+ * (--password-file, FORM_PASSWORD, or a prompt on a terminal).
+ */
+export async function loadSigner(opts: { configDir: string; runtimeDir?: string } & PasswordSource): Promise<Signer> {
+  if (!opts.passwordFile) {
+    const config = await loadUserConfig(opts.configDir)
+    if (config) {
+      const { agentSigner, agentSocket } = await import('./agent.js')
+      const { resolvePaths } = await import('../../../core/paths.js')
+      const agent = await agentSigner(agentSocket(opts.runtimeDir ?? resolvePaths({}, opts.env ?? process.env).runtimeDir), config.address)
+      if (agent) return agent
+    }
+  }
+  const prompt = opts.prompt ?? (await terminalPrompt())
+  return walletSigner(await unlockWallet(opts.configDir, { ...opts, prompt }, 'sign requests with your wallet'))
 }

@@ -12,12 +12,33 @@ abstract class DesiredStateCommand extends InstanceCommand {
 
   abstract readonly target: DesiredState
 
+  /** --yes of delete; start and stop change nothing for good, so they do not ask */
+  confirmed(): boolean {
+    return true
+  }
+
+  /** Asks on the terminal whether to delete these instances; true for yes. */
+  private async ask(names: string[]): Promise<boolean> {
+    const { createInterface } = await import('node:readline/promises')
+    const rl = createInterface({ input: this.context.stdin, output: this.context.stderr })
+    try {
+      const answer = await rl.question(`Delete ${names.join(', ')}? The VM, its disk and its address go; this cannot be undone. [y/N] `)
+      return /^y(es)?$/i.test(answer.trim())
+    } finally {
+      rl.close()
+    }
+  }
+
   async run() {
     if ((this.instance === undefined) === (this.buildId === undefined)) {
       throw new FormError('USAGE', 'name one instance, or give --build-id (not both)', { hint: `e.g. \`form manage ${this.target === 'running' ? 'start' : this.target === 'stopped' ? 'stop' : 'delete'} web-1\`` })
     }
     const seconds = Number(this.timeout)
     if (!(seconds > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
+    const stdin = this.context.stdin as NodeJS.ReadStream
+    if (this.target === 'deleted' && !this.confirmed() && !stdin.isTTY) {
+      throw new FormError('CONFIRMATION_REQUIRED', `deleting ${this.instance ?? `every instance of build ${this.buildId}`} cannot be undone, and there is no terminal to ask on`, { hint: 'pass --yes to delete without asking (for scripts)' })
+    }
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
     const { selectInstances, writeDesired, listInstances } = await import('../lib/instances.js')
@@ -26,8 +47,13 @@ abstract class DesiredStateCommand extends InstanceCommand {
     if (this.target !== 'deleted' && deleted.length) {
       throw new FormError('INSTANCE_DELETED', `instance ${deleted.map((v) => v.id).join(', ')} was deleted; its disk is gone`, { hint: 'ship the build again for a new instance (`form pack ship`)' })
     }
+    const live = chosen.filter((v) => v.desired!.state !== 'deleted')
+    if (this.target === 'deleted' && !this.confirmed() && live.length && !(await this.ask(live.map((v) => v.desired!.name && v.desired!.name !== v.id ? `${v.id} (${v.desired!.name})` : v.id)))) {
+      this.context.stderr.write('nothing deleted\n')
+      return 1
+    }
     const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
     // a failure counts when it is a new report, not the one from before this write (no clocks compared)
     const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
@@ -86,14 +112,18 @@ export class ManageStopCommand extends DesiredStateCommand {
 
 export class ManageDeleteCommand extends DesiredStateCommand {
   readonly target = 'deleted' as const
+  yes = Option.Boolean('--yes,-y', false, { description: 'Do not ask for a confirmation (needed without a terminal)' })
+  override confirmed(): boolean {
+    return this.yes
+  }
   static override paths = [['manage', 'delete']]
   static override usage = Command.Usage({
     category: 'Manage',
     description: 'Delete an instance (or every instance of a build): VM, disk, address',
-    details: 'Writes the desired state `deleted`. The node stops the VM, removes its disk copy, tap and address, and marks its record deleted. This cannot be undone.',
+    details: 'Writes the desired state `deleted`. The node stops the VM, removes its disk copy, tap and address, and marks its record deleted. This cannot be undone, so on a terminal it asks first; without one it needs `--yes`. `form manage list` leaves deleted instances out (`--all` shows them).',
     examples: [
-      ['Delete one instance', '$0 manage delete web-1'],
-      ['Delete every replica of a build', '$0 manage delete --build-id 3f9c... --wait'],
+      ['Delete one instance (asks first)', '$0 manage delete web-1'],
+      ['Delete every replica of a build, from a script', '$0 manage delete --build-id 3f9c... --yes --wait'],
     ],
   })
 }

@@ -1,4 +1,4 @@
-import { Command } from 'clipanion'
+import { Command, Option } from 'clipanion'
 import type { NodeClient } from '../../../core/client.js'
 import { table } from '../../../core/output.js'
 import type { UserConfig } from '../../kit/index.js'
@@ -13,16 +13,25 @@ export class ManageListCommand extends InstanceCommand {
       Reads the replicated state through your node: each instance's desired state (yours to change with \`form manage start|stop|delete\`) and the state its hosting node observed (pending, creating, booting, running, stopped, failed, deleted), with its formnet address.
 
       A failed instance shows its reason from state, and the last lines of its console: those are not in the replicated state (the console can hold secrets), so the command asks the hosting node for them, signed by your wallet, when that node is the one it talks to.
+
+      Deleted instances are left out once their node has reported them deleted (they stay in state as records); \`--all\` shows them too.
     `,
     examples: [
       ['Your instances', '$0 manage list'],
+      ['Deleted ones too', '$0 manage list --all'],
       ['As JSON, for scripts', '$0 manage list --json'],
     ],
   })
 
+  all = Option.Boolean('--all,-a', false, { description: 'Show deleted instances too' })
+
   async run() {
     const config = await this.userConfig()
-    const { client, views } = await this.instances(config)
+    const { client, views: every } = await this.instances(config)
+    // gone for good: deleted as asked, and its node says so (or no node ever reported it)
+    const gone = (v: (typeof every)[number]) => v.desired!.state === 'deleted' && (v.observed === undefined || v.observed.state === 'deleted')
+    const views = this.all ? every : every.filter((v) => !gone(v))
+    const hidden = every.length - views.length
     const rows = views.map((v) => ({
       id: v.id,
       name: v.desired!.name,
@@ -37,8 +46,9 @@ export class ManageListCommand extends InstanceCommand {
       consoleTail: null as string | null,
     }))
     await this.addConsoleTails(config, client, rows)
-    this.print({ owner: config.address, instances: rows }, () => {
-      if (!rows.length) return 'no instances (ship a build with `form pack ship`)'
+    const note = hidden ? `(${hidden} deleted instance${hidden === 1 ? '' : 's'} not shown; --all shows them)\n` : ''
+    this.print({ owner: config.address, instances: rows, hiddenDeleted: hidden }, () => {
+      if (!rows.length) return `no instances (ship a build with \`form pack ship\`)\n${note}`
       const lines = table(
         rows.map((r) => [r.id, r.name || '-', r.buildId.slice(0, 12) || '-', r.desired, r.state === 'failed' ? this.color('red', r.state) : r.state, r.ip ?? '-', `${r.node.slice(0, 10)}…`]),
         ['ID', 'NAME', 'BUILD', 'DESIRED', 'STATE', 'IP', 'NODE'],
@@ -48,7 +58,8 @@ export class ManageListCommand extends InstanceCommand {
         rows
           .filter((x) => x.state === 'failed' && x.reason)
           .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.split('\n').slice(-8).join('\n').replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
-          .join('')
+          .join('') +
+        note
       )
     })
   }

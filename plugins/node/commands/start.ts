@@ -61,9 +61,18 @@ export class NodeStartCommand extends FormCommand {
     if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
       paths = resolvePaths({ ...overrides, dataDir: sections.node.data_dir })
     }
+    let measured: string[] = []
+    if (sections.node) {
+      // [node.resources] keys the operator left out are measured on this host (minus [node.reserve])
+      const { offeredResources } = await import('../index.js')
+      const { measured: keys, ...offered } = offeredResources(raw.node, sections.node.reserve, paths.dataDir)
+      sections.node = { ...sections.node, resources: offered }
+      measured = keys
+    }
     const detached = process.env[DETACHED_ENV] === '1'
     const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
     log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
+    if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
 
     const apiListen = this.apiListen ?? fromEnv('FORM_API_LISTEN') ?? sections.node?.api_listen
     const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version, apiListen })

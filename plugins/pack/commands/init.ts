@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError, errnoCode } from '../../../core/errors.js'
+import { PLACEHOLDER_SSH_KEY } from './validate.js'
 
 const KEY_PLACEHOLDER = '__SSH_PUBLIC_KEY__'
 
@@ -76,7 +77,7 @@ export class PackInitCommand extends FormCommand {
     }
     for (const f of files.sort()) {
       let content = await readFile(join(src, f), 'utf8')
-      if (f === 'Formfile') content = content.replace(KEY_PLACEHOLDER, key ?? 'ssh-ed25519 AAAA-replace-with-your-public-key')
+      if (f === 'Formfile') content = content.replace(KEY_PLACEHOLDER, key ?? PLACEHOLDER_SSH_KEY)
       await mkdir(dirname(join(dest, f)), { recursive: true })
       await writeFile(join(dest, f), content)
     }

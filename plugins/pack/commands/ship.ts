@@ -74,7 +74,7 @@ export class PackShipCommand extends BuildCommand {
     const live = plan.writes.filter((w) => w.action !== 'delete')
     const short = (a: string) => `${a.slice(0, 10)}…`
     const notes = [
-      ...(plan.placement.unplaced && live.length < replicas ? [`only ${live.length} of ${replicas} replicas could be placed: ${plan.placement.skipped.map((s) => `${short(s.node)} ${s.reason}`).join('; ') || 'not enough live nodes with room'}`] : []),
+      ...(plan.placement.unplaced && live.length < replicas ? [`only ${live.length} of ${replicas} replicas could be placed: ${plan.placement.skipped.map((s) => `${short(s.node)} ${s.reason}`).join('; ') || 'not enough live nodes with room'} (a node offers its [node.resources], else its host minus [node.reserve])`] : []),
       ...plan.writes.filter((w) => w.action === 'delete').map((w) => `${w.id}: deleted (above --replicas)`),
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)

@@ -57,6 +57,8 @@ export class PackLogsCommand extends BuildCommand {
       ['Follow a build', '$0 pack logs --build-id <id> -f'],
     ],
   })
+  // -f is --follow here (as in tail -f and `form node logs`); the Formfile is --file only
+  override file = Option.String('--file', { description: 'The Formfile whose build is meant (default ./Formfile)' })
   followFlag = Option.Boolean('-f,--follow', false, { description: 'Keep printing until the build ends' })
 
   async run() {

@@ -85,7 +85,7 @@ export function planShip(input: ShipInput): ShipPlan {
   if (keep.length === 0 && placement.nodes.length === 0) {
     const why = placement.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ')
     throw new FormError('SHIP_NO_NODES', `no node can take a replica of build ${input.build}${why ? ` (${why})` : ' (no member node with capacity has been heard from)'}`, {
-      hint: 'check the nodes with `form state list nodes`; lower VCPU/MEM/DISK in the Formfile, or wait for nodes to join',
+      hint: 'check the nodes with `form state list nodes` (capacity and used); lower VCPU/MEM/DISK in the Formfile, let a node offer more (its operator config\'s [node.resources], else the host minus [node.reserve]), delete instances you no longer need (`form manage delete`), or wait for nodes to join',
     })
   }
   const base = {
