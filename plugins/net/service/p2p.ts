@@ -217,6 +217,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
 
   return {
     handle,
+    audience: handle.peerId,
     info: () => ({ peerId: handle.peerId, peers: handle.connectedPeers().length, multiaddrs: handle.multiaddrs(), connected: handle.connectedPeers() }),
     stop: async () => {
       clearInterval(timer)

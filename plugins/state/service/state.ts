@@ -106,6 +106,7 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
 
   return {
     handle,
+    audience: author.address,
     info: () => ({ address: author.address, ops: store.stats().ops }),
     stop: async () => {
       clearInterval(timer)
