@@ -82,6 +82,8 @@ export interface FrameReaderOptions {
   peer?: string
 }
 
+const SMALL_FRAME = 64 * 1024
+
 /** A protocol violation by the peer: it counts towards a ban (a timeout or a full buffer does not). */
 export const isProtocolViolation = (error: unknown) => (error as FormError)?.code === 'P2P_PROTOCOL'
 
@@ -163,7 +165,9 @@ export class FrameReader {
     const length = header.readUInt32BE(1)
     if (length > this.options.maxFrame) throw new FormError('P2P_PROTOCOL', `the peer sent a ${length}-byte frame; the limit is ${this.options.maxFrame} ([net] max_frame_bytes)`)
     const { budget, peer = 'unknown', timeoutMs } = this.options
-    const release = budget ? await budget.reserve(peer, length, AbortSignal.timeout(timeoutMs ?? 30_000)) : undefined
+    // Small frames (heartbeats, single writes) are bounded by streams x 64 KiB without a reservation,
+    // so honest traffic keeps flowing while strangers hold the budget with big half-sent frames.
+    const release = budget && length > SMALL_FRAME ? await budget.reserve(peer, length, AbortSignal.timeout(timeoutMs ?? 30_000)) : undefined
     try {
       if (!(await this.fill(length, true))) throw new FormError('P2P_TRUNCATED', 'the peer closed the stream in the middle of a frame')
       return { type, payload: this.take(length) }
