@@ -149,6 +149,26 @@ export class FrameReader {
     return out
   }
 
+  /** Moves buffered bytes into `target` from `at` on, as many as fit; returns how many. */
+  private drainInto(target: Buffer, at: number): number {
+    let moved = 0
+    while (this.parts.length && at + moved < target.length) {
+      const part = this.parts[0]
+      const want = target.length - at - moved
+      if (part.length <= want) {
+        part.copy(target, at + moved)
+        moved += part.length
+        this.parts.shift()
+      } else {
+        part.copy(target, at + moved, 0, want)
+        this.parts[0] = part.subarray(want)
+        moved += want
+      }
+    }
+    this.length -= moved
+    return moved
+  }
+
   private async fill(n: number, timedFromStart: boolean): Promise<boolean> {
     while (this.length < n) if (!(await this.pull(timedFromStart || this.length > 0))) return false
     return true
@@ -169,8 +189,19 @@ export class FrameReader {
     // so honest traffic keeps flowing while strangers hold the budget with big half-sent frames.
     const release = budget && length > SMALL_FRAME ? await budget.reserve(peer, length, AbortSignal.timeout(timeoutMs ?? 30_000)) : undefined
     try {
-      if (!(await this.fill(length, true))) throw new FormError('P2P_TRUNCATED', 'the peer closed the stream in the middle of a frame')
-      return { type, payload: this.take(length) }
+      if (length <= SMALL_FRAME) {
+        if (!(await this.fill(length, true))) throw new FormError('P2P_TRUNCATED', 'the peer closed the stream in the middle of a frame')
+        return { type, payload: this.take(length) }
+      }
+      // A big frame is copied into its own buffer as it arrives: the transport's chunks are freed at
+      // once, and the one allocation is returned whole when the frame is done or dropped.
+      const payload = Buffer.allocUnsafeSlow(length)
+      let at = this.drainInto(payload, 0)
+      while (at < length) {
+        if (!(await this.pull(true))) throw new FormError('P2P_TRUNCATED', 'the peer closed the stream in the middle of a frame')
+        at += this.drainInto(payload, at)
+      }
+      return { type, payload }
     } finally {
       release?.()
     }
