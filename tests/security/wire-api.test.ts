@@ -32,7 +32,7 @@ function send(api: string, method: string, path: string, headers: Record<string,
   return new Promise((resolve, reject) => {
     let sent = 0
     let answered = false
-    const req = request({ host, port: Number(port), method, path, headers }, (res) => {
+    const req = request({ host, port: Number(port), method, path, headers, agent: false }, (res) => {
       answered = true
       let text = ''
       res.on('data', (d) => (text += d))
