@@ -123,6 +123,9 @@ function parseUrl(raw: string | undefined): URL {
  */
 function lingerOnUnread(req: IncomingMessage, res: ServerResponse): void {
   if (req.complete || req.destroyed) return
+  // Node would close a `connection: close` request's socket as soon as the answer is out, with body
+  // bytes still arriving: the reset can reach the client before it reads the answer.
+  res.shouldKeepAlive = true
   req.resume()
   res.once('finish', () => {
     if (req.complete) return
