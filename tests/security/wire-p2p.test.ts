@@ -107,10 +107,11 @@ t.test('10 and 100 connections holding half-sent 4 MiB frames: memory stays boun
     const during = await rssMiB(pid)
     const status = await createClient({ socket: envs[0].socket }).get<{ services: { name: string; info: any }[] }>('/v1/node')
     const p2p = status.services.find((s) => s.name === 'p2p')!.info
-    t.ok(during < bound, `${n} connections (${held.holding} holding, ${held.refused} refused): RSS ${during.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB (baseline ${baseline.toFixed(0)})`)
+    t.ok(during < bound, `${n} connections (${held.holding} holding, ${held.refused} refused: ${JSON.stringify(held.errors).slice(0, 200)}): RSS ${during.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB (baseline ${baseline.toFixed(0)})`)
     t.ok(p2p.bufferedBytes <= 128 * MiB, `frame bytes held: ${(p2p.bufferedBytes / MiB).toFixed(1)} MiB (peak ${(p2p.bufferedPeakBytes / MiB).toFixed(1)} MiB) of 128 MiB`)
     t.ok(p2p.connections <= 64 + 4, `open connections ${p2p.connections} (max_connections 64)`)
     if (n === 100) t.ok(held.refused > 0 || p2p.connections < 100, 'not all 100 got a connection')
+    if (n === 10) t.ok(p2p.bufferedPeakBytes >= 32 * MiB, `the attack took hold: ${(p2p.bufferedPeakBytes / MiB).toFixed(0)} MiB of frames were held at its peak`)
     const reached = p2p.bufferedPeakBytes + 4 * MiB > 128 * MiB
     t.ok(!reached || p2p.limitsHit.max_buffered_bytes > 0, `limits hit are counted when reached: ${JSON.stringify(p2p.limitsHit)} (peak ${(p2p.bufferedPeakBytes / MiB).toFixed(0)} MiB)`)
     // honest small writes keep flowing while the strangers hold the budget
@@ -122,13 +123,12 @@ t.test('10 and 100 connections holding half-sent 4 MiB frames: memory stays boun
       'memory to come back down',
       async () => {
         const rss = await rssMiB(pid)
-        return rss < baseline + 192 ? rss : undefined
+        return rss < baseline + 96 ? rss : undefined
       },
       60_000,
     ).catch(() => rssMiB(pid))
-    // The frames' bytes are freed; the process keeps part of its grown heap (measured: ~140 MiB of
-    // the ~230 MiB peak rise), and a second wave does not ratchet it up.
-    t.ok(after < baseline + 192, `after the ${n} closed: RSS ${after.toFixed(0)} MiB (bound: baseline ${baseline.toFixed(0)} + 192)`)
+    // the p2p service runs a full collection once the held bytes fall (without it ~140 MiB stayed)
+    t.ok(after < baseline + 96, `after the ${n} closed: RSS ${after.toFixed(0)} MiB (bound: baseline ${baseline.toFixed(0)} + 96)`)
   }
   await write()
   await until('a write after the attacks', async () => ((await dnsCount(envs[0], author.address)) === written ? true : undefined), 30_000)
