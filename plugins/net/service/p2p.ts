@@ -279,6 +279,8 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
         bufferedBytes: budget.bytes,
         bufferedPeakBytes: budget.stats.peakBytes,
         banned: { peers: live(banned), addresses: live(bannedIps) },
+        // the total shows in `form node status`; which limits, with --json
+        limitHits: Object.values(hits).reduce((a, b) => a + b, 0),
         limitsHit: { ...hits },
       }
     },
