@@ -21,6 +21,7 @@ max_frame_bytes = 2147483648
 max_peer_buffered_bytes = 1099511627776
 max_buffered_bytes = 1099511627776
 stream_read_timeout_ms = 3600000
+frame_timeout_ms = 3600000
 [state]
 sync_batch_bytes = 2147483648
 max_want_ids = 10000000

@@ -38,6 +38,8 @@ export interface NetConfig {
   max_buffered_bytes: number
   /** how long any protocol read waits for the peer's next bytes (a stalled blob provider is dropped after it) */
   stream_read_timeout_ms: number
+  /** how long a frame may take to arrive whole once its header came */
+  frame_timeout_ms: number
 }
 
 const multiaddr = t.cascade(t.isString(), t.matchesRegExp(/^\/(ip4|ip6|dns|dns4|dns6)\//))
@@ -68,6 +70,7 @@ export const netConfiguration = {
       max_peer_buffered_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       max_buffered_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       stream_read_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      frame_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
@@ -95,6 +98,7 @@ export const netConfiguration = {
     max_peer_buffered_bytes: 16 * 1024 * 1024,
     max_buffered_bytes: 128 * 1024 * 1024,
     stream_read_timeout_ms: 30_000,
+    frame_timeout_ms: 120_000,
   } satisfies NetConfig,
 }
 

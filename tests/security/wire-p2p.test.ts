@@ -168,6 +168,43 @@ t.test('a stalled blob provider is dropped and the next one serves the blob with
   t.equal(await mine.size(hash), 3 * MiB)
 })
 
+t.test('a peer trickling a frame byte by byte is cut off at the frame timeout, however steady its bytes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'form-trickle-'))
+  const mk = async (name: string) => (await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], datastorePath: join(dir, name) })).node
+  const [reader, trickler] = await Promise.all([mk('r'), mk('t')])
+  t.teardown(() => Promise.all([reader.stop(), trickler.stop()]))
+  const outcome = new Promise<{ code?: string; message: string; ms: number }>((resolve) => {
+    void reader.handle('/test/trickle', async (stream) => {
+      const t0 = Date.now()
+      try {
+        await new FrameReader(stream, { maxFrame: 1024 * 1024, timeoutMs: 1000, frameTimeoutMs: 1500 }).next()
+        resolve({ message: 'read a whole frame', ms: Date.now() - t0 })
+      } catch (error) {
+        resolve({ code: (error as { code?: string }).code, message: (error as Error).message, ms: Date.now() - t0 })
+      }
+      stream.abort(new Error('done'))
+    })
+  })
+  const stream = await trickler.dialProtocol(reader.getMultiaddrs()[0], '/test/trickle')
+  const header = Buffer.alloc(5)
+  header[0] = 1
+  header.writeUInt32BE(512 * 1024, 1)
+  const sink = stream as unknown as { send(b: Uint8Array): boolean }
+  sink.send(header)
+  const timer = setInterval(() => {
+    try {
+      sink.send(Buffer.from([0x20]))
+    } catch {
+      clearInterval(timer)
+    }
+  }, 200)
+  t.teardown(() => clearInterval(timer))
+  const r = await outcome
+  t.equal(r.code, 'P2P_TIMEOUT', r.message)
+  t.match(r.message, /frame_timeout_ms/)
+  t.ok(r.ms >= 1400 && r.ms < 4000, `cut off after ${r.ms} ms (frame timeout 1500 ms, a byte every 200 ms)`)
+})
+
 t.test('malformed frames and out-of-range timestamps get the peer banned (id and address), with no 500 and no honest op dropped', async (t) => {
   const { envs } = await cluster(t, 2)
   const addr = (await createClient({ socket: envs[0].socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]

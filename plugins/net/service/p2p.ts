@@ -201,7 +201,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     maxFrameBytes: config.max_frame_bytes,
     count,
     reader: (stream, peer, options = {}) =>
-      new FrameReader(stream, { maxFrame: config.max_frame_bytes, timeoutMs: config.stream_read_timeout_ms, idleBetweenFrames: options.idleBetweenFrames, budget, peer: peer.toString() }),
+      new FrameReader(stream, { maxFrame: config.max_frame_bytes, timeoutMs: config.stream_read_timeout_ms, frameTimeoutMs: config.frame_timeout_ms, idleBetweenFrames: options.idleBetweenFrames, budget, peer: peer.toString() }),
     node,
     peerId: node.peerId.toString(),
     multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),

@@ -75,6 +75,8 @@ export interface FrameReaderOptions {
   maxFrame: number
   /** every read waits at most this long for the peer's next bytes */
   timeoutMs?: number
+  /** a frame must arrive whole within this long of its header (a peer trickling bytes holds its reservation no longer) */
+  frameTimeoutMs?: number
   /** a long-lived stream (push) may stay silent between frames; the timeout runs inside a frame only */
   idleBetweenFrames?: boolean
   /** where a frame's bytes are reserved while it arrives, and for whom */
@@ -103,17 +105,22 @@ export class FrameReader {
     this.iterator = (stream as unknown as AsyncIterable<{ subarray(): Uint8Array } | Uint8Array>)[Symbol.asyncIterator]()
   }
 
+  /** when the frame being read must be complete (ms since the epoch), if it has such a limit */
+  private frameDeadline = Infinity
+
   /** Reads one more chunk; false when the peer closed the stream. */
   private async pull(timed: boolean): Promise<boolean> {
     const next = this.iterator.next()
-    const timeoutMs = this.options.timeoutMs
+    const left = this.frameDeadline - Date.now()
+    const timeoutMs = left < (this.options.timeoutMs ?? Infinity) ? Math.max(1, left) : this.options.timeoutMs
     let result: IteratorResult<{ subarray(): Uint8Array } | Uint8Array>
     if (!timed || !timeoutMs) result = await next
     else {
       next.catch(() => {}) // the stream is aborted after a timeout; its pending read then fails
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new FormError('P2P_TIMEOUT', `the peer sent nothing for ${timeoutMs} ms ([net] stream_read_timeout_ms)`)), timeoutMs)
+        const why = timeoutMs === this.options.timeoutMs ? `the peer sent nothing for ${timeoutMs} ms ([net] stream_read_timeout_ms)` : `the peer did not finish a frame within ${this.options.frameTimeoutMs} ms ([net] frame_timeout_ms)`
+        timer = setTimeout(() => reject(new FormError('P2P_TIMEOUT', why)), timeoutMs)
       })
       try {
         result = await Promise.race([next, timeout])
@@ -184,7 +191,8 @@ export class FrameReader {
     const type = header[0]
     const length = header.readUInt32BE(1)
     if (length > this.options.maxFrame) throw new FormError('P2P_PROTOCOL', `the peer sent a ${length}-byte frame; the limit is ${this.options.maxFrame} ([net] max_frame_bytes)`)
-    const { budget, peer = 'unknown', timeoutMs } = this.options
+    const { budget, peer = 'unknown', timeoutMs, frameTimeoutMs } = this.options
+    if (frameTimeoutMs) this.frameDeadline = Date.now() + frameTimeoutMs
     // Small frames (heartbeats, single writes) are bounded by streams x 64 KiB without a reservation,
     // so honest traffic keeps flowing while strangers hold the budget with big half-sent frames.
     const release = budget && length > SMALL_FRAME ? await budget.reserve(peer, length, AbortSignal.timeout(timeoutMs ?? 30_000)) : undefined
@@ -203,6 +211,7 @@ export class FrameReader {
       }
       return { type, payload }
     } finally {
+      this.frameDeadline = Infinity
       release?.()
     }
   }
