@@ -4,8 +4,14 @@ import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { FormError } from './errors.js'
 
-/** Adds authentication headers to a mutating request (see core/auth). */
-export type RequestSigner = (req: { method: string; path: string; body: Buffer | { sha256: string } }) => Record<string, string> | Promise<Record<string, string>>
+/** the upload's declared SHA-256 (core/auth/canonical.ts HEADERS.bodySha256; not imported, to keep the CLI's start light) */
+const BODY_SHA256 = 'x-form-body-sha256'
+
+/**
+ * Adds authentication headers to a mutating request (see core/auth). `audience` names the node the
+ * request is for (the client asks the node once); a signature made for one node is refused by others.
+ */
+export type RequestSigner = (req: { method: string; path: string; body: Buffer | { sha256: string; length: number }; audience: string }) => Record<string, string> | Promise<Record<string, string>>
 
 export interface ClientOptions {
   /** the local node's Unix socket */
@@ -57,6 +63,9 @@ function translate(error: unknown, options: ClientOptions): FormError {
   return new FormError('API_REQUEST', `request to ${describeTarget(options)} failed: ${(error as Error).message}`, { cause: error })
 }
 
+/** The audience of each node this process talked to, by its socket or URL: asked once, not per request. */
+const audiences = new Map<string, Promise<string>>()
+
 export function createClient(options: ClientOptions): NodeClient {
   const prefixUrl = options.socket ? `http://unix:${options.socket}:` : options.url!.replace(/\/$/, '')
   const http: Got = got.extend({
@@ -67,16 +76,47 @@ export function createClient(options: ClientOptions): NodeClient {
   })
   const target = describeTarget(options)
 
+  const audience = (): Promise<string> => {
+    let known = audiences.get(prefixUrl)
+    if (!known) {
+      // a node too old to name its audience answers 404: sign for none, and let it judge
+      known = http(`${prefixUrl}/v1/auth/audience`).then(
+        (res) => String((JSON.parse(res.body) as { audience?: string }).audience ?? ''),
+        (error) => {
+          audiences.delete(prefixUrl)
+          if (error instanceof HTTPError && error.response.statusCode === 404) return ''
+          throw translate(error, options)
+        },
+      )
+      audiences.set(prefixUrl, known)
+    }
+    return known
+  }
+  /** Runs a signed request; when the node's audience changed (a new identity), asks again and retries once. */
+  const signed = async <T>(run: (headers: Record<string, string>) => Promise<T>, req: { method: string; path: string; body: Buffer | { sha256: string; length: number } }): Promise<T> => {
+    const signer = options.signer
+    if (!signer) return run({})
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run(await signer({ ...req, audience: await audience() }))
+      } catch (error) {
+        if (attempt > 0 || (error as FormError).code !== 'AUTH_WRONG_AUDIENCE') throw error
+        audiences.delete(prefixUrl)
+      }
+    }
+  }
+
   const send = async <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> => {
     const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body))
-    const headers: Record<string, string> = { 'content-type': 'application/json' }
-    if (method !== 'GET' && options.signer) Object.assign(headers, await options.signer({ method, path, body: payload }))
-    try {
-      const res = await http(`${prefixUrl}${path}`, { method, body: method === 'GET' ? undefined : payload, headers })
-      return (res.body ? JSON.parse(res.body) : undefined) as T
-    } catch (error) {
-      throw translate(error, options)
+    const run = async (auth: Record<string, string>) => {
+      try {
+        const res = await http(`${prefixUrl}${path}`, { method, body: method === 'GET' ? undefined : payload, headers: { 'content-type': 'application/json', ...auth } })
+        return (res.body ? JSON.parse(res.body) : undefined) as T
+      } catch (error) {
+        throw translate(error, options)
+      }
     }
+    return method === 'GET' ? run({}) : signed(run, { method, path, body: payload })
   }
 
   return {
@@ -92,14 +132,18 @@ export function createClient(options: ClientOptions): NodeClient {
         hash.update(chunk as Buffer)
         total += (chunk as Buffer).length
       }
-      const headers: Record<string, string> = { 'content-type': o.contentType ?? 'application/octet-stream', 'content-length': String(total) }
-      if (options.signer) Object.assign(headers, await options.signer({ method: 'POST', path, body: { sha256: hash.digest('hex') } }))
-      try {
-        const res = await http(`${prefixUrl}${path}`, { method: 'POST', body: createReadStream(file), headers, timeout: {}, signal: o.signal }).on('uploadProgress', (p) => o.onProgress?.(p.transferred, total))
-        return (res.body ? JSON.parse(res.body) : undefined) as T
-      } catch (error) {
-        throw translate(error, options)
+      // the hash and length are declared and signed up front: the node checks the signature before it stores a byte
+      const sha256 = hash.digest('hex')
+      const headers: Record<string, string> = { 'content-type': o.contentType ?? 'application/octet-stream', 'content-length': String(total), [BODY_SHA256]: sha256 }
+      const run = async (auth: Record<string, string>) => {
+        try {
+          const res = await http(`${prefixUrl}${path}`, { method: 'POST', body: createReadStream(file), headers: { ...headers, ...auth }, timeout: {}, signal: o.signal }).on('uploadProgress', (p) => o.onProgress?.(p.transferred, total))
+          return (res.body ? JSON.parse(res.body) : undefined) as T
+        } catch (error) {
+          throw translate(error, options)
+        }
       }
+      return signed(run, { method: 'POST', path, body: { sha256, length: total } })
     },
     async *stream<T>(path: string, signal?: AbortSignal): AsyncIterable<T> {
       const source = http.stream(`${prefixUrl}${path}`, { timeout: {}, signal })

@@ -36,6 +36,8 @@ export interface RunningService {
   stop?(): Promise<void> | void
   /** reported by /v1/node and `form node status` */
   info?(): Record<string, unknown>
+  /** a name this node answers to in signed requests (its address in state, its peer id): see core/auth */
+  audience?: string
 }
 
 /**

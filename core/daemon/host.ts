@@ -61,8 +61,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     started.length = 0
   }
 
+  // The names this node answers to in signed requests: what its services declare (its address in
+  // state, its peer id), else an id of this run; the first is the one clients are told to sign for.
+  const audiences: string[] = []
+  const { randomBytes } = await import('node:crypto')
+  const fallbackAudience = `node-${randomBytes(12).toString('hex')}`
+  const audienceList = () => (audiences.length ? audiences : [fallbackAudience])
   const { createRequestVerifier } = await import('../auth/verify.js')
-  const server = new ApiServer({ routes, log: log.child('api'), authenticate: options.authenticate ?? createRequestVerifier().verify })
+  const server = new ApiServer({ routes, log: log.child('api'), authenticate: options.authenticate ?? createRequestVerifier({ audiences: audienceList }).verify })
   try {
     for (const planned of plan) {
       const { definition, plugin } = planned
@@ -96,6 +102,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       }
       started.push({ planned, running, startedInMs: performance.now() - t0 })
       handles.set(definition.name, running.handle)
+      if (running.audience) audiences.push(running.audience)
       log.info(`service ${definition.name} started`, { ms: Math.round(performance.now() - t0) })
     }
 
@@ -118,9 +125,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         info: s.running.info?.() ?? {},
       })),
     })
+    // Over TCP a stranger may ask: no pid, no local path, no service internals.
+    const describeRemote = () => {
+      const { version, startedAt, uptimeMs, api, plugins, services } = describe()
+      return { version, startedAt, uptimeMs, api, plugins, services: services.map(({ info: _info, ...s }) => s) }
+    }
     const core = routes.scoped('core', '/v1')
-    core.get('/health', () => ({ ok: true, pid: process.pid }))
-    core.get('/node', describe)
+    core.get('/health', (req) => (req.local ? { ok: true, pid: process.pid } : { ok: true }))
+    core.get('/node', (req) => (req.local ? describe() : describeRemote()))
+    // What a client signs for: a request naming another node is refused here (core/auth).
+    core.get('/auth/audience', () => ({ audience: audienceList()[0], accepts: audienceList() }))
     // Lets a client check that its signature is accepted and see the address the node derives.
     core.post('/auth/whoami', (req) => ({ address: req.caller }), { auth: 'signed' })
     await server.listen(paths.socket)

@@ -110,17 +110,26 @@ export class RouteTable {
   }
 }
 
+/** A path segment decoded; a malformed %-escape is the caller's error (400), not a 500. */
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new FormError('API_BAD_PATH', 'the request path holds a malformed %-escape', { httpStatus: 400, hint: 'escape "%" as %25' })
+  }
+}
+
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {}
   for (let i = 0; i < pattern.length; i++) {
     const seg = pattern[i]
     if (seg.startsWith('*')) {
       // a trailing wildcard takes the rest of the path, e.g. keys that contain slashes
-      params[seg.slice(1) || 'rest'] = parts.slice(i).map(decodeURIComponent).join('/')
+      params[seg.slice(1) || 'rest'] = parts.slice(i).map(decode).join('/')
       return params
     }
     if (i >= parts.length) return undefined
-    if (seg.startsWith(':')) params[seg.slice(1)] = decodeURIComponent(parts[i])
+    if (seg.startsWith(':')) params[seg.slice(1)] = decode(parts[i])
     else if (seg !== parts[i]) return undefined
   }
   return pattern.length === parts.length ? params : undefined

@@ -23,6 +23,24 @@ export interface NetConfig {
   formnet_subnet_prefix: number
   formnet_keepalive_s: number
   formnet_reconcile_interval_ms: number
+  /** libp2p connections kept at most (libp2p prunes beyond it) */
+  max_connections: number
+  /** inbound connections still in their handshake at once */
+  max_incoming_pending_connections: number
+  /** inbound connections a second accepted from one address */
+  inbound_connection_rate: number
+  /** streams a peer may open on one connection */
+  max_streams_per_connection: number
+  /** the largest frame on a Formation protocol stream; must exceed [state] max_op_bytes plus overhead */
+  max_frame_bytes: number
+  /** bytes of incoming frames held for one peer at once */
+  max_peer_buffered_bytes: number
+  /** bytes of incoming frames held for all peers together */
+  max_buffered_bytes: number
+  /** how long any protocol read waits for the peer's next bytes (a stalled blob provider is dropped after it) */
+  stream_read_timeout_ms: number
+  /** how long a frame may take to arrive whole once its header came */
+  frame_timeout_ms: number
 }
 
 /** The default formnet range: 512 node subnets of /24, in a block no common network uses. */
@@ -48,6 +66,15 @@ export const netConfiguration = {
       formnet_subnet_prefix: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(8, 30)),
       formnet_keepalive_s: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 3600)),
       formnet_reconcile_interval_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      max_connections: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(2, 100_000)),
+      max_incoming_pending_connections: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      inbound_connection_rate: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      max_streams_per_connection: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(8, 10_000)),
+      max_frame_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(64 * 1024, 2 ** 31)),
+      max_peer_buffered_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      max_buffered_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      stream_read_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      frame_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
@@ -69,6 +96,16 @@ export const netConfiguration = {
     formnet_subnet_prefix: 24,
     formnet_keepalive_s: 25,
     formnet_reconcile_interval_ms: 30_000,
+    // sized for a 2-core, 24 GiB node: the frame buffers of every peer together stay under 128 MiB
+    max_connections: 64,
+    max_incoming_pending_connections: 16,
+    inbound_connection_rate: 10,
+    max_streams_per_connection: 64,
+    max_frame_bytes: 4 * 1024 * 1024,
+    max_peer_buffered_bytes: 16 * 1024 * 1024,
+    max_buffered_bytes: 128 * 1024 * 1024,
+    stream_read_timeout_ms: 30_000,
+    frame_timeout_ms: 120_000,
   } satisfies NetConfig,
 }
 
@@ -93,7 +130,7 @@ export type { DesiredPeer } from './lib/formnet/reconcile.js'
 /** The developer side of formnet, loaded on demand (only `form manage formnet-up` needs it). */
 export const loadDeveloperFormnet = () => import('./lib/formnet/developer.js')
 export const loadWireGuardKeys = () => import('./lib/wireguard/keys.js')
-export { FrameReader, writeFrame } from './lib/p2p/framing.js'
+export { FrameReader, isProtocolViolation, writeFrame } from './lib/p2p/framing.js'
 
 /** Addressing and link helpers the hypervisor manager shares with formnet (light: Node built-ins only). */
 export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'

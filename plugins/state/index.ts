@@ -25,6 +25,16 @@ export interface StateConfig {
   /** invalid operations a peer may send before it is disconnected and banned */
   max_invalid_ops: number
   ban_ms: number
+  /** operations one author may submit through the node's TCP API a minute (429 past it) */
+  quota_ops_per_minute: number
+  /** bytes of operations one author may submit through the node's TCP API a minute */
+  quota_bytes_per_minute: number
+  /** the largest body POST /v1/state/ops takes */
+  max_api_batch_bytes: number
+  /** target size of one frame of operations on the wire (a batch is split by bytes, never below one operation) */
+  sync_batch_bytes: number
+  /** operation ids one anti-entropy round asks for; the rest come with the next round */
+  max_want_ids: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -53,8 +63,13 @@ export default definePlugin({
       anti_entropy_interval_ms: positiveInt,
       max_invalid_ops: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(0)),
       ban_ms: positiveInt,
+      quota_ops_per_minute: positiveInt,
+      quota_bytes_per_minute: positiveInt,
+      max_api_batch_bytes: positiveInt,
+      sync_batch_bytes: positiveInt,
+      max_want_ids: positiveInt,
     }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000 } satisfies StateConfig,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000, quota_ops_per_minute: 2000, quota_bytes_per_minute: 32 * 1024 * 1024, max_api_batch_bytes: 16 * 1024 * 1024, sync_batch_bytes: 1024 * 1024, max_want_ids: 50_000 } satisfies StateConfig,
   },
 })
 

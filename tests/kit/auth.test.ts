@@ -36,6 +36,18 @@ t.test('tampering with the body, path, method, timestamp or nonce is rejected', 
   }
 })
 
+t.test('a request names its audience: another node, or no node, is refused before the signature is checked', async (t) => {
+  const v = createRequestVerifier({ now: () => NOW, audiences: () => ['0xnode-a', 'peer-a'] })
+  const forA = (audience?: string) => ({ method: 'POST', path: '/p', body, headers: signRequest({ method: 'POST', path: '/p', body, signer, now: NOW, audience }) as Record<string, string> })
+  t.equal(v.verify(forA('0xnode-a')), wallet.address, 'its address')
+  t.equal(v.verify(forA('peer-a')), wallet.address, 'its peer id')
+  t.throws(() => v.verify(forA('0xnode-b')), { code: 'AUTH_WRONG_AUDIENCE', httpStatus: 401, message: /signed for the node "0xnode-b", not for this one \(0xnode-a\)/ })
+  t.throws(() => v.verify(forA()), { code: 'AUTH_WRONG_AUDIENCE', message: /names no node/ })
+  const moved = forA('0xnode-b')
+  moved.headers['x-form-audience'] = '0xnode-a'
+  t.throws(() => v.verify(moved), { code: 'AUTH_BAD_SIGNATURE' }, 'the audience is inside what is signed')
+})
+
 t.test('a replayed request is rejected while its timestamp is fresh, and by the window afterwards', async (t) => {
   let now = NOW
   const v = createRequestVerifier({ now: () => now, windowMs: 60_000 })
@@ -66,7 +78,8 @@ t.test('the node verifies signed requests end to end and refuses unsigned or rep
   // replay the exact bytes of one signed request
   const path = '/v1/auth/whoami'
   const payload = Buffer.from('{}')
-  const headers = signRequest({ method: 'POST', path, body: payload, signer })
+  const { audience } = await createClient({ socket: fe.socket }).get<{ audience: string }>('/v1/auth/audience')
+  const headers = signRequest({ method: 'POST', path, body: payload, signer, audience })
   const replayer = createClient({ socket: fe.socket, signer: () => headers })
   t.same(await replayer.post(path, {}), { address: wallet.address })
   await t.rejects(replayer.post(path, {}), { code: 'AUTH_REPLAY' })

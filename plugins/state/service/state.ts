@@ -105,6 +105,9 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     },
   }
 
+  const { AuthorQuota } = await import('../lib/quota.js')
+  const { insertGuarded } = await import('../lib/sync/guarded-insert.js')
+  const quota = new AuthorQuota({ opsPerMinute: config.quota_ops_per_minute, bytesPerMinute: config.quota_bytes_per_minute })
   const api = ctx.api
   api.get('/records/:collection', async (req) => {
     const limit = req.query.get('limit')
@@ -129,9 +132,11 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     async (req) => {
       const body = req.json<{ ops?: unknown }>()
       if (!body || !Array.isArray(body.ops)) throw new FormError('STATE_BAD_REQUEST', 'expected a JSON body {"ops": [...]}', { httpStatus: 400 })
-      return store.insert(body.ops, req.local ? 'api:local' : 'api:remote')
+      // the operator's own socket is not metered; a stranger's wallet is
+      if (!req.local) quota.charge(body.ops)
+      return insertGuarded(store, body.ops, req.local ? 'api:local' : 'api:remote')
     },
-    { auth: 'open', maxBody: 16 * 1024 * 1024 },
+    { auth: 'open', maxBody: config.max_api_batch_bytes },
   )
   api.get('/watch/:collection', (req) => new ApiStream(store.watch(req.params.collection, req.query.get('prefix') ?? '', req.signal)))
   api.get('/dump', () =>
@@ -173,10 +178,11 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
 
   return {
     handle,
+    audience: author.address,
     info: () => {
       const m = membershipStatus()
       const c = clockStatus(store, config.max_clock_skew_ms)
-      return { address: author.address, ops: store.stats().ops, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null }
+      return { address: author.address, ops: store.stats().ops, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null, quotaRefused: quota.refused }
     },
     stop: async () => {
       clearInterval(timer)

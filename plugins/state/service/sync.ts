@@ -1,8 +1,11 @@
 import type { PeerId, Stream } from '@libp2p/interface'
+import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
-import { FrameReader, writeFrame } from '../../net/index.js'
+import { isProtocolViolation, writeFrame } from '../../net/index.js'
 import type { Op } from '../lib/op.js'
+import { encodeOpBatches } from '../lib/sync/batches.js'
+import { insertGuarded } from '../lib/sync/guarded-insert.js'
 import { decodeRanges, encodeRanges, IdSet, Reconciler } from '../lib/sync/rbsr.js'
 import type { StateHandle } from './state.js'
 
@@ -10,14 +13,22 @@ export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
 
 const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5 } as const
-const MAX_FRAME = 8 * 1024 * 1024
 const MAX_OPS_PER_FRAME = 2000
+/** a malformed frame weighs as much as this many invalid operations towards a ban */
+const VIOLATION_WEIGHT = 5
+/** operations read from the store at once when answering a want: memory stays bounded whatever is asked */
+const SEND_CHUNK = 256
+
+const violation = (message: string) => new FormError('P2P_PROTOCOL', message)
 
 export interface SyncConfig {
   anti_entropy_interval_ms: number
   /** invalid operations a peer may send before it is disconnected */
   max_invalid_ops: number
   ban_ms: number
+  max_op_bytes: number
+  sync_batch_bytes: number
+  max_want_ids: number
 }
 
 /**
@@ -31,39 +42,71 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const store = state.store
   const log = ctx.log
   const invalid = new Map<string, number>()
-  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0 }
+  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0 }
+  // A frame must hold the largest valid operation, or a valid write could never replicate.
+  const maxFrame = p2p.maxFrameBytes
+  if (maxFrame < config.max_op_bytes + 4096) {
+    throw new FormError('SYNC_CONFIG', `[net] max_frame_bytes (${maxFrame}) must exceed [state] max_op_bytes (${config.max_op_bytes}) by 4096 bytes at least`, {
+      hint: 'raise [net] max_frame_bytes or lower [state] max_op_bytes in the operator config',
+    })
+  }
+  const batchBytes = Math.min(config.sync_batch_bytes, maxFrame - 1024)
 
   const { peerBindingMessage } = await import('../lib/peer-binding.js')
   const proof = Buffer.from(await p2p.sign(peerBindingMessage(state.address))).toString('hex')
   await state.updateNodeRecord({ peerId: p2p.peerId, peerIdProof: proof, multiaddrs: p2p.multiaddrs() })
 
-  /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
-  const receive = async (ops: unknown[], peer: string) => {
-    if (ops.length > MAX_OPS_PER_FRAME) throw new Error(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
-    const result = await store.insert(ops, peer)
-    stats.receivedOps += result.accepted
-    if (result.rejected.length) {
-      const count = (invalid.get(peer) ?? 0) + result.rejected.length
-      invalid.set(peer, count)
-      log.warn('peer sent invalid operations', { peer, rejected: result.rejected.length, first: result.rejected[0].message })
-      if (count > config.max_invalid_ops) {
-        stats.bans++
-        await p2p.ban(peer, config.ban_ms, `${count} invalid operations`)
-      }
+  /** Counts a peer's offence (invalid operations, malformed frames); past max_invalid_ops it is banned. */
+  const strike = async (peer: string, weight: number, reason: string) => {
+    const count = (invalid.get(peer) ?? 0) + weight
+    invalid.set(peer, count)
+    if (count > config.max_invalid_ops) {
+      stats.bans++
+      await p2p.ban(peer, config.ban_ms, `${reason}; ${count} offences, the limit is ${config.max_invalid_ops} ([state] max_invalid_ops)`)
     }
   }
 
-  const encodeOps = (ops: Op[]) => Buffer.from(JSON.stringify(ops))
+  /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
+  const receive = async (ops: unknown[], peer: string) => {
+    if (ops.length > MAX_OPS_PER_FRAME) throw violation(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
+    const result = await insertGuarded(store, ops, peer)
+    stats.receivedOps += result.accepted
+    if (result.rejected.length) {
+      stats.rejectedOps += result.rejected.length
+      log.warn('peer sent invalid operations', { peer, rejected: result.rejected.length, first: result.rejected[0].message })
+      await strike(peer, result.rejected.length, `${result.rejected.length} invalid operations (${result.rejected[0].code})`)
+    }
+  }
+
+  /** Runs a protocol exchange; a malformed frame from the peer counts towards its ban. */
+  const guarded = async <T>(peer: string, exchange: () => Promise<T>): Promise<T> => {
+    try {
+      return await exchange()
+    } catch (error) {
+      if (isProtocolViolation(error)) {
+        stats.malformedFrames++
+        p2p.count('malformed_frames')
+        log.warn('peer broke the sync protocol', { peer, error: (error as Error).message })
+        await strike(peer, VIOLATION_WEIGHT, (error as Error).message)
+      }
+      throw error
+    }
+  }
+
   const sendOps = async (stream: Stream, ops: Op[]) => {
-    for (let i = 0; i < ops.length; i += 500) {
-      const chunk = encodeOps(ops.slice(i, i + 500))
-      stats.syncBytes += chunk.length
-      await writeFrame(stream, FRAME.ops, chunk)
+    for (const frame of encodeOpBatches(ops, batchBytes, MAX_OPS_PER_FRAME)) {
+      stats.syncBytes += frame.length
+      await writeFrame(stream, FRAME.ops, frame)
     }
   }
   const parseOps = (payload: Buffer): unknown[] => {
-    const value = JSON.parse(payload.toString('utf8')) as unknown
-    if (!Array.isArray(value)) throw new Error('an ops frame must hold a JSON array')
+    let value: unknown
+    try {
+      value = JSON.parse(payload.toString('utf8'))
+    } catch {
+      throw violation('an ops frame is not JSON')
+    }
+    if (!Array.isArray(value)) throw violation('an ops frame must hold a JSON array')
     return value
   }
 
@@ -71,13 +114,15 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   // forwarded once per node and floods stop by themselves.
   await p2p.handle(
     PUSH_PROTOCOL,
-    async (stream, peer) => {
-      const reader = new FrameReader(stream, MAX_FRAME)
-      for (let frame = await reader.next(); frame; frame = await reader.next()) {
-        if (frame.type !== FRAME.ops) throw new Error(`unexpected frame ${frame.type} on push`)
-        await receive(parseOps(frame.payload), peer.toString())
-      }
-    },
+    (stream, peer) =>
+      guarded(peer.toString(), async () => {
+        // a push stream lives as long as the connection and may stay silent between batches
+        const reader = p2p.reader(stream, peer, { idleBetweenFrames: true })
+        for (let frame = await reader.next(); frame; frame = await reader.next()) {
+          if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} on push`)
+          await receive(parseOps(frame.payload), peer.toString())
+        }
+      }),
     { maxInboundStreams: 4 },
   )
   let pushQueue: { hash: string; op: Op; source?: string }[] = []
@@ -99,7 +144,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
         pushStreams.set(peer, stream)
       }
       try {
-        await writeFrame(await stream, FRAME.ops, encodeOps(ops))
+        await sendOps(await stream, ops)
         return
       } catch (error) {
         dropPushStream(peer, error as Error)
@@ -135,8 +180,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   })
 
   // Anti-entropy: both sides run the same reconciler; the initiator speaks first.
-  const reconcile = async (stream: Stream, peer: string, initiator: boolean) => {
-    const reader = new FrameReader(stream, MAX_FRAME)
+  const reconcile = (stream: Stream, peer: string, initiator: boolean) => guarded(peer, () => reconcileWith(stream, peer, initiator))
+  const reconcileWith = async (stream: Stream, peer: string, initiator: boolean) => {
+    const reader = p2p.reader(stream, peer)
     const hashes = await store.hashes()
     const rec = new Reconciler(new IdSet(hashes), { maxIdsPerMessage: MAX_OPS_PER_FRAME })
     const have: Uint8Array[] = []
@@ -151,8 +197,14 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       const frame = await reader.next()
       if (!frame) throw new Error('the peer closed the stream during reconciliation')
       if (frame.type === FRAME.end) break
-      if (frame.type !== FRAME.ranges) throw new Error(`unexpected frame ${frame.type} during reconciliation`)
-      const step = rec.respond(decodeRanges(frame.payload))
+      if (frame.type !== FRAME.ranges) throw violation(`unexpected frame ${frame.type} during reconciliation`)
+      let ranges
+      try {
+        ranges = decodeRanges(frame.payload)
+      } catch (error) {
+        throw violation(`a malformed ranges frame: ${(error as Error).message}`)
+      }
+      const step = rec.respond(ranges)
       have.push(...step.have)
       need.push(...step.need)
       if (!step.reply) {
@@ -161,22 +213,28 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       }
       await send(FRAME.ranges, encodeRanges(step.reply))
     }
-    // Each side asks for what it lacks, then sends what the other lacks plus what it was asked for.
-    await send(FRAME.want, Buffer.concat(need.map((id) => Buffer.from(id))))
+    // Each side asks for what it lacks (at most max_want_ids a round: the rest comes next round), then
+    // sends what the other lacks plus what it was asked for, a bounded chunk at a time.
+    const wanted = need.slice(0, config.max_want_ids)
+    await send(FRAME.want, Buffer.concat(wanted.map((id) => Buffer.from(id))))
     const wantFrame = await reader.next()
-    if (wantFrame?.type !== FRAME.want || wantFrame.payload.length % 32) throw new Error('expected a want frame')
+    if (wantFrame?.type !== FRAME.want || wantFrame.payload.length % 32) throw violation('expected a want frame')
     const asked: string[] = []
-    for (let i = 0; i < wantFrame.payload.length; i += 32) asked.push(wantFrame.payload.subarray(i, i + 32).toString('hex'))
+    for (let i = 0; i < wantFrame.payload.length && asked.length < config.max_want_ids; i += 32) asked.push(wantFrame.payload.subarray(i, i + 32).toString('hex'))
     const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])]
-    const ops = (await store.getOps(toSend)).filter((o): o is Op => o !== undefined)
-    await sendOps(stream, ops)
+    let sent = 0
+    for (let i = 0; i < toSend.length; i += SEND_CHUNK) {
+      const ops = (await store.getOps(toSend.slice(i, i + SEND_CHUNK))).filter((o): o is Op => o !== undefined)
+      await sendOps(stream, ops)
+      sent += ops.length
+    }
     await send(FRAME.fin, new Uint8Array())
     for (let frame = await reader.next(); frame && frame.type !== FRAME.fin; frame = await reader.next()) {
-      if (frame.type !== FRAME.ops) throw new Error(`unexpected frame ${frame.type} after reconciliation`)
+      if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} after reconciliation`)
       await receive(parseOps(frame.payload), peer)
     }
     stats.syncRounds++
-    return { sent: ops.length, wanted: need.length }
+    return { sent, wanted: wanted.length }
   }
 
   await p2p.handle(SYNC_PROTOCOL, async (stream, peer) => void (await reconcile(stream, peer.toString(), false)), { maxInboundStreams: 2 })
@@ -207,7 +265,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
 
   ctx.api.get('/sync', () => ({ ...stats, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
   return {
-    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps }),
+    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
     stop: async () => {
       clearInterval(timer)
       unsubscribe()

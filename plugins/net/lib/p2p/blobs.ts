@@ -137,15 +137,21 @@ export class BlobStore {
    * are not written but skipped (hashed all the same), and the length is set at the end, so a
    * sparse image stays sparse on the receiving node, trailing zeros included.
    */
-  async fetchFrom(stream: Stream, hash: string, maxBytes: number): Promise<void> {
+  async fetchFrom(stream: Stream, hash: string, maxBytes: number, options: { timeoutMs?: number } = {}): Promise<void> {
     this.path(hash)
     await writeFrame(stream, FRAME.request, Buffer.from(hash))
-    const reader = new FrameReader(stream, CHUNK + 1024)
+    // a provider that stalls (after its header, say) is given up on after timeoutMs, not waited for forever
+    const reader = new FrameReader(stream, { maxFrame: CHUNK + 1024, timeoutMs: options.timeoutMs ?? 30_000 })
     const head = await reader.next()
     if (head?.type === FRAME.error) throw new FormError('BLOB_NOT_FOUND', head.payload.toString('utf8'))
     if (head?.type !== FRAME.header) throw new FormError('BLOB_PROTOCOL', 'the provider sent no header')
-    const { size } = JSON.parse(head.payload.toString('utf8')) as { size: number }
-    if (!(size >= 0) || size > maxBytes) throw new FormError('BLOB_TOO_LARGE', `blob ${hash} is ${size} bytes; the limit is ${maxBytes}`)
+    let size: number
+    try {
+      ;({ size } = JSON.parse(head.payload.toString('utf8')) as { size: number })
+    } catch {
+      throw new FormError('BLOB_PROTOCOL', 'the provider sent a header that is not JSON')
+    }
+    if (!(Number.isSafeInteger(size) && size >= 0) || size > maxBytes) throw new FormError('BLOB_TOO_LARGE', `blob ${hash} is ${size} bytes; the limit is ${maxBytes}`)
     const tmp = await this.tempFile()
     const fh = await open(tmp, 'wx', 0o644)
     const sha = createHash('sha256')
@@ -183,4 +189,32 @@ export class BlobStore {
       throw error
     }
   }
+}
+
+/**
+ * Gets a blob from the first provider that delivers it: each is tried in turn, and one that fails,
+ * lies or stalls (no bytes for `timeoutMs`) is dropped for the next. Returns who served it.
+ */
+export async function fetchFromProviders(
+  store: BlobStore,
+  hash: string,
+  providers: AsyncIterable<string>,
+  open: (provider: string) => Promise<Stream>,
+  options: { maxBytes: number; timeoutMs: number; onFailure?: (provider: string, error: Error) => void },
+): Promise<{ provider: string } | { failures: string[] }> {
+  const failures: string[] = []
+  for await (const provider of providers) {
+    let stream: Stream | undefined
+    try {
+      stream = await open(provider)
+      await store.fetchFrom(stream, hash, options.maxBytes, { timeoutMs: options.timeoutMs })
+      await stream.close().catch(() => {})
+      return { provider }
+    } catch (error) {
+      stream?.abort(error as Error)
+      failures.push(`${provider}: ${(error as Error).message}`)
+      options.onFailure?.(provider, error as Error)
+    }
+  }
+  return { failures }
 }

@@ -4,7 +4,7 @@ import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { LevelDatastore } from 'datastore-level'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -15,20 +15,39 @@ export interface HostOptions {
   announce: string[]
   /** where the peer store and DHT records persist */
   datastorePath: string
+  /** connection and stream limits (see [net] in templates/operator.toml); libp2p's defaults when absent */
+  limits?: HostLimits
+  /** refuses banned peers and addresses (see the p2p service) */
+  gater?: ConnectionGater
+  /** options for outgoing TCP sockets, e.g. `localAddress` (tests dial from several loopback addresses) */
+  dialOpts?: Record<string, unknown>
+}
+
+export interface HostLimits {
+  max_connections: number
+  max_incoming_pending_connections: number
+  /** inbound connections a second from one address */
+  inbound_connection_rate: number
+  max_streams_per_connection: number
 }
 
 export type FormLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>>; dht: ReturnType<ReturnType<typeof kadDHT>> }>
 
 export async function createHost(options: HostOptions): Promise<{ node: FormLibp2p; datastore: LevelDatastore }> {
+  const l = options.limits
   const datastore = new LevelDatastore(options.datastorePath)
   await datastore.open()
   const node = (await createLibp2p({
     privateKey: options.privateKey,
     datastore,
     addresses: { listen: options.listen, announce: options.announce },
-    transports: [tcp()],
+    transports: [tcp({ dialOpts: options.dialOpts as never })],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // The stream window stays at its 256 KiB minimum until the reader keeps up, and grows to 1 MiB
+    // at most: bytes a peer sends on streams nobody reads are bounded by windows x streams.
+    streamMuxers: [yamux({ ...(l ? { maxInboundStreams: l.max_streams_per_connection, maxOutboundStreams: l.max_streams_per_connection } : {}), streamOptions: { maxStreamWindowSize: 1024 * 1024 } })],
+    connectionGater: options.gater,
+    connectionManager: l ? { maxConnections: l.max_connections, maxIncomingPendingConnections: l.max_incoming_pending_connections, inboundConnectionThreshold: l.inbound_connection_rate } : undefined,
     services: {
       identify: identify(),
       // kad-dht requires ping
