@@ -4,8 +4,8 @@ const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).stat
 
 /** Why image builds cannot run on this machine (for tap's skip, printed with the test), or false. */
 export function builderSkip(extraTools: string[] = []): string | false {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'cannot run here: the builder needs root (chroot, namespaces)'
-  const tool = ['mmdebstrap', 'mke2fs', 'debugfs', 'unshare', ...extraTools].find((x) => !has(x))
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'cannot run here: the builder needs root (network namespaces for its build VMs)'
+  const tool = ['mmdebstrap', 'mke2fs', 'debugfs', 'qemu-system-x86_64', 'qemu-img', 'iptables', ...extraTools].find((x) => !has(x))
   return tool ? `cannot run here: ${tool} is not installed` : false
 }
 
@@ -22,4 +22,11 @@ export async function shareCachedBase(env: { dir: string; env: Record<string, st
   await rm(join(env.dir, 'probe'), { recursive: true, force: true })
   await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
   await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
+}
+
+/** A directory as the builder receives a context: the tar.gz `form pack build` uploads. */
+export async function packDirectory(dir: string, file = `${dir}.tar.gz`): Promise<string> {
+  const { checkContext, packContext } = await import('../../plugins/pack/lib/context-archive.js')
+  await packContext(dir, await checkContext(dir, 2 ** 30), file)
+  return file
 }

@@ -23,9 +23,9 @@ const HEX64 = /^[0-9a-f]{64}$/
 
 /** Why this node cannot build images, or undefined when it can. */
 async function builderUnavailable(): Promise<string | undefined> {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the builder needs root (chroot and mount namespaces)'
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the builder needs root (network namespaces for its build VMs)'
   const { execa } = await import('execa')
-  for (const tool of ['mmdebstrap', 'mke2fs', 'unshare', 'chroot', 'tar']) {
+  for (const tool of ['mmdebstrap', 'mke2fs', 'tar', 'qemu-system-x86_64', 'qemu-img', 'ip', 'iptables']) {
     const r = await execa('sh', ['-c', `command -v ${tool}`], { reject: false })
     if (r.exitCode !== 0) return `${tool} is not installed`
   }
@@ -111,14 +111,13 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       if (!parsed.formfile) throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.map((d) => d.message).join('; ')}`)
       const lines = await readFile(join(dirs.contexts, `${job.req.request}.lines.json`), 'utf8').then((t) => JSON.parse(t) as number[]).catch(() => undefined)
       if (lines?.length === parsed.formfile.steps.length) parsed.formfile.steps.forEach((step, i) => (step.line = lines[i]))
-      const { extractContext } = await import('../lib/context-archive.js')
-      await extractContext(join(dirs.contexts, `${job.req.context}.tar.gz`), join(work, 'context'))
       const { buildImage } = await import('../lib/builder/build.js')
       const result = await buildImage({
         formfile: parsed.formfile,
         owner: job.owner,
         buildId: job.build,
-        context: join(work, 'context'),
+        // the archive as uploaded: only the build VM unpacks it
+        context: join(dirs.contexts, `${job.req.context}.tar.gz`),
         workDir: work,
         cacheDir: dirs.cache,
         blobs: p2p.blobs,

@@ -113,6 +113,11 @@ export function layoutDisk(usage: TreeUsage, diskGb: number): DiskLayout {
   return atDisk({ size: wanted, inodes, journalMiB: journal, usage }, diskGb)
 }
 
+/** The layout to retry with when mke2fs finds the estimate too small: the whole of DISK. */
+export function fallbackLayout(layout: DiskLayout, diskGb: number): DiskLayout {
+  return layout.size < diskGb * GiB ? { ...atDisk(layout, diskGb), fallback: true } : layout
+}
+
 /** The same layout on the whole of DISK (the content fits, the margins do not). */
 function atDisk(layout: DiskLayout, diskGb: number): DiskLayout {
   const size = diskGb * GiB
