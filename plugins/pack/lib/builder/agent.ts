@@ -11,8 +11,8 @@ import { GUEST_AGENT_FILES } from './guest-agent.js'
  * of the image or of the context.
  *
  * Disks: vda the build's root (a qcow2 overlay), vdb the input (this agent, the plan, the
- * scripts), vdc the context archive as uploaded, vdd the image's ext4 (written by mke2fs -d),
- * vde the kernel (at 0) and the initrd (at BOOT_INITRD_OFFSET).
+ * scripts), vdc the context archive as uploaded, vdd the kernel (at 0) and the initrd (at
+ * BOOT_INITRD_OFFSET).
  */
 
 export const BOOT_INITRD_OFFSET = 128 * 2 ** 20
@@ -67,38 +67,45 @@ printf '#!/bin/sh\\n# written by the form builder for the duration of the build\
 chmod 755 /usr/sbin/policy-rc.d
 # every process a step left behind ends, and what it wrote is on the disk, before the layer is taken
 settle() { kill -9 -1 2>/dev/null; sleep 0.1; sync; }
-measure() {
-  LC_ALL=C find "$1" -xdev -printf '%y %n %i %s %p\\n' | LC_ALL=C awk -v root="$1" '
-    function up(x) { return int((x + 4095) / 4096) * 4096 }
-    { t = $1; n = $2; ino = $3; s = $4; p = substr($0, length($1) + length($2) + length($3) + length($4) + 5)
-      if (p != root) { par = p; sub(/\\/[^\\/]*$/, "", par); name = substr(p, length(par) + 2); ent[par] += 8 + int((length(name) + 3) / 4) * 4 }
-      if (t != "d" && n > 1) { if (ino in seen) next; seen[ino] = 1 }
-      inodes++
-      if (t == "d") dirs[p] = 1
-      else if (t == "f") bytes += up(s)
-      else if (t == "l" && s >= 60) bytes += 4096 }
-    END { for (d in dirs) { e = 24 + ent[d]; b = int((e + 4083) / 4084); bytes += (b == 1 ? 1 : b * 2 + 1) * 4096 }
-          printf "%.0f %.0f\\n", bytes, inodes }'
-}
-mkfs() {
-  mke2fs -q -F -t ext4 -T default -b 4096 -I 256 -N "$2" -J size="$3" -L formroot \\
-    -E root_owner=0:0,lazy_journal_init=1 -d /run/form/root /dev/vdd "$(($1 / 1024))k" 2>&1
-}
+# The image: the build's own filesystem, shrunk to its content. The agent leaves it for a tmpfs
+# holding the few tools it needs, unmounts it, checks it, shrinks it (resize2fs -M), discards its
+# free blocks (no deleted file's bytes stay behind) and names it; the builder copies the disk out.
+TOOLS="sh mount umount e2fsck resize2fs dumpe2fs tune2fs sed sleep sync"
 image() {
-  mkdir -p /run/form/root && mount --bind / /run/form/root || { say "image-failed cannot bind the root"; return; }
-  say "usage $(measure /run/form/root)"
-  hear; set -- $HEARD
-  [ "$1" = layout ] || { umount /run/form/root; return; }
-  if out=$(mkfs "$2" "$3" "$4"); then size=$2
-  elif [ "$5" -gt "$2" ] && echo "$out" | grep -qE 'Could not allocate|No space|too big for filesystem' && out=$(mkfs "$5" "$6" "$4"); then size=$5
-  else umount /run/form/root; say "image-failed $(echo "$out" | tail -n 3 | tr '\\n' ' ')"; return; fi
-  umount /run/form/root
   k=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
   i=$(ls /boot/initrd.img-* 2>/dev/null | sort -V | tail -n 1)
-  if [ -z "$k" ] || [ -z "$i" ]; then say "image-failed no-kernel"; return; fi
-  dd if="$k" of=/dev/vde bs=1M conv=notrunc status=none && dd if="$i" of=/dev/vde bs=1M seek=${BOOT_INITRD_OFFSET / 2 ** 20} conv=notrunc status=none || { say "image-failed cannot write the kernel"; return; }
+  if [ -z "$k" ] || [ -z "$i" ]; then say "image-failed the image has no /boot/vmlinuz-* and /boot/initrd.img-*"; return; fi
+  ksize=$(stat -L -c %s "$k"); isize=$(stat -L -c %s "$i")
+  if [ "$ksize" -gt ${BOOT_INITRD_OFFSET} ] || [ "$isize" -gt ${BOOT_DISK_BYTES - BOOT_INITRD_OFFSET} ]; then say "image-failed the kernel or initrd is too large"; return; fi
+  dd if="$k" of=/dev/vdd bs=1M conv=notrunc status=none && dd if="$i" of=/dev/vdd bs=1M seek=${BOOT_INITRD_OFFSET / 2 ** 20} conv=notrunc status=none || { say "image-failed cannot write the kernel"; return; }
+  t=/run/form/t
+  mkdir -p $t && mount -t tmpfs -o size=128m tools $t || { say "image-failed no tmpfs"; return; }
+  for b in $TOOLS; do
+    p=$(command -v "$b") || { say "image-failed the image has no $b"; return; }
+    for f in "$p" $(ldd "$p" 2>/dev/null | grep -o '/[^ ]*'); do mkdir -p "$t$(dirname "$f")"; cp -L "$f" "$t$f"; done
+    mkdir -p $t/bin; [ -e "$t/bin/$b" ] || ln -s "$p" "$t/bin/$b"
+  done
+  mkdir -p $t/old $t/dev $t/proc
+  cat > $t/shrink.sh <<'SHRINK'
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount --move /old/dev /dev; mount --move /old/proc /proc
+say() { printf '%s\n' "$*" >&3; }
+umount -R /old 2>/dev/null || umount -l /old
+sync; sleep 0.2
+e2fsck -fy /dev/vda >/dev/null 2>&1
+if ! out=$(resize2fs -M /dev/vda 2>&1); then say "image-failed $(printf %s "$out" | tail -n 2 | tr '\n' ' ')"; else
+  e2fsck -fy -E discard /dev/vda >/dev/null 2>&1
+  tune2fs -L formroot /dev/vda >/dev/null 2>&1
+  count=$(dumpe2fs -h /dev/vda 2>/dev/null | sed -n 's/^Block count: *//p')
+  size=$(dumpe2fs -h /dev/vda 2>/dev/null | sed -n 's/^Block size: *//p')
   sync
-  say "image $size $(stat -c %s "$k") $(stat -c %s "$i")"
+  say "image $((count * size)) $KSIZE $ISIZE"
+fi
+IFS= read -r x <&3
+sync; echo o > /proc/sysrq-trigger; sleep 30
+SHRINK
+  cd $t && pivot_root . old && KSIZE=$ksize ISIZE=$isize exec /bin/sh /shrink.sh
+  say "image-failed cannot leave the root filesystem"
 }
 say ready
 while hear; do

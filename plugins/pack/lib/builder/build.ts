@@ -7,8 +7,7 @@ import type { BlobStore } from '../../../net/index.js'
 import { IMAGE_SCHEMA, parseManifest, type ImageManifest } from '../../../node/index.js'
 import { describeStep, printFormfile, type Formfile, type Step } from '../formfile/index.js'
 import { AGENT, BOOT_DISK_BYTES, BOOT_INITRD_OFFSET, finalizeScript, planScript, stepScript } from './agent.js'
-import { baseKey, BUILD_INIT, prepareVmBase } from './base.js'
-import { fallbackLayout, layoutDisk } from './disk.js'
+import { baseKey, BUILD_DISK_GB, BUILD_INIT, prepareVmBase } from './base.js'
 import { buildNetwork, type BuildNetwork } from './net.js'
 import { BuildVm, buildAccel } from './vm.js'
 
@@ -62,7 +61,7 @@ export interface BuildResult {
   /** how the build VM ran: kvm or tcg (undefined when no VM was needed) */
   accel?: string
   /** where the time went, in ms (a build that booted a VM) */
-  timings?: Record<'base' | 'boot' | 'steps' | 'finalize' | 'measure' | 'mkfs' | 'publish', number>
+  timings?: Record<'base' | 'boot' | 'steps' | 'finalize' | 'shrink' | 'publish', number>
 }
 
 /** A step that failed: which one, and what it printed. */
@@ -283,14 +282,12 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
   const top = replayable < keys.length ? s.layerFile(replayable) : final
   await rm(top, { force: true })
   await qemuImg(['create', '-q', '-f', 'qcow2', '-b', below.file, '-F', below.format, top])
-  const outDisk = join(o.workDir, 'disk.raw')
   const bootDisk = join(o.workDir, 'boot.raw')
-  await sparseFile(outDisk, f.resources.diskGb * 2 ** 30)
   await sparseFile(bootDisk, BOOT_DISK_BYTES)
 
   const accel = await buildAccel()
   let lap = performance.now()
-  const timings = { base: s.baseMs, boot: 0, steps: 0, finalize: 0, measure: 0, mkfs: 0, publish: 0 }
+  const timings = { base: s.baseMs, boot: 0, steps: 0, finalize: 0, shrink: 0, publish: 0 }
   const split = (k: keyof typeof timings) => {
     const now = performance.now()
     timings[k] += now - lap
@@ -308,7 +305,6 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
         { file: top, format: 'qcow2' },
         { file: s.input, format: 'raw', readonly: true },
         { file: o.context, format: 'raw', readonly: true },
-        { file: outDisk, format: 'raw' },
         { file: bootDisk, format: 'raw' },
       ],
       memoryMb: o.vmMemoryMb ?? 1024,
@@ -375,33 +371,22 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
     emit({ type: 'phase', phase: 'image' })
     const imageStarted = performance.now()
     vm.send('image')
-    const [usageWord, bytes, inodes] = await expect('the size of the image')
-    split('measure')
-    if (usageWord !== 'usage' || !/^\d+$/.test(bytes ?? '') || !/^\d+$/.test(inodes ?? '')) throw fail('BUILD_VM_PROTOCOL', `the build agent answered "${usageWord}" for the image's size`)
-    let layout
-    try {
-      layout = layoutDisk({ bytes: Number(bytes), inodes: Number(inodes) }, f.resources.diskGb)
-    } catch (error) {
-      vm.send('quit')
-      throw error
-    }
-    const fallback = fallbackLayout(layout, f.resources.diskGb)
-    vm.send(`layout ${layout.size} ${layout.inodes} ${layout.journalMiB} ${fallback.size} ${fallback.inodes}`)
     const [imageWord, ...rest] = await expect('the image')
-    split('mkfs')
-    if (imageWord === 'image-failed') {
-      const why = rest.join(' ')
-      if (/Could not allocate|No space|too big/.test(why)) throw new FormError('BUILD_DISK_TOO_SMALL', `the image does not fit in DISK ${f.resources.diskGb} GB: ${why}`, { hint: 'raise DISK in the Formfile' })
-      throw fail('BUILD_DISK_FAILED', `writing the image failed: ${why}`)
-    }
+    split('shrink')
+    if (imageWord === 'image-failed') throw fail('BUILD_DISK_FAILED', `writing the image failed: ${rest.join(' ')}`)
     const [size, kernelSize, initrdSize] = rest.map(Number)
-    if (imageWord !== 'image' || ![layout.size, fallback.size].includes(size) || !(kernelSize > 0 && kernelSize <= MAX_KERNEL) || !(initrdSize > 0 && initrdSize <= MAX_INITRD)) {
+    if (imageWord !== 'image' || !(size > 0 && size % 4096 === 0 && size <= BUILD_DISK_GB * 2 ** 30) || !(kernelSize > 0 && kernelSize <= MAX_KERNEL) || !(initrdSize > 0 && initrdSize <= MAX_INITRD)) {
       throw fail('BUILD_VM_PROTOCOL', `the build agent's image report is out of bounds: ${[imageWord, ...rest].join(' ').slice(0, 200)}`)
     }
     vm.send('quit')
     await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 20_000))])
     await vm.close()
-    // opaque bytes only: the disk cut to the agreed length, the kernel and initrd at their offsets
+    if (size > f.resources.diskGb * 2 ** 30) {
+      throw new FormError('BUILD_DISK_TOO_SMALL', `the image does not fit in DISK ${f.resources.diskGb} GB: its files need ${Math.ceil(size / 2 ** 20)} MiB`, { hint: 'raise DISK in the Formfile' })
+    }
+    // opaque bytes only: the disk (sparse) cut to its filesystem's length, the kernel and initrd at their offsets
+    const outDisk = join(o.workDir, 'disk.raw')
+    await qemuImg(['convert', '-q', '-f', 'qcow2', '-O', 'raw', final, outDisk])
     await truncate(outDisk, size)
     const disk = await o.blobs.putFile(await moveToTemp(o.blobs, outDisk))
     const kernel = await blobFromRange(o.blobs, bootDisk, 0, kernelSize)
