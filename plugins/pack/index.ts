@@ -17,6 +17,10 @@ export interface PackConfig {
   builder_mirrors: string[]
   /** the largest build context the node accepts */
   max_context_mb: number
+  /** IPv4 ranges a build VM may reach besides the public internet (private ranges and the node itself are refused) */
+  build_allow_cidrs: string[]
+  /** memory of a build VM (MiB) */
+  build_vm_memory_mb: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -34,8 +38,10 @@ export default definePlugin({
       builder_suite: t.cascade(t.isString(), t.matchesRegExp(/^[a-z][a-z0-9-]*$/)),
       builder_mirrors: t.isArray(t.isString()),
       max_context_mb: positiveInt,
+      build_allow_cidrs: t.isArray(t.isString()),
+      build_vm_memory_mb: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(256, 65536)),
     }) as t.StrictValidator<unknown, PackConfig>,
-    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512 } satisfies PackConfig,
+    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512, build_allow_cidrs: [], build_vm_memory_mb: 1024 } satisfies PackConfig,
   },
   services: [{ name: 'builder', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/builder.js')).startBuilder(ctx) }],
 })

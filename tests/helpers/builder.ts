@@ -16,9 +16,9 @@ export function builderSkip(extraTools: string[] = []): string | false {
 export async function shareCachedBase(env: { dir: string; env: Record<string, string | undefined> }): Promise<void> {
   const { mkdir, rm, symlink } = await import('node:fs/promises')
   const { join } = await import('node:path')
-  const { prepareBase } = await import('../../plugins/pack/lib/builder/base.js')
+  const { prepareVmBase } = await import('../../plugins/pack/lib/builder/base.js')
   const { CACHE } = await import('./guest-image.js')
-  await prepareBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe'))
+  await prepareVmBase({ suite: 'bookworm', cacheDir: join(CACHE, 'builder') }, join(env.dir, 'probe'))
   await rm(join(env.dir, 'probe'), { recursive: true, force: true })
   await mkdir(join(String(env.env.FORM_CACHE_DIR), 'builder'), { recursive: true })
   await symlink(join(CACHE, 'builder', 'base'), join(String(env.env.FORM_CACHE_DIR), 'builder', 'base'))
@@ -27,6 +27,12 @@ export async function shareCachedBase(env: { dir: string; env: Record<string, st
 /** A directory as the builder receives a context: the tar.gz `form pack build` uploads. */
 export async function packDirectory(dir: string, file = `${dir}.tar.gz`): Promise<string> {
   const { checkContext, packContext } = await import('../../plugins/pack/lib/context-archive.js')
-  await packContext(dir, await checkContext(dir, 2 ** 30), file)
+  const listing = await checkContext(dir, 2 ** 30)
+  if (listing.files.length) await packContext(dir, listing, file)
+  else {
+    // an empty context: the directory itself, no files
+    const tar = await import('tar')
+    await tar.c({ gzip: true, cwd: dir, file, portable: true, noDirRecurse: true }, ['.'])
+  }
   return file
 }

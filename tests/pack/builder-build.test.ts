@@ -25,7 +25,7 @@ ENV --scope=user:ada EDITOR=vi
 ENV --scope=service:hello-build PORT=8080
 RUN echo "built in $(pwd)" > built.txt && /usr/bin/hello -g "$GREETING" > greeting.txt
 ENV QUOTED='$(touch /pwned-quoted)' SUBST="a $(touch /pwned-subst) \`touch /pwned-tick\`" REF=\${GREETING}-x PATH=/opt/bin:$PATH
-RUN [ ! -e /pwned-quoted ] && [ ! -e /pwned-subst ] && [ ! -e /pwned-tick ] && printf '%s|%s|%s|%s\n' "$QUOTED" "$SUBST" "$REF" "$PATH" > env.txt
+RUN test ! -e /pwned-quoted && test ! -e /pwned-subst && test ! -e /pwned-tick && printf '%s|%s|%s|%s\\n' "$QUOTED" "$SUBST" "$REF" "$PATH" > env.txt
 ENTRYPOINT ["/usr/bin/hello", "-g", "from the entrypoint"]
 EXPOSE 8080
 `

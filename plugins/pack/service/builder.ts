@@ -32,7 +32,7 @@ async function builderUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
-/** Kills the build commands (see lib/builder/chroot.ts) still running in `workDir` after a crash. */
+/** Kills the build VMs (QEMU with `-name form-build`, see lib/builder/vm.ts) still running in `workDir` after a crash. */
 async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Promise<void> {
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue
@@ -65,6 +65,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   // A build the node was killed in: its command may still run (stop it; its namespace takes every
   // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
   await killOrphanBuilds(dirs.work, log)
+  // and the network namespaces and NAT rules of those build VMs (see lib/builder/net.ts)
+  if (config.builder !== 'off') await (await import('../lib/builder/net.js')).removeStaleBuildNetworks(dirs.work).catch(() => {})
   for (const name of await readdir(dirs.work)) await rm(join(dirs.work, name), { recursive: true, force: true })
 
   const unavailable = config.builder === 'off' ? 'the builder is off ([pack] builder = "off")' : await builderUnavailable()
@@ -123,6 +125,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
         blobs: p2p.blobs,
         suite: config.builder_suite,
         mirrors: config.builder_mirrors,
+        allowCidrs: config.build_allow_cidrs,
+        vmMemoryMb: config.build_vm_memory_mb,
         signal: job.abort.signal,
         onOutput: (chunk) => out.write(chunk),
         onEvent: (e) => {

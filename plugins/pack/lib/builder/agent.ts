@@ -88,7 +88,7 @@ image() {
   mkdir -p $t/old $t/dev $t/proc
   cat > $t/shrink.sh <<'SHRINK'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount --move /old/dev /dev; mount --move /old/proc /proc
+mount --move /old/dev /dev 2>/dev/null; mount --move /old/proc /proc 2>/dev/null
 say() { printf '%s\n' "$*" >&3; }
 umount -R /old 2>/dev/null || umount -l /old
 sync; sleep 0.2
@@ -187,7 +187,7 @@ function envScript(step: Extract<Step, { kind: 'env' }>, known: Record<string, s
   const file =
     step.scope.kind === 'system' ? 'system.sh' : step.scope.kind === 'user' ? `user-${step.scope.name}.sh` : `service-${step.scope.name}.env`
   const mode = step.scope.kind === 'system' ? '644' : '600'
-  return ['set -e', `mkdir -p /${ENV_DIR}`, `printf '%s' ${q(envFileLines(step, known))} >> /${ENV_DIR}/${file}`, `chmod ${mode} /${ENV_DIR}/${file}`].join('\n')
+  return ['set -e', `if [ -L /${ENV_DIR} ] || { [ -e /${ENV_DIR} ] && [ ! -d /${ENV_DIR} ]; }; then rm -f /${ENV_DIR}; fi`, `mkdir -p /${ENV_DIR}`, `printf '%s' ${q(envFileLines(step, known))} >> /${ENV_DIR}/${file}`, `chmod ${mode} /${ENV_DIR}/${file}`].join('\n')
 }
 
 /** The script that applies step `index` inside the VM. `workdir`: the last WORKDIR before it. */

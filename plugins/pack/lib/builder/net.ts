@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { dirname } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
 
@@ -64,10 +65,13 @@ export function checkCidrs(cidrs: string[]): string[] {
   return cidrs
 }
 
+/** Names a node's build namespaces apart from other nodes' on the same host: a hash of its work directory. */
+const nodeTag = (workRoot: string) => createHash('sha256').update(workRoot).digest('hex').slice(0, 8)
+
 export async function buildNetwork(o: { workDir: string; allowCidrs: string[] }): Promise<BuildNetwork> {
   const allow = checkCidrs(o.allowCidrs)
   const id = randomBytes(3).toString('hex')
-  const ns = `fb${id}`
+  const ns = `form-build-${nodeTag(dirname(o.workDir))}-${id}`
   const hostIf = `fb${id}h`
   const nsIf = `fb${id}n`
   // a /30 in 10/8 for the veth: blocked for the guest like the rest of 10/8
@@ -108,7 +112,11 @@ export async function buildNetwork(o: { workDir: string; allowCidrs: string[] })
       for (const proto of ['udp', 'tcp']) await out(['-d', `${r}/32`, '-p', proto, '--dport', '53', '-j', 'ACCEPT'])
     }
     for (const addr of new Set([...(await hostAddresses()), hostIp])) await out(['-d', `${addr}/32`, '-j', 'REJECT'])
-    for (const range of BLOCKED_RANGES) await out(['-d', range, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'], ).then(() => out(['-d', range, '-j', 'REJECT']))
+    // refused at once (a reset, an ICMP error), so a step that tries fails fast instead of timing out
+    for (const range of BLOCKED_RANGES) {
+      await out(['-d', range, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'])
+      await out(['-d', range, '-j', 'REJECT'])
+    }
     await sh('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], 'enabling forwarding for the build network')
     for (const r of hostRules) {
       await sh('iptables', ['-t', r[1], '-I', ...r.slice(2)], 'NATing the build namespace')
@@ -126,12 +134,16 @@ export async function buildNetwork(o: { workDir: string; allowCidrs: string[] })
   }
 }
 
-/** Removes the namespaces and host rules of build networks a crashed node left behind. */
-export async function removeStaleBuildNetworks(): Promise<void> {
+/**
+ * Removes the namespaces and host rules of build networks this node's earlier run left behind (a
+ * crash): those of its work directory `workRoot` only, never another node's on the same host.
+ */
+export async function removeStaleBuildNetworks(workRoot: string): Promise<void> {
   const { execa } = await import('execa')
-  const names = ((await execa('ip', ['netns', 'list'], { reject: false })).stdout as string).split('\n').map((l) => l.split(' ')[0]).filter((n) => /^fb[0-9a-f]{6}$/.test(n))
+  const prefix = `form-build-${nodeTag(workRoot)}-`
+  const names = ((await execa('ip', ['netns', 'list'], { reject: false })).stdout as string).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(prefix))
   for (const table of ['nat', 'filter']) {
-    const rules = ((await execa('iptables', ['-t', table, '-S'], { reject: false })).stdout as string).split('\n').filter((l) => l.includes(`${TAG}-fb`))
+    const rules = ((await execa('iptables', ['-t', table, '-S'], { reject: false })).stdout as string).split('\n').filter((l) => l.includes(`${TAG}-${prefix}`))
     for (const r of rules) await execa('sh', ['-c', `iptables -t ${table} ${r.replace(/^-A /, '-D ')}`], { reject: false })
   }
   for (const n of names) await execa('ip', ['netns', 'del', n], { reject: false })

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
 import { kvmStatus, QmpClient } from '../../../node/index.js'
@@ -24,14 +26,14 @@ export interface BuildVmSpec {
   disks: BuildDisk[]
   memoryMb: number
   vcpus: number
-  /** where the control and QMP sockets go */
-  runDir: string
   /** QEMU's -netdev, or undefined for no network */
   netdev?: string
   /** run QEMU through this prefix (e.g. `ip netns exec <ns>`) */
   wrap?: string[]
   binary?: string
   signal?: AbortSignal
+  /** QEMU's pid file; with the argument `form-build`, how a restarted node finds a VM its crash left running */
+  pidFile: string
 }
 
 export type Accel = 'kvm' | 'tcg'
@@ -73,10 +75,13 @@ export class BuildVm {
   }
 
   static async start(spec: BuildVmSpec, accel: Accel, onConsole: (text: string) => void): Promise<BuildVm> {
-    const ctlPath = join(spec.runDir, 'ctl.sock')
-    const qmpPath = join(spec.runDir, 'qmp.sock')
-    const conPath = join(spec.runDir, 'console.sock')
+    // unix socket paths are short (108 bytes): a private directory of their own under the temp dir
+    const runDir = await mkdtemp(join(tmpdir(), 'form-buildvm-'))
+    const ctlPath = join(runDir, 'ctl.sock')
+    const qmpPath = join(runDir, 'qmp.sock')
+    const conPath = join(runDir, 'console.sock')
     const args = [
+      '-name', 'form-build', '-pidfile', spec.pidFile,
       '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-smp', String(spec.vcpus), '-m', String(spec.memoryMb),
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -95,6 +100,7 @@ export class BuildVm {
     const binary = spec.binary ?? 'qemu-system-x86_64'
     const argv = [...(spec.wrap ?? []), binary, ...args]
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    void new Promise((resolve) => child.once('close', resolve)).then(() => rm(runDir, { recursive: true, force: true }))
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined))
       child.once('error', resolve)
