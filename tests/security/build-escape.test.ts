@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { BlobStore } from '../../plugins/net/lib/p2p/blobs.js'
 import { buildImage } from '../../plugins/pack/lib/builder/build.js'
-import { parseFormfile } from '../../plugins/pack/lib/formfile/index.js'
+import { parseFormfile, type Formfile } from '../../plugins/pack/lib/formfile/index.js'
 import { builderSkip, packDirectory } from '../helpers/builder.js'
 import { CACHE } from '../helpers/guest-image.js'
 
@@ -37,6 +37,21 @@ function hostState(): Record<string, string> {
   return out
 }
 
+/** A build on the machine's cached base, in a test directory of its own. */
+async function build(dir: string, formfile: Formfile, buildId: string, onOutput?: (c: string) => void) {
+  return buildImage({
+    formfile,
+    owner: '0x' + 'e'.repeat(40),
+    buildId: buildId.repeat(64),
+    context: await packDirectory(join(dir, 'ctx'), join(dir, 'ctx.tar.gz')),
+    workDir: join(dir, 'w'),
+    cacheDir,
+    blobs: new BlobStore(join(dir, 'blobs')),
+    suite: 'bookworm',
+    onOutput,
+  })
+}
+
 /** The host's own IPv4 addresses: where the node's API and P2P ports listen. */
 const hostIp = Object.values(networkInterfaces())
   .flat()
@@ -46,6 +61,8 @@ t.test('a build that tries every way out of the chroot era finishes confined in 
   const dir = t.testdir({ ctx: { 'motd.txt': 'hello\n' } })
   const nonce = randomBytes(4).toString('hex')
   const marker = `/tmp/form-escape-${nonce}`
+  // where a COPY through a planted symlink would land on the host (not /tmp: the build VM's /tmp is a tmpfs)
+  const copyTarget = `/opt/form-escape-${nonce}-copy`
   // a stand-in for the node's API port, listening on every host address
   let connections = 0
   const server = createServer((s) => {
@@ -67,7 +84,7 @@ RUN mknod /hostdisk b $((0x$(stat -c %t /dev/vda))) $((0x$(stat -c %T /dev/vda))
 RUN mkdir -p /mnt/host && mount /hostdisk /mnt/host && mkdir -p /mnt/host${marker} && touch /mnt/host${marker}/mount && echo mount >> /attacks.txt && umount /mnt/host
 RUN mkdir -p /etc/form && rm -rf /etc/form/env && ln -s ${marker}-env /etc/form/env && echo env-symlink >> /attacks.txt
 ENV PLANTED=1
-RUN mkdir -p /srv && ln -s ${marker}-copy /srv/out && echo copy-symlink >> /attacks.txt
+RUN mkdir -p /srv && ln -s ${copyTarget} /srv/out && echo copy-symlink >> /attacks.txt
 COPY motd.txt /srv/out/motd.txt
 INSTALL hello
 RUN for p in ${probes.join(' ')}; do if timeout 8 bash -c "exec 3<>/dev/tcp/\${p%/*}/\${p#*/}" 2>/dev/null; then echo "open $p"; else echo "blocked $p"; fi; done > /net.txt; if timeout 20 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80'; then echo "open mirror" >> /net.txt; fi
@@ -75,25 +92,14 @@ RUN for p in ${probes.join(' ')}; do if timeout 8 bash -c "exec 3<>/dev/tcp/\${p
   t.ok(formfile, 'the Formfile is valid')
   t.ok(hostIp, `the host has an address for the node's ports (${hostIp})`)
   const before = hostState()
-  const blobs = new BlobStore(join(dir, 'blobs'))
   let output = ''
-  const result = await buildImage({
-    formfile,
-    owner: '0x' + 'e'.repeat(40),
-    buildId: 'e'.repeat(64),
-    context: await packDirectory(join(dir, 'ctx'), join(dir, 'ctx.tar.gz')),
-    workDir: join(dir, 'w'),
-    cacheDir,
-    blobs,
-    suite: 'bookworm',
-    onOutput: (c) => (output += c),
-  })
-  const disk = blobs.path(result.manifest.disk.sha256)
-  t.same(debugfs(disk, 'cat /attacks.txt').trim().split('\n'), ['ran', 'chroot-escape', 'proc-sys', 'sys', 'mknod', 'mount', 'env-symlink', 'copy-symlink'], `every attack ran, inside the build VM (output tail: ${output.slice(-1500)})`)
-  t.match(debugfs(disk, `cat ${marker}-copy/motd.txt`), /hello/, 'COPY through a symlink landed inside the image')
+  const result = await build(dir, formfile, 'e', (c) => (output += c))
+  const disk = new BlobStore(join(dir, 'blobs')).path(result.manifest.disk.sha256)
+  t.same(debugfs(disk, 'cat /attacks.txt').trim().split('\n'), ['ran', 'chroot-escape', 'proc-sys', 'sys', 'mknod', 'mount', 'env-symlink', 'copy-symlink'], `every attack ran, inside the build VM (output tail: ${output.slice(-300)})`)
+  t.match(debugfs(disk, `cat ${copyTarget}/motd.txt`), /hello/, 'COPY through a symlink landed inside the image')
 
   // the host is as it was
-  for (const suffix of ['', '-env', '-copy']) t.notOk(existsSync(`${marker}${suffix}`), `${marker}${suffix} is not on the host`)
+  for (const path of [marker, `${marker}-env`, copyTarget]) t.notOk(existsSync(path), `${path} is not on the host`)
   t.same(hostState(), before, 'the watched host files, hostname, domain name, loopback MTU and mounts are unchanged')
 
   // the network: the package mirror yes (INSTALL ran apt-get update), the node and private ranges no
@@ -113,16 +119,7 @@ RUN useradd -d /home/../../..${marker} -M bob
 USER username:bob lock_passwd:true ssh_authorized_keys:"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEscapeEscapeEscapeEscapeEscapeEscapeEscape0 x@y"
 `).formfile!
   const before = hostState()
-  const error = await buildImage({
-    formfile,
-    owner: '0x' + 'e'.repeat(40),
-    buildId: 'f'.repeat(64),
-    context: await packDirectory(join(dir, 'ctx'), join(dir, 'ctx.tar.gz')),
-    workDir: join(dir, 'w'),
-    cacheDir,
-    blobs: new BlobStore(join(dir, 'blobs')),
-    suite: 'bookworm',
-  }).then(
+  const error = await build(dir, formfile, 'f').then(
     () => undefined,
     (e: { code?: string; message: string; output?: string }) => e,
   )
