@@ -77,6 +77,27 @@ export class StepFailure extends FormError {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
+const inUse = new Map<string, number>()
+/**
+ * The cache files running builds use now (base disk, kernel, initrd, every layer of their chains):
+ * what a cache eviction must leave alone. A layer's qcow2 names its parent's path as its backing
+ * file, so evicting a layer also makes the layers above it useless (they are never used then: a
+ * build replays only an unbroken chain from the base, and rewrites the rest).
+ */
+export function cacheFilesInUse(): Set<string> {
+  return new Set(inUse.keys())
+}
+function hold(files: string[]): () => void {
+  for (const f of files) inUse.set(f, (inUse.get(f) ?? 0) + 1)
+  return () => {
+    for (const f of files) {
+      const n = (inUse.get(f) ?? 1) - 1
+      if (n > 0) inUse.set(f, n)
+      else inUse.delete(f)
+    }
+  }
+}
+
 /**
  * The Formfile as the manifest shows it: blobs are served to any node that asks, so password
  * hashes and the values of user- and service-scoped ENV are left out.
@@ -226,26 +247,46 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     }
   }
 
+  const release = hold(keys.flatMap((_, i) => [layerFile(i), layerDone(i)]))
+  try {
+    return await buildFromLayers(o, { f, keys, workdirs, replayable, imageKey, layerFile, layerDone, emit, touch, baseOptions })
+  } finally {
+    release()
+  }
+}
+
+async function buildFromLayers(
+  o: BuildOptions,
+  c: Pick<RunState, 'f' | 'keys' | 'replayable' | 'imageKey' | 'layerFile' | 'layerDone' | 'emit' | 'touch'> & { workdirs: string[]; baseOptions: { suite: string; cacheDir: string; mirrors?: string[] } },
+): Promise<BuildResult> {
+  const { f, keys, workdirs, replayable, imageKey, layerFile, layerDone, emit, touch, baseOptions } = c
   emit({ type: 'phase', phase: 'base' })
   const baseStarted = performance.now()
   const base = await prepareVmBase(baseOptions, o.workDir)
   const baseMs = performance.now() - baseStarted
   emit({ type: 'base', cached: base.cached, ms: baseMs })
   await touch([base.disk, base.kernel, base.initrd])
+  const release = hold([base.disk, base.kernel, base.initrd])
+  try {
+    return await withNetwork(o, { baseMs, f, keys, replayable, base, imageKey, layerFile, layerDone, emit, touch }, workdirs)
+  } finally {
+    release()
+  }
+}
 
-  // the input disk: the agent, the plan and every script, as one tar the agent unpacks
+/** The input disk (the agent, the plan and every script, as one tar the agent unpacks), the network, then the VM. */
+async function withNetwork(o: BuildOptions, s: Omit<RunState, 'net' | 'input'>, workdirs: string[]): Promise<BuildResult> {
   const input = join(o.workDir, 'input')
   await mkdir(join(input, 'x'), { recursive: true })
-  const contextSize = (await stat(o.context)).size
   await writeFile(join(input, 'x', 'agent.sh'), AGENT)
+  for (let i = s.replayable; i < s.f.steps.length; i++) await writeFile(join(input, 'x', `step-${i}.sh`), stepScript(i, s.f, workdirs[i]))
+  await writeFile(join(input, 'x', 'finalize.sh'), finalizeScript(s.f))
   const net = await buildNetwork({ workDir: o.workDir, allowCidrs: o.allowCidrs ?? [] })
   try {
-    await writeFile(join(input, 'x', 'plan.sh'), planScript({ contextSize, net: net.guest }))
-    for (let i = replayable; i < f.steps.length; i++) await writeFile(join(input, 'x', `step-${i}.sh`), stepScript(i, f, workdirs[i]))
-    await writeFile(join(input, 'x', 'finalize.sh'), finalizeScript(f))
+    await writeFile(join(input, 'x', 'plan.sh'), planScript({ contextSize: (await stat(o.context)).size, net: net.guest }))
     const { execa } = await import('execa')
     await execa('tar', ['-cf', join(input, 'input.tar'), '-C', join(input, 'x'), '.'])
-    return await runBuild(o, { baseMs, f, keys, replayable, base, net, input: join(input, 'input.tar'), imageKey, layerFile, layerDone, emit, touch })
+    return await runBuild(o, { ...s, net, input: join(input, 'input.tar') })
   } finally {
     await net.close()
   }
