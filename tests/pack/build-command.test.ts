@@ -36,7 +36,8 @@ async function project(dir: string, formfile: string, files: Record<string, stri
   return dir
 }
 
-function inDir(env: FormEnv, dir: string, args: string[], timeoutMs = 600_000) {
+// a cold build boots a build VM under TCG: minutes, many more on a machine shared by other VMs
+function inDir(env: FormEnv, dir: string, args: string[], timeoutMs = 1_500_000) {
   return form(env, args, { timeoutMs, cwd: dir })
 }
 

@@ -335,6 +335,8 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
     lap = now
   }
   let console = ''
+  /** every character the console ever printed: where a step's output starts in the rolling tail */
+  let printed = 0
   let forward = false
   const vm = await BuildVm.start(
     {
@@ -358,6 +360,7 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
     accel,
     (text) => {
       console = (console + text).slice(-8192)
+      printed += text.length
       if (forward) o.onOutput?.(text)
     },
   )
@@ -387,11 +390,11 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
       emit({ type: 'step', index: i, total: f.steps.length, line: step.line, text, status: 'running' })
       o.onOutput?.(`--> line ${step.line}: ${text}\n`)
       const started = performance.now()
-      const mark = console.length
+      const mark = printed
       const rc = await runScript(`step-${i}`)
       if (rc !== 0) {
         await rm(s.layerFile(i), { force: true })
-        throw new StepFailure(step, console.slice(Math.max(0, mark - (8192 - console.length))), `line ${step.line}: ${text} failed with exit code ${rc}`)
+        throw new StepFailure(step, console.slice(-Math.min(console.length, printed - mark) || console.length), `line ${step.line}: ${text} failed with exit code ${rc}`)
       }
       // the layer of this step is complete: the VM goes on in a new one on top of it
       const next = i + 1 < keys.length ? s.layerFile(i + 1) : final
