@@ -135,7 +135,7 @@ t.test('form pack cancel stops a running build and its build VM', { skip }, asyn
       const logs = await inDir(env, dir, ['pack', 'logs'])
       return logs.stdout.includes(marker) && spawnSync('pgrep', ['-f', work]).status === 0 ? true : undefined
     },
-    300_000,
+    1_200_000,
   )
   ok(await inDir(env, dir, ['pack', 'cancel']))
   const status = await until(

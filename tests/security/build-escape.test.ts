@@ -84,7 +84,7 @@ RUN mknod /hostdisk b $((0x$(stat -c %t /dev/vda))) $((0x$(stat -c %T /dev/vda))
 RUN mkdir -p /mnt/host && mount /hostdisk /mnt/host && mkdir -p /mnt/host${marker} && touch /mnt/host${marker}/mount && echo mount >> /attacks.txt && umount /mnt/host
 RUN mkdir -p /etc/form && rm -rf /etc/form/env && ln -s ${marker}-env /etc/form/env && echo env-symlink >> /attacks.txt
 ENV PLANTED=1
-RUN mkdir -p /srv && ln -s ${copyTarget} /srv/out && echo copy-symlink >> /attacks.txt
+RUN mkdir -p /srv ${copyTarget} && ln -s ${copyTarget} /srv/out && echo copy-symlink >> /attacks.txt
 COPY motd.txt /srv/out/motd.txt
 INSTALL hello
 RUN for p in ${probes.join(' ')}; do if timeout 8 bash -c "exec 3<>/dev/tcp/\${p%/*}/\${p#*/}" 2>/dev/null; then echo "open $p"; else echo "blocked $p"; fi; done > /net.txt; if timeout 20 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80'; then echo "open mirror" >> /net.txt; fi

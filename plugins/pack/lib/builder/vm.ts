@@ -45,6 +45,14 @@ export function buildAccel(): Promise<Accel> {
   return accelChoice
 }
 
+/**
+ * QEMU dies with the builder: a shell starts it and waits for it, while a reader of the shell's
+ * stdin (a pipe from this process, never written; fd 3, since an asynchronous list's stdin is
+ * /dev/null) kills it at end of file, which comes when the
+ * builder closes the pipe (kill()) or dies (a crash, a SIGKILL of the node).
+ */
+const WATCH = 'exec 3<&0; "$@" </dev/null 3<&- & q=$!; (while read -r _; do :; done <&3; grep -qs form-build /proc/$q/cmdline && kill -9 $q) >/dev/null 2>&1 & exec 3<&-; wait $q'
+
 export class BuildVm {
   private ctl!: Socket
   private ctlBuffer = ''
@@ -98,8 +106,8 @@ export class BuildVm {
     if (spec.netdev) args.push('-netdev', spec.netdev, '-device', 'virtio-net-pci,netdev=n0')
     else args.push('-nic', 'none')
     const binary = spec.binary ?? 'qemu-system-x86_64'
-    const argv = [...(spec.wrap ?? []), binary, ...args]
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    const argv = [...(spec.wrap ?? []), 'sh', '-c', WATCH, 'form-build-watch', binary, ...args]
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
     void new Promise((resolve) => child.once('close', resolve)).then(() => rm(runDir, { recursive: true, force: true }))
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined))
@@ -153,11 +161,12 @@ export class BuildVm {
   }
 
   kill(): void {
-    if (!this.ended) this.child.kill('SIGKILL')
+    if (!this.ended) this.child.stdin?.end()
   }
 
   async close(): Promise<void> {
-    this.kill()
+    // always: the watcher's reader ends too
+    this.child.stdin?.end()
     await this.exited
     this.qmp?.close()
     this.ctl?.destroy()
