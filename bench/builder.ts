@@ -7,6 +7,7 @@
 // (d) rebuild after changing the file of the last COPY: the steps before it come from their layers, it and the rest run.
 // Run: npm run build && npx tsx bench/builder.ts   (root, mmdebstrap, qemu-system-x86, qemu-utils, iptables, network for apt)
 import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { BlobStore } from '../plugins/net/lib/p2p/blobs.js'
 import { prepareVmBase } from '../plugins/pack/lib/builder/base.js'
@@ -89,6 +90,7 @@ try {
     row('unchanged, image entry removed: every step from its layer, the VM boots to finish the image', m.replayed),
     row(`last COPY's file changed: ${ran.lastCopy} step(s) run, the rest from their layers`, m.lastCopy),
     '',
+    `Load average when the run ended: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) on ${(await import('node:os')).cpus().length} cores: TCG timings scale with what else the machine runs.`,
     `Targets: unchanged ≤ 1 % of cold (${((median(m.reused) / c) * 100).toFixed(2)} %), late COPY ≤ 40 % of cold (${((median(m.lastCopy) / c) * 100).toFixed(1)} %).`,
     `Against the chroot builder's last cold figure (47.9 s, 2026-11-24): the VM builder's cold build is ${(c / 1000).toFixed(1)} s, ${(c / CHROOT_COLD_MS).toFixed(2)}× as long. Where the cold build's time goes: ${['boot', 'steps', 'finalize', 'shrink', 'publish'].map(share).join(', ')}. boot = QEMU start to the agent's first word (kernel and initramfs under ${accel}); steps = the steps in the VM (apt-get update and install dominate); finalize = the image's configuration script; shrink = unmount, e2fsck, resize2fs -M and discard inside the VM; publish = qemu-img convert of the layer chain to a sparse raw disk and hashing the disk, kernel and initrd into the blob store.`,
   ].join('\n')
