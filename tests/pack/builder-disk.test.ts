@@ -1,10 +1,8 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { createReadStream, existsSync } from 'node:fs'
-import { copyFile, link, mkdir, open, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { BlobStore } from '../../plugins/net/lib/p2p/blobs.js'
 import { GUEST_AGENT_FILES } from '../../plugins/pack/lib/builder/guest-agent.js'
 import { NetnsLab, netnsUnavailable } from '../helpers/netns.js'
 
@@ -32,8 +30,9 @@ async function installGuestAgent(root: string): Promise<void> {
 
 /** A small ext4 image of a test tree (what a build VM hands back: the image's filesystem, shrunk to its content). */
 function writeExt4Image(root: string, image: string): { size: number } {
-  const size = 64 * MiB
-  const r = spawnSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-T', 'default', '-b', '4096', '-I', '256', '-d', root, image, '64M'], { encoding: 'utf8' })
+  // one whole block group, so growing keeps one inode per 16 KiB (as the build VM's base disk does)
+  const size = 128 * MiB
+  const r = spawnSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-T', 'default', '-b', '4096', '-I', '256', '-d', root, image, '128M'], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(r.stderr)
   return { size }
 }
