@@ -34,7 +34,7 @@ t.test('a Debian base becomes a build VM base, and an image built on it boots to
   const blobs = new BlobStore(join(dir, 'blobs'))
   const ctx = join(dir, 'ctx')
   await mkdir(ctx)
-  const formfile = parseFormfile('NAME base-test\nUSER username:ada lock_passwd:true\nDISK 2\n').formfile!
+  const formfile = parseFormfile('NAME base-test\nUSER username:ada lock_passwd:true\nDISK 5\n').formfile!
   const { image, manifest } = await buildImage({ formfile, owner: '0x' + '1'.repeat(40), buildId: 'b'.repeat(64), context: await packDirectory(ctx), workDir: join(dir, 'w'), cacheDir, blobs, suite: 'bookworm' })
   t.same(parseManifest(await readFile(blobs.path(image))), manifest, 'the manifest is a valid form.image/1 the hypervisor manager accepts')
   for (const part of ['kernel', 'initrd', 'disk'] as const) t.equal(await blobs.size(manifest[part]!.sha256), manifest[part]!.size, `the ${part} is in the blob store`)
@@ -42,7 +42,7 @@ t.test('a Debian base becomes a build VM base, and an image built on it boots to
   t.match(spawnSync('debugfs', ['-R', 'stat /etc/systemd/system/multi-user.target.wants/form-ready.service', stored], { encoding: 'utf8' }).stdout, /Fast link dest/, 'the readiness unit is enabled in the disk')
   t.notMatch(spawnSync('debugfs', ['-R', `stat /${BUILD_INIT}`, stored], { encoding: 'utf8' }).stdout, /Type/, 'the build entry is not in the image')
   const allocated = (await stat(stored)).blocks * 512
-  t.ok(manifest.disk.size < 2 * 2 ** 30, `the image's disk is sized from its content, not DISK 2 GB: ${Math.round(manifest.disk.size / 2 ** 20)} MiB, ${Math.round(allocated / 2 ** 20)} MiB allocated`)
+  t.ok(manifest.disk.size < 2 * 2 ** 30, `the image's disk is sized from its content, not DISK 5 GB: ${Math.round(manifest.disk.size / 2 ** 20)} MiB, ${Math.round(allocated / 2 ** 20)} MiB allocated`)
 
   // Boot it the way the node does: a sparse copy of the disk truncated to diskGb (the stored disk
   // stays as built), direct kernel boot, virtio disk, serial console; wait for the guest agent's line.
