@@ -69,7 +69,7 @@ t.test('a Debian base becomes a build VM base, and an image built on it boots to
     qemu.once('exit', () => (clearTimeout(timer), resolve(false)))
   })
   t.ok(ready, `the guest booted systemd and printed FORM-READY${ready ? '' : `; console tail:\n${console.slice(-3000)}`}`)
-  t.match(console, new RegExp(`form-guest: grew the root filesystem on /dev/vda from ${manifest.disk.size / 2 ** 20} MiB to 2048 MiB`), 'the guest agent grew the root filesystem to the whole disk')
+  t.match(console, new RegExp(`form-guest: grew the root filesystem on /dev/vda from ${Math.floor(manifest.disk.size / 2 ** 20)} MiB to 2048 MiB`), 'the guest agent grew the root filesystem to the whole disk')
   qemu.kill('SIGKILL')
   await new Promise((r) => (qemu.exitCode === null && qemu.signalCode === null ? qemu.once('exit', r) : r(undefined)))
   // the guest was killed, not shut down: e2fsck replays its journal before the superblock is read
