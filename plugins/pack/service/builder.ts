@@ -62,8 +62,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   const root = join(ctx.paths.dataDir, 'builder')
   const dirs = { contexts: join(root, 'contexts'), uploads: join(root, 'contexts', 'incoming'), work: join(root, 'work'), logs: join(root, 'logs'), cache: join(ctx.paths.cacheDir, 'builder') }
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
-  // A build the node was killed in: its command may still run (stop it; its namespace takes every
-  // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
+  // A build the node was killed in: its build VM dies with the node's pipe (lib/builder/vm.ts), or is
+  // stopped here; nothing of it is mounted on the host, so its work directory just goes.
   await killOrphanBuilds(dirs.work, log)
   // and the network namespaces and NAT rules of those build VMs (see lib/builder/net.ts)
   if (config.builder !== 'off') await (await import('../lib/builder/net.js')).removeStaleBuildNetworks(dirs.work).catch(() => {})
