@@ -108,3 +108,6 @@ export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOV
 export { desiredEntries, hostsOf, livenessFrom, type DesiredEntry, type Liveness } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'
+// for the image builder's throwaway build VMs (plugins/pack/lib/builder/vm.ts)
+export { bootableKernel, kvmStatus } from './lib/hypervisor/index.js'
+export { QmpClient } from './lib/hypervisor/qmp.js'

@@ -24,6 +24,10 @@ export interface PackConfig {
   max_context_files: number
   /** the builder's contexts, step cache and images beyond this are evicted, least recently used first */
   cache_max_gb: number
+  /** IPv4 ranges a build VM may reach besides the public internet (private ranges and the node itself are refused) */
+  build_allow_cidrs: string[]
+  /** memory of a build VM (MiB) */
+  build_vm_memory_mb: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -45,8 +49,10 @@ export default definePlugin({
       max_context_unpacked_mb: positiveInt,
       max_context_files: positiveInt,
       cache_max_gb: t.cascade(t.isNumber(), t.isPositive()),
+      build_allow_cidrs: t.isArray(t.isString()),
+      build_vm_memory_mb: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(256, 65536)),
     }) as t.StrictValidator<unknown, PackConfig>,
-    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512, max_context_unpacked_mb: 2048, max_context_files: 50_000, cache_max_gb: 20 } satisfies PackConfig,
+    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512, max_context_unpacked_mb: 2048, max_context_files: 50_000, cache_max_gb: 20, build_allow_cidrs: [], build_vm_memory_mb: 1024 } satisfies PackConfig,
   },
   services: [{ name: 'builder', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/builder.js')).startBuilder(ctx) }],
 })

@@ -36,7 +36,8 @@ async function project(dir: string, formfile: string, files: Record<string, stri
   return dir
 }
 
-function inDir(env: FormEnv, dir: string, args: string[], timeoutMs = 600_000) {
+// a cold build boots a build VM under TCG: minutes, many more on a machine shared by other VMs
+function inDir(env: FormEnv, dir: string, args: string[], timeoutMs = 1_500_000) {
   return form(env, args, { timeoutMs, cwd: dir })
 }
 
@@ -122,13 +123,22 @@ t.test('contexts that would leak files are refused before upload', { skip }, asy
   await t.rejects(unsigned.upload('/v1/pack/contexts', join(env.dir, 'evil.tar.gz')), { code: 'AUTH_MISSING' }, 'uploads must be signed')
 })
 
-t.test('form pack cancel stops a running build and kills what its step started', { skip }, async (t) => {
+t.test('form pack cancel stops a running build and its build VM', { skip }, async (t) => {
   const { env, ok } = await setUp(t)
   const marker = `form-cancel-${process.pid}-${Date.now()}`
-  const dir = await project(join(env.dir, 'slow'), `NAME slow\nUSER username:ada lock_passwd:true\nRUN sleep 600; echo ${marker}\n`)
+  // the build VMs of this node: QEMU runs with its disks under the node's builder work directory
+  const work = join(String(env.env.FORM_DATA_DIR), 'builder', 'work')
+  const dir = await project(join(env.dir, 'slow'), `NAME slow\nUSER username:ada lock_passwd:true\nRUN echo ${marker}; sleep 600\n`)
   const detached = JSON.parse(ok(await inDir(env, dir, ['pack', 'build', '--detach', '--json'])).stdout)
   t.equal(detached.state, 'requested', '--detach returns once the build is requested')
-  await until('the step to run', async () => (spawnSync('pgrep', ['-f', marker]).status === 0 ? true : undefined), 120_000)
+  await until(
+    'the step to run in the build VM',
+    async () => {
+      const logs = await inDir(env, dir, ['pack', 'logs'])
+      return logs.stdout.includes(marker) && spawnSync('pgrep', ['-f', work]).status === 0 ? true : undefined
+    },
+    1_200_000,
+  )
   ok(await inDir(env, dir, ['pack', 'cancel']))
   const status = await until(
     'the build to be cancelled',
@@ -139,6 +149,6 @@ t.test('form pack cancel stops a running build and kills what its step started',
     60_000,
   )
   t.equal(status.status.state, 'cancelled', 'the build is recorded cancelled')
-  t.not(spawnSync('pgrep', ['-f', marker]).status, 0, 'the step\'s process is gone')
+  t.not(spawnSync('pgrep', ['-f', work]).status, 0, 'its build VM is gone, and with it what the step started')
   t.notMatch(spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).stdout, /builder\/work/, 'nothing of the build is left mounted')
 })

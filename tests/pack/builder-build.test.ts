@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { BlobStore } from '../../plugins/net/lib/p2p/blobs.js'
 import { buildImage, type BuildEvent } from '../../plugins/pack/lib/builder/build.js'
 import { parseFormfile } from '../../plugins/pack/lib/formfile/index.js'
-import { builderSkip } from '../helpers/builder.js'
+import { builderSkip, packDirectory } from '../helpers/builder.js'
 import { CACHE } from '../helpers/guest-image.js'
 
 const skip = builderSkip()
@@ -24,6 +24,8 @@ ENV GREETING="hi there" APP_PATH=/srv/app:$PATH
 ENV --scope=user:ada EDITOR=vi
 ENV --scope=service:hello-build PORT=8080
 RUN echo "built in $(pwd)" > built.txt && /usr/bin/hello -g "$GREETING" > greeting.txt
+ENV QUOTED='$(touch /pwned-quoted)' SUBST="a $(touch /pwned-subst) \`touch /pwned-tick\`" REF=\${GREETING}-x PATH=/opt/bin:$PATH
+RUN test ! -e /pwned-quoted && test ! -e /pwned-subst && test ! -e /pwned-tick && printf '%s|%s|%s|%s\\n' "$QUOTED" "$SUBST" "$REF" "$PATH" > env.txt
 ENTRYPOINT ["/usr/bin/hello", "-g", "from the entrypoint"]
 EXPOSE 8080
 `
@@ -35,17 +37,19 @@ function debugfs(disk: string, request: string): string {
 }
 
 async function context(dir: string, appText = 'print("hello")\n'): Promise<string> {
+  // the builder gets the context as uploaded: a tar.gz only its build VM unpacks
   await mkdir(join(dir, 'app', 'static'), { recursive: true })
   await writeFile(join(dir, 'app', 'main.py'), appText)
   await writeFile(join(dir, 'app', 'run.sh'), '#!/bin/sh\necho run\n', { mode: 0o755 })
   await writeFile(join(dir, 'app', 'static', 'index.html'), '<h1>hi</h1>\n')
   await writeFile(join(dir, 'motd.txt'), 'welcome\n')
-  return dir
+  return packDirectory(dir)
 }
 
 t.test('a Formfile becomes an image whose files, users, environment and service are all there', { skip }, async (t) => {
   const dir = t.testdir()
   const ctx = await context(join(dir, 'ctx'))
+  const ctxDir = join(dir, 'ctx')
   const parsed = parseFormfile(FORMFILE, { file: 'Formfile' })
   t.same(parsed.diagnostics.filter((d) => d.severity === 'error'), [], 'the Formfile is valid')
   const formfile = parsed.formfile!
@@ -69,7 +73,7 @@ t.test('a Formfile becomes an image whose files, users, environment and service 
   t.equal(first.manifest.resources.diskGb, 5)
   const { statSync } = await import('node:fs')
   t.equal(statSync(disk).size, first.manifest.disk.size)
-  t.ok(first.manifest.disk.size < 2 ** 30, `the disk is sized from its content, not DISK 5 GB (${Math.round(first.manifest.disk.size / 2 ** 20)} MiB); the guest grows it`)
+  t.ok(first.manifest.disk.size < 2 * 2 ** 30, `the disk is sized from its content, not DISK 5 GB (${Math.round(first.manifest.disk.size / 2 ** 20)} MiB); the guest grows it`)
   t.ok(statSync(disk).blocks * 512 < first.manifest.disk.size, 'and sparse')
   t.same(first.manifest.expose, [{ port: 8080, protocol: 'tcp' }], 'EXPOSE is in the manifest')
   t.notMatch(JSON.stringify(first.manifest), /\$6\$|correct-horse|EDITOR=vi/, 'the manifest holds no password, hash or scoped ENV value')
@@ -96,8 +100,10 @@ t.test('a Formfile becomes an image whose files, users, environment and service 
   t.match(debugfs(disk, 'cat /etc/sudoers.d/90-form-ada'), /^ada ALL=\(ALL\) NOPASSWD:ALL$/m, 'sudo:true')
   t.match(debugfs(disk, 'cat /etc/ssh/sshd_config.d/50-form.conf'), /PermitRootLogin no/, 'disable_root (default) is in the sshd config')
 
-  t.match(debugfs(disk, 'cat /etc/form/env/system.sh'), /export GREETING="hi there"/, 'system ENV')
-  t.match(debugfs(disk, 'cat /etc/form/env/user-ada.sh'), /export EDITOR="vi"/, 'user ENV')
+  t.match(debugfs(disk, 'cat /etc/form/env/system.sh'), /export GREETING='hi there'/, 'system ENV')
+  t.equal(debugfs(disk, 'cat /srv/app/env.txt'), `$(touch /pwned-quoted)|a $(touch /pwned-subst) \`touch /pwned-tick\`|hi there-x|/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n`, 'ENV values are data: $(...) and backticks never ran, $NAME and ${NAME} expanded')
+  for (const f of ['/pwned-quoted', '/pwned-subst', '/pwned-tick']) t.notMatch(debugfs(disk, `stat ${f}`), /Type/, `${f} was never made`)
+  t.match(debugfs(disk, 'cat /etc/form/env/user-ada.sh'), /export EDITOR='vi'/, 'user ENV')
   t.match(debugfs(disk, 'stat /etc/form/env/user-ada.sh'), new RegExp(`User:\\s+${uid}\\s.*\\n.*|Mode:\\s+0600`), 'readable by its user only')
   t.match(debugfs(disk, 'cat /etc/form/env/service-hello-build.env'), /PORT="8080"/, 'service ENV')
   t.match(debugfs(disk, 'cat /etc/bash.bashrc'), /^\[ -r \/etc\/profile.d\/form-env.sh \]/, 'non-login shells load the ENV')
@@ -117,8 +123,8 @@ t.test('a Formfile becomes an image whose files, users, environment and service 
   t.equal(second.image, first.image, 'and gives the same image')
 
   // A change in the last COPY's file re-runs from that step only.
-  await writeFile(join(ctx, 'motd.txt'), 'welcome back\n')
-  const third = await buildImage({ ...common, cacheDir: stepCache, workDir: join(dir, 'w3') })
+  await writeFile(join(ctxDir, 'motd.txt'), 'welcome back\n')
+  const third = await buildImage({ ...common, context: await packDirectory(ctxDir, join(dir, 'ctx2.tar.gz')), cacheDir: stepCache, workDir: join(dir, 'w3') })
   const copyIndex = formfile.steps.findIndex((s) => s.kind === 'copy' && s.sources[0] === 'motd.txt')
   t.same(third.steps.map((s) => s.cached), formfile.steps.map((_, i) => i < copyIndex), 'only the changed COPY and the steps after it ran')
   t.equal(debugfs(blobs.path(third.manifest.disk.sha256), 'cat /home/ada/motd.txt'), 'welcome back\n', 'with the new content')
@@ -127,14 +133,14 @@ t.test('a Formfile becomes an image whose files, users, environment and service 
 })
 
 t.test('a failing RUN fails the build with its line and output', { skip }, async (t) => {
-  const dir = t.testdir()
+  const dir = t.testdir({ empty: {} })
   const parsed = parseFormfile('NAME failing\nRUN echo before-the-failure && false\nRUN echo never\nUSER username:ada lock_passwd:true\n')
   t.ok(parsed.formfile, 'the Formfile is valid')
   const error = await buildImage({
     formfile: parsed.formfile!,
     owner: '0x' + 'a'.repeat(40),
     buildId: 'c'.repeat(64),
-    context: dir,
+    context: await packDirectory(join(dir, 'empty'), join(dir, 'empty.tar.gz')),
     cacheDir,
     blobs: new BlobStore(join(dir, 'blobs')),
     suite: 'bookworm',

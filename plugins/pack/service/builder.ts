@@ -8,6 +8,7 @@ import type { P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import type { PackConfig } from '../index.js'
 import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestKey, statusKey, type BuildFailure, type BuildRequest, type BuildStatus, type PrivateFailure } from '../lib/builds.js'
+import { cacheFilesInUse } from '../lib/builder/build.js'
 import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
@@ -40,16 +41,16 @@ const MAX_FAILURE_OUTPUT = 64 * 1024
 
 /** Why this node cannot build images, or undefined when it can. */
 async function builderUnavailable(): Promise<string | undefined> {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the builder needs root (chroot and mount namespaces)'
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the builder needs root (network namespaces for its build VMs)'
   const { execa } = await import('execa')
-  for (const tool of ['mmdebstrap', 'mke2fs', 'unshare', 'chroot', 'tar']) {
+  for (const tool of ['mmdebstrap', 'mke2fs', 'tar', 'qemu-system-x86_64', 'qemu-img', 'ip', 'iptables']) {
     const r = await execa('sh', ['-c', `command -v ${tool}`], { reject: false })
     if (r.exitCode !== 0) return `${tool} is not installed`
   }
   return undefined
 }
 
-/** Kills the build commands (see lib/builder/chroot.ts) still running in `workDir` after a crash. */
+/** Kills the build VMs (QEMU with `-name form-build`, see lib/builder/vm.ts) still running in `workDir` after a crash. */
 async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Promise<void> {
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue
@@ -94,9 +95,11 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   for (const name of await readdir(dirs.uploads)) await rm(join(dirs.uploads, name), { force: true })
   // contexts and Formfiles kept by id alone (before they were kept per owner) can be no one's: they go
   for (const name of await readdir(dirs.contexts)) if (!ADDRESS.test(name)) await rm(join(dirs.contexts, name), { recursive: true, force: true })
-  // A build the node was killed in: its command may still run (stop it; its namespace takes every
-  // process with it), and its work directory has nothing mounted (namespaces), so it just goes.
+  // A build the node was killed in: its build VM dies with the node's pipe (lib/builder/vm.ts), or is
+  // stopped here; nothing of it is mounted on the host, so its work directory just goes.
   await killOrphanBuilds(dirs.work, log)
+  // and the network namespaces and NAT rules of those build VMs (see lib/builder/net.ts)
+  if (config.builder !== 'off') await (await import('../lib/builder/net.js')).removeStaleBuildNetworks(dirs.work).catch(() => {})
   for (const name of await readdir(dirs.work)) await rm(join(dirs.work, name), { recursive: true, force: true })
 
   const unavailable = config.builder === 'off' ? 'the builder is off ([pack] builder = "off")' : await builderUnavailable()
@@ -146,7 +149,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     for (const kind of await readdir(dirs.cache, { withFileTypes: true }).catch(() => [])) if (kind.isDirectory()) roots.push({ dir: join(dirs.cache, kind.name), kind: kind.name })
     return roots
   }
-  /** A queued or running build holds its context and request; a running build holds the whole builder cache (it may read any layer). */
+  /** A queued or running build holds its context and request; a running build holds its base and layer chain, and what it writes now. */
   const inUse = (item: CacheItem, keepKinds: string[] = [], liveImages = new Set<string>()): boolean => {
     if (keepKinds.includes(item.kind)) return true
     if (item.kind === 'images') return liveImages.has(basename(item.path))
@@ -154,7 +157,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     if (item.kind === 'contexts') return jobs.some((j) => contextFile(j.owner, j.stored.context) === item.path)
     // a request is written a moment before its owner's state record names it
     if (item.kind === 'requests') return item.usedAt > Date.now() - 3600_000 || jobs.some((j) => requestFile(j.owner, j.req.request) === item.path)
-    return running.size > 0
+    // a layer being written is not held yet; anything touched in the last 15 minutes may be it
+    return running.size > 0 && (cacheFilesInUse().has(item.path) || item.usedAt > Date.now() - 15 * 60_000)
   }
   let cacheSummary: CacheSummary = { bytes: 0, items: 0, kinds: {} }
   let evicting: Promise<unknown> = Promise.resolve()
@@ -240,21 +244,22 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       if (!parsed.formfile) throw new FormError('BUILD_BAD_FORMFILE', `the Formfile is invalid: ${parsed.diagnostics.map((d) => d.message).join('; ')}`)
       const lines = job.stored.lines
       if (lines?.length === parsed.formfile.steps.length) parsed.formfile.steps.forEach((step, i) => (step.line = lines[i]))
-      const { extractContext } = await import('../lib/context-archive.js')
       const context = contextFile(job.owner, job.stored.context)
       await markUsed(context)
-      await extractContext(context, join(work, 'context'))
       const { buildImage } = await import('../lib/builder/build.js')
       const result = await buildImage({
         formfile: parsed.formfile,
         owner: job.owner,
         buildId: job.build,
-        context: join(work, 'context'),
+        // the archive as uploaded: only the build VM unpacks it
+        context,
         workDir: work,
         cacheDir: dirs.cache,
         blobs: p2p.blobs,
         suite: config.builder_suite,
         mirrors: config.builder_mirrors,
+        allowCidrs: config.build_allow_cidrs,
+        vmMemoryMb: config.build_vm_memory_mb,
         signal: job.abort.signal,
         onOutput: (chunk) => out.write(chunk),
         onEvent: (e) => {

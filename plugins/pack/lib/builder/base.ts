@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
+import { bootableKernel } from '../../../node/index.js'
 
 /** What every image starts from: systemd, sshd, sudo and a kernel whose initrd can mount a virtio disk. */
 export const BASE_PACKAGES = ['systemd-sysv', 'openssh-server', 'sudo', 'ca-certificates', 'iproute2', 'linux-image-amd64', 'initramfs-tools']
@@ -57,4 +58,74 @@ export async function prepareBase(o: BaseOptions, target: string): Promise<{ cac
   await mkdir(target, { recursive: true })
   await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-xpf', tarball, '-C', target], 'unpacking the base')
   return { cached, key, tarball }
+}
+
+/** The virtual size of a build's root disk: what all the steps of a build may write, at most. */
+export const BUILD_DISK_GB = 16
+
+/**
+ * The entry of a build VM (its init=). Fixed and part of the operator's base: it unpacks the
+ * build's input disk (the agent and the step scripts, written by the builder) and runs the agent.
+ * The builder removes it from every image it makes.
+ */
+export const BUILD_INIT = 'sbin/form-build-init'
+const BUILD_INIT_SCRIPT = `#!/bin/sh
+# written by the Formation builder into its Debian base: the entry of a build VM
+mkdir -p /run/form/in
+if ! tar -xf /dev/vdb -C /run/form/in; then
+  echo "form-build-init: cannot read the build's input disk"
+  echo o > /proc/sysrq-trigger
+fi
+exec /bin/sh /run/form/in/agent.sh
+`
+
+export interface VmBase {
+  key: string
+  cached: boolean
+  /** raw ext4 of the base root filesystem, BUILD_DISK_GB long and sparse: the bottom of every build's disk */
+  disk: string
+  /** what QEMU boots: the base kernel (its PVH ELF when it has one) and its initrd */
+  kernel: string
+  initrd: string
+}
+
+async function newestIn(dir: string, prefix: string): Promise<string> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(prefix)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+  if (!names.length) throw new FormError('BUILD_NO_KERNEL', `the base has no /boot/${prefix}*`, { hint: 'the base must include linux-image-amd64 and initramfs-tools' })
+  return join(dir, names.at(-1)!)
+}
+
+/**
+ * The base as a build VM needs it: a raw ext4 disk of the base tree (with the build entry), its
+ * kernel and its initrd, each its own file in <cacheDir>/base. Made once from the mmdebstrap
+ * tarball, on the host: it is the operator's trusted base, no stranger's input is in it.
+ */
+export async function prepareVmBase(o: BaseOptions, scratch: string): Promise<VmBase> {
+  const key = baseKey(o)
+  const dir = join(o.cacheDir, 'base')
+  const stem = join(dir, `${o.suite}-${key}`)
+  const files = { disk: `${stem}.ext4`, kernel: `${stem}.vmlinuz`, initrd: `${stem}.initrd` }
+  let cached = Object.values(files).every((f) => existsSync(f))
+  if (!cached) {
+    const tree = join(scratch, 'base-tree')
+    const base = await prepareBase(o, tree)
+    cached = base.cached
+    try {
+      await writeFile(join(tree, BUILD_INIT), BUILD_INIT_SCRIPT)
+      await chmod(join(tree, BUILD_INIT), 0o755)
+      const tmp = `${stem}.${process.pid}.tmp`
+      await copyFile(await newestIn(join(tree, 'boot'), 'vmlinuz-'), `${tmp}.vmlinuz`)
+      await copyFile(await newestIn(join(tree, 'boot'), 'initrd.img-'), `${tmp}.initrd`)
+      const fh = await open(`${tmp}.ext4`, 'w')
+      await fh.truncate(BUILD_DISK_GB * 2 ** 30)
+      await fh.close()
+      await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-T', 'default', '-L', 'formbuild', '-E', 'root_owner=0:0,lazy_journal_init=1', '-d', tree, `${tmp}.ext4`], 'writing the base disk')
+      for (const k of ['vmlinuz', 'initrd', 'ext4']) await rename(`${tmp}.${k}`, `${stem}.${k}`)
+    } finally {
+      await rm(tree, { recursive: true, force: true })
+      for (const k of ['vmlinuz', 'initrd', 'ext4']) await rm(`${stem}.${process.pid}.tmp.${k}`, { force: true })
+    }
+  }
+  const kernel = await bootableKernel(files.kernel, `${o.suite}-${key}`, dir)
+  return { key, cached, disk: files.disk, kernel: kernel.path, initrd: files.initrd }
 }

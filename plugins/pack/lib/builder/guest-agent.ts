@@ -1,6 +1,3 @@
-import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-
 /**
  * The guest side of the image contract with the hypervisor manager (plugins/node): the node boots
  * the image with `form.ip=<ip>/<prefix> form.gw=<ip> form.hostname=<name> form.dns=<ip>` on the
@@ -128,27 +125,4 @@ export const GUEST_AGENT_FILES: Record<string, { content: string; mode: number }
   'usr/local/sbin/form-guest': { content: SCRIPT, mode: 0o755 },
   'etc/systemd/system/form-guest.service': { content: GUEST_UNIT, mode: 0o644 },
   'etc/systemd/system/form-ready.service': { content: READY_UNIT, mode: 0o644 },
-}
-
-/**
- * Writes the agent into a root filesystem and enables its units the way `systemctl enable` does
- * (a symlink in multi-user.target.wants), which needs no running systemd. Build-time SSH host keys
- * are removed so replicas never share them.
- */
-export async function installGuestAgent(root: string): Promise<void> {
-  for (const [rel, f] of Object.entries(GUEST_AGENT_FILES)) {
-    const file = join(root, rel)
-    await mkdir(dirname(file), { recursive: true })
-    await writeFile(file, f.content)
-    await chmod(file, f.mode)
-  }
-  const wants = join(root, 'etc/systemd/system/multi-user.target.wants')
-  await mkdir(wants, { recursive: true })
-  for (const unit of ['form-guest.service', 'form-ready.service']) {
-    await rm(join(wants, unit), { force: true })
-    await symlink(`/etc/systemd/system/${unit}`, join(wants, unit))
-  }
-  for (const kind of ['rsa', 'ecdsa', 'ed25519', 'dsa']) {
-    for (const suffix of ['', '.pub']) await rm(join(root, `etc/ssh/ssh_host_${kind}_key${suffix}`), { force: true })
-  }
 }

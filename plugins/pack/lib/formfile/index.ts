@@ -6,3 +6,4 @@ export { listContextFiles, type ContextFile, type ContextListing } from './conte
 export { PROFILES, type LimitProfile } from './profiles.js'
 export type { Formfile, FormfileUser, Step, EnvScope, ExposedPort } from './types.js'
 export { describeStep } from './describe.js'
+export { envFileLines, envParts, expandEnv, knownServiceEnv, shellValue } from './env.js'

@@ -64,8 +64,12 @@ export interface SplitResult {
   unterminated?: number
 }
 
-/** Shell-like word splitting of `text` from `offset` on. */
-export function splitWords(text: string, offset = 0): SplitResult {
+/**
+ * Shell-like word splitting of `text` from `offset` on. With `template`, the words are ENV value
+ * templates (see env.ts): a `$` or `\\` that must stay literal (single-quoted, or escaped with a
+ * backslash) comes out escaped as `\\$` or `\\\\`, so `$NAME` alone still names a variable.
+ */
+export function splitWords(text: string, offset = 0, template = false): SplitResult {
   const words: Word[] = []
   let i = offset
   while (i < text.length) {
@@ -80,16 +84,32 @@ export function splitWords(text: string, offset = 0): SplitResult {
         quoted = true
         const open = i++
         while (i < text.length && text[i] !== ch) {
+          if (template && ch === "'") {
+            value += text[i] === '$' || text[i] === '\\' ? `\\${text[i++]}` : text[i++]
+            continue
+          }
+          if (template && ch === '"' && text[i] === '\\') {
+            const next = text[i + 1]
+            if (next === '"') value += '"'
+            else if (next === '$' || next === '\\') value += `\\${next}`
+            else {
+              value += '\\\\'
+              i++
+              continue
+            }
+            i += 2
+            continue
+          }
           if (ch === '"' && text[i] === '\\' && (text[i + 1] === '"' || text[i + 1] === '\\')) i++
           value += text[i++]
         }
         if (i >= text.length) return { words, unterminated: open }
         i++
       } else if (ch === '\\' && i + 1 < text.length) {
-        value += text[i + 1]
+        value += template && (text[i + 1] === '$' || text[i + 1] === '\\') ? `\\${text[i + 1]}` : text[i + 1]
         i += 2
       } else {
-        value += ch
+        value += template && ch === '\\' ? '\\\\' : ch
         i++
       }
     }
@@ -102,4 +122,10 @@ export function splitWords(text: string, offset = 0): SplitResult {
 export function quoteWord(value: string): string {
   if (value !== '' && /^[A-Za-z0-9_@%+=:,./$-]+$/.test(value)) return value
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+}
+
+/** Quotes an ENV value template for printing so that splitWords(..., true) gives it back unchanged. */
+export function quoteTemplate(value: string): string {
+  if (value !== '' && /^[A-Za-z0-9_@%+=:,./$-]+$/.test(value)) return value
+  return `"${value.replace(/"/g, '\\"')}"`
 }

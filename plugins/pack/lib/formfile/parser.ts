@@ -187,8 +187,8 @@ class Parser {
     handler.call(this, restSpan)
   }
 
-  private words(span: { start: number }): Word[] | undefined {
-    const { words, unterminated } = splitWords(this.line.text, span.start)
+  private words(span: { start: number }, template = false): Word[] | undefined {
+    const { words, unterminated } = splitWords(this.line.text, span.start, template)
     if (unterminated !== undefined) {
       this.error('unterminated-quote', 'this quote is never closed', { start: unterminated, end: unterminated + 1 }, 'close the quote on the same logical line (use \\ to continue a line)')
       return undefined
@@ -317,7 +317,7 @@ class Parser {
       this.steps.push({ kind: 'install', packages: words.map((w) => w.value), line: this.posOf(span.start).line })
     },
     ENV: (span) => {
-      const words = this.words(span)
+      const words = this.words(span, true)
       if (!words) return
       let scope: EnvScope = { kind: 'system' }
       let scopeWord: Word | undefined

@@ -1,4 +1,4 @@
-import { quoteWord } from './lexer.js'
+import { quoteTemplate, quoteWord } from './lexer.js'
 import type { Formfile, Step } from './types.js'
 
 function step(s: Step, f: Formfile): string {
@@ -14,7 +14,7 @@ function step(s: Step, f: Formfile): string {
     case 'env': {
       const scope = s.scope.kind === 'system' ? '' : `--scope=${s.scope.kind}:${s.scope.name} `
       return `ENV ${scope}${Object.entries(s.vars)
-        .map(([k, v]) => `${k}=${quoteWord(v)}`)
+        .map(([k, v]) => `${k}=${quoteTemplate(v)}`)
         .join(' ')}`
     }
     case 'user': {
