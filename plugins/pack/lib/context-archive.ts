@@ -105,9 +105,3 @@ export async function verifyContextArchive(file: string, limits: UnpackLimits = 
   if (problem) throw new FormError('CONTEXT_REFUSED', `the uploaded context is refused: ${problem}`, { httpStatus: 400, hint: 'contexts hold regular files and directories only, all inside the context' })
   return { files, bytes }
 }
-
-export async function extractContext(file: string, dest: string): Promise<void> {
-  const tar = await import('tar')
-  await mkdir(dest, { recursive: true })
-  await tar.x({ file, cwd: dest, strict: true, preserveOwner: false, filter: (path, entry) => !ENTRY_PROBLEM(path, (entry as { type: string }).type) })
-}
