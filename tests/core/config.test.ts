@@ -1,5 +1,4 @@
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ty from 'typanion'
 import { loadOperatorConfig, resolveSections } from '../../core/config.js'

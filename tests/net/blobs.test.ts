@@ -5,22 +5,16 @@ import { join } from 'node:path'
 import got from 'got'
 import { createClient } from '../../core/client.js'
 import { writeSparse } from '../../plugins/net/lib/p2p/blobs.js'
-import { makeEnv, startNode, type FormEnv } from '../helpers/form.js'
+import type { FormEnv } from '../helpers/form.js'
+import { startNetwork } from '../helpers/network.js'
 
 const upload = async (fe: FormEnv, data: Buffer) =>
   JSON.parse((await got.post(`http://unix:${fe.socket}:/v1/net/blobs`, { enableUnixSockets: true, body: data })).body) as { hash: string; size: number }
 
 t.test('a blob provided on one node is found through the DHT and fetched, verified, by another', async (t) => {
-  const a = await makeEnv(t)
-  const nodeA = await startNode(a)
-  t.teardown(() => nodeA.stop('SIGKILL'))
-  const boot = (await createClient({ socket: a.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]
-  const b = await makeEnv(t, { FORM_BOOTSTRAP: boot })
-  const c = await makeEnv(t, { FORM_BOOTSTRAP: boot })
-  const nodeB = await startNode(b)
-  t.teardown(() => nodeB.stop('SIGKILL'))
-  const nodeC = await startNode(c)
-  t.teardown(() => nodeC.stop('SIGKILL'))
+  // blobs go to admitted members only (tests/security/blobs.test.ts): three members of one network
+  const net = await startNetwork(t, 3)
+  const [a, b, c] = net.envs
   await new Promise((r) => setTimeout(r, 1500)) // let the routing tables fill
 
   const data = randomBytes(1_500_000)
@@ -73,14 +67,9 @@ t.test('writeSparse leaves whole 4 KiB blocks of zeros as holes, wherever the pi
 })
 
 t.test('a blob with long runs of zeros is fetched over libp2p and lands sparse, with its hash', async (t) => {
-  const a = await makeEnv(t)
-  const nodeA = await startNode(a)
-  t.teardown(() => nodeA.stop('SIGKILL'))
-  const boot = (await createClient({ socket: a.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]
-  t.match(boot, /^\/ip4\/127\.0\.0\.1\//, 'the nodes talk over loopback')
-  const b = await makeEnv(t, { FORM_BOOTSTRAP: boot })
-  const nodeB = await startNode(b)
-  t.teardown(() => nodeB.stop('SIGKILL'))
+  const net = await startNetwork(t, 2)
+  const [a, b] = net.envs
+  t.match(net.boot, /^\/ip4\/127\.0\.0\.1\//, 'the nodes talk over loopback')
   await new Promise((r) => setTimeout(r, 1500)) // let the routing tables fill
 
   const data = sparseLike()

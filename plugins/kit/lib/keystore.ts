@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, pbkdf2Sync, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { FormError, errnoCode } from '../../../core/errors.js'

@@ -41,6 +41,11 @@ export interface P2PHandle {
   sign(data: Uint8Array): Promise<Uint8Array>
   /** content-addressed artifacts (images) */
   blobs: BlobStore
+  /**
+   * Who may fetch blobs from this node over /form/blob (images hold password hashes, ENV values and
+   * code). Until a service sets it, nobody may: membership lives in state, which sets it.
+   */
+  serveBlobsTo(allowed: (peer: string) => boolean): void
   /** announces in the DHT that this node holds a blob */
   provide(hash: string): Promise<void>
   findProviders(hash: string, options?: { signal?: AbortSignal }): AsyncIterable<string>
@@ -165,8 +170,10 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
   timer.unref()
 
   const blobs = new BlobStore(join(ctx.paths.dataDir, 'blobs'))
+  let mayFetchBlobs: (peer: string) => boolean = () => false
   const handle: P2PHandle = {
     blobs,
+    serveBlobsTo: (allowed) => void (mayFetchBlobs = allowed),
     sign: async (data) => privateKey.sign(data),
     async provide(hash) {
       blobs.path(hash)
@@ -246,7 +253,18 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     },
   }
 
-  await handle.handle(BLOB_PROTOCOL, (stream) => blobs.serve(stream), { maxInboundStreams: 4 })
+  await handle.handle(
+    BLOB_PROTOCOL,
+    async (stream, peer) => {
+      const allowed = mayFetchBlobs(peer.toString())
+      if (!allowed) {
+        count('blob_refused')
+        log.debug('refused a blob request from a peer that is not a member', { peer: peer.toString() })
+      }
+      await blobs.serve(stream, allowed)
+    },
+    { maxInboundStreams: 4 },
+  )
   ctx.api.post(
     '/blobs',
     async (req) => {

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises'
 import { FormError } from '../../../core/errors.js'
 import { listContextFiles, type ContextListing } from './formfile/index.js'
 

@@ -52,6 +52,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   }
   const batchBytes = Math.min(config.sync_batch_bytes, maxFrame - 1024)
 
+  // blobs (images: code, ENV values, password hashes) go only to member nodes, known by the peer id their node record binds
+  p2p.serveBlobsTo((peer) => store.memberOfPeer(peer) !== undefined)
+
   const { peerBindingMessage } = await import('../lib/peer-binding.js')
   const proof = Buffer.from(await p2p.sign(peerBindingMessage(state.address))).toString('hex')
   await state.updateNodeRecord({ peerId: p2p.peerId, peerIdProof: proof, multiaddrs: p2p.multiaddrs() })

@@ -12,7 +12,8 @@ export const BLOB_PROTOCOL = '/form/blob/1.0.0'
 const HASH = /^[0-9a-f]{64}$/
 const CHUNK = 256 * 1024
 /** `zeros` stands for a run of zero bytes (its payload: the run's length, 4 bytes): holes cost nothing on the wire */
-const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5, zeros: 6 } as const
+/** `refused`: the asking peer may not have blobs from this node (it is not an admitted member) */
+const FRAME = { request: 1, header: 2, error: 3, data: 4, end: 5, zeros: 6, refused: 7 } as const
 /** The unit in which the provider looks for zeros to send as a `zeros` frame. */
 const ZERO_RUN = 64 * 1024
 const ZERO_CHUNK = Buffer.alloc(CHUNK)
@@ -105,8 +106,15 @@ export class BlobStore {
     return join(this.dir, 'tmp', randomBytes(8).toString('hex'))
   }
 
-  /** Serves one request on an inbound blob stream. */
-  async serve(stream: Stream): Promise<void> {
+  /**
+   * Serves one request on an inbound blob stream. A peer that may not have blobs (`allowed` false)
+   * is told so before its request is read, and is given neither the blob nor whether it is here.
+   */
+  async serve(stream: Stream, allowed = true): Promise<void> {
+    if (!allowed) {
+      await writeFrame(stream, FRAME.refused, Buffer.from('this node serves blobs only to admitted members of its network'))
+      return
+    }
     const reader = new FrameReader(stream, 1024)
     const req = await reader.next()
     if (req?.type !== FRAME.request) throw new Error('expected a blob request')
@@ -144,6 +152,7 @@ export class BlobStore {
     const reader = new FrameReader(stream, { maxFrame: CHUNK + 1024, timeoutMs: options.timeoutMs ?? 30_000 })
     const head = await reader.next()
     if (head?.type === FRAME.error) throw new FormError('BLOB_NOT_FOUND', head.payload.toString('utf8'))
+    if (head?.type === FRAME.refused) throw new FormError('BLOB_REFUSED', `the provider refused: ${head.payload.toString('utf8').slice(0, 200)}`, { hint: 'a node gets blobs once it is an admitted member (form node status says whether it is)' })
     if (head?.type !== FRAME.header) throw new FormError('BLOB_PROTOCOL', 'the provider sent no header')
     let size: number
     try {
