@@ -11,6 +11,8 @@ export class ByteBudget {
   private readonly byPeer = new Map<string, number>()
   private waiters: (() => void)[] = []
   readonly stats = { peakBytes: 0, refusedPeer: 0, waitedTotal: 0, timedOut: 0 }
+  /** the most held since the last `takeRecentPeak`: a burst between two looks still counts */
+  private recentPeak = 0
 
   constructor(
     readonly total: number,
@@ -20,6 +22,13 @@ export class ByteBudget {
 
   get bytes(): number {
     return this.used
+  }
+
+  /** The most bytes held since the last call (at least what is held now). */
+  takeRecentPeak(): number {
+    const peak = Math.max(this.recentPeak, this.used)
+    this.recentPeak = this.used
+    return peak
   }
 
   /**
@@ -55,6 +64,7 @@ export class ByteBudget {
     this.used += n
     this.byPeer.set(peer, (this.byPeer.get(peer) ?? 0) + n)
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.used)
+    this.recentPeak = Math.max(this.recentPeak, this.used)
     let released = false
     return () => {
       if (released) return
