@@ -40,7 +40,15 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     admins,
     threshold: config.admission_threshold,
     self: author.address,
+    tombstoneHorizonMs: config.tombstone_horizon_ms,
   })
+  if (store.resync) ctx.log.warn(store.resync.message, { awayMs: store.resync.awayMs, horizonMs: store.resync.horizonMs })
+  // tombstones past the horizon go; the sweep also marks the store active (what tells a long absence apart)
+  const sweep = setInterval(
+    () => void store.expireTombstones().then((n) => n && ctx.log.info('dropped tombstones past the horizon', { dropped: n }), (error: Error) => ctx.log.warn('tombstone sweep failed', { error: error.message })),
+    Math.min(Math.max(Math.floor(config.tombstone_horizon_ms / 4), 1000), 3_600_000),
+  )
+  sweep.unref()
   const membershipStatus = () => membershipOf(store, author.address)
   let lastStatus = ''
   const reportMembership = () => {
@@ -151,7 +159,7 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
       })(),
     ),
   )
-  api.get('/info', () => ({ address: author.address, ...store.stats(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
+  api.get('/info', async () => ({ address: author.address, ...store.stats(), storage: await store.inventory(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
   api.get('/members', () => ({ self: author.address, admins, threshold: config.admission_threshold, ...membershipStatus(), members: store.members() }))
   // Liveness as this node has seen it (arrival times by its own clock), for the CLI's placement.
   api.get('/liveness', () => ({ now: Date.now(), seen: Object.fromEntries(store.liveness()) }))
@@ -182,10 +190,11 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     info: () => {
       const m = membershipStatus()
       const c = clockStatus(store, config.max_clock_skew_ms)
-      return { address: author.address, ops: store.stats().ops, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null, quotaRefused: quota.refused }
+      return { address: author.address, ops: store.stats().ops, resynced: store.resync?.message ?? null, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null, quotaRefused: quota.refused }
     },
     stop: async () => {
       clearInterval(timer)
+      clearInterval(sweep)
       stopMembership()
       await writing.catch(() => {})
       await store.close()
