@@ -4,6 +4,7 @@ import { Level } from 'level'
 import type { CollectionDeclaration } from '../../../core/plugin.js'
 import { stateCollections } from './collections.js'
 import { compareTimestamps, HybridClock, type Timestamp } from './hlc.js'
+import { heartbeatProblem, heartbeatSigned, type Heartbeat } from './heartbeat.js'
 import { Membership, type MemberInfo } from './membership.js'
 import { Rules } from './rules.js'
 import { SignatureVerifier, type Author } from './identity.js'
@@ -121,8 +122,12 @@ export class StateStore {
   private tombstonesExpired = 0
   /** set when this store opened empty because it had been away longer than the tombstone horizon */
   resync?: Resync
-  /** per node: its newest node-record operation, when it arrived (this node's clock) and how far ahead of this clock it was */
-  private readonly seen = new Map<string, { t: Timestamp; at: number; offset?: number }>()
+  /**
+   * per node: when this node last heard from it (its clock), by a new node-record operation or a
+   * heartbeat; the newest of each it has seen (t, hb: the sender's clock), and how far ahead of
+   * this clock the sender's was
+   */
+  private readonly seen = new Map<string, { t?: Timestamp; hb?: number; at: number; offset?: number }>()
   /** libp2p peer id -> node address, from the peer bindings of node records */
   private readonly peerIds = new Map<string, string>()
 
@@ -381,9 +386,41 @@ export class StateStore {
   private arrived(v: VerifiedOp, now: number, source: string): void {
     if (v.op.c !== 'nodes') return
     const prev = this.seen.get(v.op.k)
-    if (prev && compareTimestamps(v.op.t, prev.t) <= 0) return
+    if (prev?.t && compareTimestamps(v.op.t, prev.t) <= 0) return
     const remote = source !== 'local' && v.op.k !== this.options.self
-    this.seen.set(v.op.k, { t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
+    this.seen.set(v.op.k, { ...prev, t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
+  }
+
+  /**
+   * Takes a heartbeat (from a peer, or this node's own with source 'local'): 'fresh' when it is a
+   * member's newer one (it now counts as just heard from; worth forwarding), 'stale' when not newer
+   * than what this node last heard from it (a copy or a replay), 'ignored' from a non-member,
+   * or why it is invalid. Cheap checks come first: the signature is checked only for a fresh one.
+   */
+  heartbeat(input: unknown, source: string): 'fresh' | 'stale' | 'ignored' | { invalid: string } {
+    const problem = heartbeatProblem(input)
+    if (problem) return { invalid: problem }
+    const h = input as Heartbeat
+    const address = h.by.address
+    if (!this.counts('nodes', address, address)) return 'ignored'
+    const now = this.options.now()
+    const prev = this.seen.get(address)
+    // Not newer than the last heartbeat or node record from this node: a copy, or a replay. (A node
+    // whose clock is behind still counts; a replay can make a dead node look alive only once after
+    // this node restarts, and then only if its record is older than the heartbeat.)
+    if ((prev?.hb !== undefined && h.ms <= prev.hb) || (prev?.t !== undefined && h.ms < prev.t.ms)) return 'stale'
+    if (h.ms > now + this.options.maxHoldMs) return { invalid: `heartbeat from ${new Date(h.ms).toISOString()}, more than ${this.options.maxHoldMs} ms ahead of this node's clock` }
+    if (!heartbeatSigned(h, this.verifier)) return { invalid: 'the heartbeat signature does not match' }
+    const remote = source !== 'local' && address !== this.options.self
+    this.seen.set(address, { ...prev, hb: h.ms, at: now, offset: remote ? h.ms - now : prev?.offset })
+    this.events.emit('heartbeat', h, source)
+    return 'fresh'
+  }
+
+  /** Every fresh heartbeat (this node's own included), with where it came from; for forwarding. */
+  onHeartbeat(listener: (h: Heartbeat, source: string) => void): () => void {
+    this.events.on('heartbeat', listener)
+    return () => this.events.off('heartbeat', listener)
   }
 
   /** Keeps the in-memory membership and peer bindings equal to the stored records. */
@@ -427,9 +464,9 @@ export class StateStore {
   }
 
   /**
-   * node address -> when this node last received a new record from it (by this node's clock), for
-   * the nodes that count. The value in the record plays no part: no heartbeat field can make a node
-   * look alive longer.
+   * node address -> when this node last received a new record or a fresh heartbeat from it (by
+   * this node's clock), for the nodes that count. The value in the record plays no part: no field
+   * can make a node look alive longer.
    */
   liveness(): Map<string, number> {
     const out = new Map<string, number>()

@@ -4,6 +4,7 @@ import { FormError } from '../../../core/errors.js'
 import { ApiStream } from '../../../core/daemon/router.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { Author } from '../lib/identity.js'
+import { createHeartbeat } from '../lib/heartbeat.js'
 import { loadOrCreateNodeKeys } from '../lib/node-keys.js'
 import { StateStore, type StateRecord } from '../lib/store.js'
 import type { StateConfig } from '../index.js'
@@ -85,17 +86,25 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     startedAt: Date.now(),
     capacity: resources ? { vcpus: resources.vcpus, memoryMb: resources.memory_mb, diskGb: resources.disk_gb } : undefined,
   }
-  // One writer for the node record, so a heartbeat never overwrites fresher fields with stale ones.
+  // One writer for the node record, so a write never overwrites fresher fields with stale ones. The
+  // durable record changes only when its content does (addresses, capacity, peer id): liveness
+  // travels in heartbeats, which are never stored (a record per beat grew every node's log forever).
   let writing = Promise.resolve()
+  let written = ''
   const writeNodeRecord = () => {
     writing = writing.then(async () => {
+      const content = JSON.stringify(nodeFields)
+      if (content === written) return
       await store.put(author, 'nodes', author.address, { ...nodeFields, heartbeat: Date.now() })
+      written = content
     })
     return writing
   }
   await writeNodeRecord()
+  const beat = () => store.heartbeat(createHeartbeat(author, Date.now()), 'local')
+  beat()
   const timer = setInterval(() => {
-    writeNodeRecord().catch((error: Error) => ctx.log.warn('heartbeat failed', { error: error.message }))
+    beat()
     reportClock()
   }, config.heartbeat_interval_ms)
   timer.unref()
