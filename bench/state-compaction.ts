@@ -33,11 +33,11 @@ async function run(ops: Op[]): Promise<{ rate: number; stored: number; bytes: nu
   const store = await StateStore.open({ collections: allCollections, dir, now: () => 2_000_000_000 })
   const wire = ops.map((o) => JSON.stringify(o))
   const t0 = performance.now()
-  for (let i = 0; i < N; i += BATCH) {
+  for (let i = 0; i < ops.length; i += BATCH) {
     const r = await store.insert(wire.slice(i, i + BATCH).map((w) => JSON.parse(w)), 'bench')
-    if (r.accepted !== Math.min(BATCH, N - i)) throw new Error(`rejected: ${JSON.stringify(r.rejected[0])}`)
+    if (r.accepted !== Math.min(BATCH, ops.length - i)) throw new Error(`rejected: ${JSON.stringify(r.rejected[0])}`)
   }
-  const rate = N / ((performance.now() - t0) / 1000)
+  const rate = ops.length / ((performance.now() - t0) / 1000)
   const stored = store.stats().ops
   await store.close()
   const bytes = du(dir)

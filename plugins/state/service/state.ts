@@ -101,7 +101,8 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     return writing
   }
   await writeNodeRecord()
-  const beat = () => store.heartbeat(createHeartbeat(author, Date.now()), 'local')
+  // stamped by the store's clock, like the node record: a heartbeat is never older than the record it follows
+  const beat = () => store.heartbeat(createHeartbeat(author, store.clock.now().ms), 'local')
   beat()
   const timer = setInterval(() => {
     beat()

@@ -134,29 +134,36 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   let flushing: Promise<void> | undefined
   // One long-lived push stream per peer: a stream per batch made a busy node refuse streams beyond
   // its inbound limit, and heartbeats then waited for anti-entropy (tens of seconds).
+  // Heartbeats have streams of their own (same protocol), to every connected peer: a node whose
+  // clock is off holds its peers' node records for minutes, so it cannot tell members by peer id,
+  // yet each side must hear the other. A heartbeat carries its own proof; at most one is in flight
+  // per peer (a stalled peer costs one, not a queue).
   const pushStreams = new Map<string, Promise<Stream>>()
-  const dropPushStream = (peer: string, error?: Error) => {
-    const stream = pushStreams.get(peer)
-    pushStreams.delete(peer)
+  const beatStreams = new Map<string, Promise<Stream>>()
+  const dropStream = (streams: Map<string, Promise<Stream>>, peer: string, error?: Error) => {
+    const stream = streams.get(peer)
+    streams.delete(peer)
     void stream?.then((s) => s.abort(error ?? new Error('push stream replaced')), () => {})
   }
-  const pushTo = async (peer: string, send: (stream: Stream) => Promise<void>) => {
+  const dropPushStream = (peer: string, error?: Error) => dropStream(pushStreams, peer, error)
+  const sendOn = async (streams: Map<string, Promise<Stream>>, peer: string, send: (stream: Stream) => Promise<void>) => {
     // a stream the peer dropped (it restarted, say) fails on write: one retry on a fresh stream
     for (let attempt = 0; ; attempt++) {
-      let stream = pushStreams.get(peer)
+      let stream = streams.get(peer)
       if (!stream) {
         stream = p2p.open(peer, PUSH_PROTOCOL)
-        pushStreams.set(peer, stream)
+        streams.set(peer, stream)
       }
       try {
         await send(await stream)
         return
       } catch (error) {
-        dropPushStream(peer, error as Error)
+        dropStream(streams, peer, error as Error)
         if (attempt >= 1) throw error
       }
     }
   }
+  const pushTo = (peer: string, send: (stream: Stream) => Promise<void>) => sendOn(pushStreams, peer, send)
   const flush = async () => {
     while (pushQueue.length) {
       const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
@@ -179,8 +186,8 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       )
     }
   }
-  // Heartbeats ride the push streams: a fresh one (a member's, newer than the last from it) is
-  // forwarded once to every other member peer; stale copies are dropped before any signature work.
+  // Heartbeats ride push-protocol streams: a fresh one (a member's, newer than the last from it) is
+  // forwarded once to every other connected peer; stale copies are dropped before any signature work.
   const receiveHeartbeat = async (payload: Buffer, peer: string) => {
     stats.heartbeatsIn++
     stats.heartbeatBytes += payload.length + 5
@@ -198,14 +205,20 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       await strike(peer, 1, `an invalid heartbeat (${verdict.invalid})`)
     }
   }
+  const beating = new Set<string>()
   const unbeat = store.onHeartbeat((h, source) => {
     const frame = Buffer.from(JSON.stringify(h))
     for (const peer of p2p.connectedPeers()) {
-      const member = store.memberOfPeer(peer)
-      if (peer === source || member === undefined || member === h.by.address) continue
+      if (peer === source || beating.has(peer) || store.memberOfPeer(peer) === h.by.address) continue
       stats.heartbeatsOut++
-      pushTo(peer, (stream) => writeFrame(stream, FRAME.heartbeat, frame)).catch((error: Error) => log.debug('heartbeat not sent', { peer, error: error.message }))
+      beating.add(peer)
+      sendOn(beatStreams, peer, (stream) => writeFrame(stream, FRAME.heartbeat, frame))
+        .catch((error: Error) => log.debug('heartbeat not sent', { peer, error: error.message }))
+        .finally(() => beating.delete(peer))
     }
+  })
+  p2p.onPeer((peer, event) => {
+    if (event === 'disconnect') dropStream(beatStreams, peer.toString())
   })
   const unsubscribe = store.onOps((ops, source) => {
     pushQueue.push(...ops.map((o) => ({ ...o, source })))
@@ -304,8 +317,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       unsubscribe()
       unbeat()
       await flushing
-      await Promise.all([...pushStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
+      await Promise.all([...pushStreams.values(), ...beatStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
       pushStreams.clear()
+      beatStreams.clear()
     },
   }
 }
