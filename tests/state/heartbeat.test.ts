@@ -2,6 +2,7 @@ import t from 'tap'
 import { StateStore } from '../../plugins/state/lib/store.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createHeartbeat } from '../../plugins/state/lib/heartbeat.js'
+import { createOp } from '../../plugins/state/lib/op.js'
 import { allCollections } from '../helpers/collections.js'
 
 const admin = authorFromKeys(generateAuthorKeys())
@@ -39,6 +40,13 @@ t.test('heartbeats make a member alive by arrival time and are never stored', as
   t.match(store.heartbeat({ ...beat, extra: 1 }, 'peer-a'), { invalid: /unknown heartbeat field/ })
   t.match(store.heartbeat('x', 'peer-a'), { invalid: /JSON object/ })
   t.equal(store.liveness().get(member.address), now - 1_000, 'none of them made the member look alive')
+
+  // a restart rewrites the node record: heartbeats start afresh from it, even below the last one
+  // (which may have run ahead of the node's clock before the restart)
+  now += 1_000
+  await store.insert([createOp(member, 'nodes', member.address, { heartbeat: now }, { ms: now - 100, n: 0 })], 'peer-a')
+  t.equal(store.heartbeat(createHeartbeat(member, now - 50), 'peer-a'), 'fresh', 'after a new node record, a heartbeat newer than it counts')
+  t.equal(store.heartbeat(createHeartbeat(member, now - 200), 'peer-a'), 'stale', 'one older than the record does not')
 
   // revoked: its heartbeats count no more
   await store.put(admin, 'members', `${member.address}/${admin.address}`, { status: 'revoked' })

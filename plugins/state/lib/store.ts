@@ -388,7 +388,9 @@ export class StateStore {
     const prev = this.seen.get(v.op.k)
     if (prev?.t && compareTimestamps(v.op.t, prev.t) <= 0) return
     const remote = source !== 'local' && v.op.k !== this.options.self
-    this.seen.set(v.op.k, { ...prev, t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
+    // a new record (a restart rewrites it) starts the node's heartbeats afresh: before a restart they
+    // may have run ahead of its clock (an observed timestamp moves it up to max_clock_skew_ms)
+    this.seen.set(v.op.k, { t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
   }
 
   /**

@@ -101,8 +101,10 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     return writing
   }
   await writeNodeRecord()
-  // stamped by the store's clock, like the node record: a heartbeat is never older than the record it follows
-  const beat = () => store.heartbeat(createHeartbeat(author, store.clock.now().ms), 'local')
+  // stamped by the store's clock, like the node record (a heartbeat is never older than the record it
+  // follows), and always later than the last one: receivers drop any heartbeat not newer than the last
+  let lastBeat = 0
+  const beat = () => store.heartbeat(createHeartbeat(author, (lastBeat = Math.max(store.clock.now().ms, lastBeat + 1))), 'local')
   beat()
   const timer = setInterval(() => {
     beat()
