@@ -19,6 +19,8 @@ const MAX_OPS_PER_FRAME = 2000
 const VIOLATION_WEIGHT = 5
 /** operations read from the store at once when answering a want: memory stays bounded whatever is asked */
 const SEND_CHUNK = 256
+/** how long a peer whose heartbeat stream failed is not sent heartbeats (it may be no node at all) */
+const HEARTBEAT_BACKOFF_MS = 30_000
 
 const violation = (message: string) => new FormError('P2P_PROTOCOL', message)
 
@@ -206,19 +208,27 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     }
   }
   const beating = new Set<string>()
+  // a peer that refuses the stream (no such protocol: not a node) is left alone for a while
+  const refusedUntil = new Map<string, number>()
   const unbeat = store.onHeartbeat((h, source) => {
     const frame = Buffer.from(JSON.stringify(h))
+    const now = Date.now()
     for (const peer of p2p.connectedPeers()) {
-      if (peer === source || beating.has(peer) || store.memberOfPeer(peer) === h.by.address) continue
+      if (peer === source || beating.has(peer) || (refusedUntil.get(peer) ?? 0) > now || store.memberOfPeer(peer) === h.by.address) continue
       stats.heartbeatsOut++
       beating.add(peer)
       sendOn(beatStreams, peer, (stream) => writeFrame(stream, FRAME.heartbeat, frame))
-        .catch((error: Error) => log.debug('heartbeat not sent', { peer, error: error.message }))
+        .catch((error: Error) => {
+          refusedUntil.set(peer, Date.now() + HEARTBEAT_BACKOFF_MS)
+          log.debug('heartbeat not sent', { peer, error: error.message })
+        })
         .finally(() => beating.delete(peer))
     }
   })
   p2p.onPeer((peer, event) => {
-    if (event === 'disconnect') dropStream(beatStreams, peer.toString())
+    if (event !== 'disconnect') return
+    dropStream(beatStreams, peer.toString())
+    refusedUntil.delete(peer.toString())
   })
   const unsubscribe = store.onOps((ops, source) => {
     pushQueue.push(...ops.map((o) => ({ ...o, source })))
