@@ -319,7 +319,9 @@ export class StateStore {
   async insert(inputs: unknown[], source: string): Promise<InsertResult> {
     const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], held: 0, hashes: [] }
     const now = this.options.now()
-    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, maxHoldMs: this.options.maxHoldMs, now, rules: this.rules, deferSignature: this.pool !== undefined && inputs.length >= 16 }
+    // Signatures are checked after the cheap checks and only for operations this store does not
+    // hold yet: a copy (flooding, anti-entropy) is recognised by its hash and costs no signature work.
+    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, maxHoldMs: this.options.maxHoldMs, now, rules: this.rules, deferSignature: true }
     let verified: { index: number; v: VerifiedOp }[] = []
     inputs.forEach((input, index) => {
       try {
@@ -329,9 +331,20 @@ export class StateStore {
         this.reject(result, source, index, error)
       }
     })
-    if (limits.deferSignature && verified.length) {
-      const ok = await this.pool!.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
+    if (this.closed) return result
+    if (verified.length) {
+      const known = await this.ops.getMany(verified.map((x) => x.v.hash))
+      const copies = known.filter((k) => k !== undefined).length
+      if (copies) {
+        result.duplicates += copies
+        verified = verified.filter((_, i) => known[i] === undefined)
+      }
+    }
+    if (this.pool && verified.length >= 16) {
+      const ok = await this.pool.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
       verified = verified.filter((x, i) => ok[i] || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
+    } else {
+      verified = verified.filter((x) => this.verifier.signature(x.v.op.by.key, x.v.message, x.v.signature) || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
     }
     for (const { v } of verified) this.arrived(v, now, source)
     // An operation a little ahead of this clock is an honest node with a faster clock (or this one
