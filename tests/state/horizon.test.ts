@@ -30,6 +30,8 @@ t.test('a node stopped for longer than the tombstone horizon re-syncs from scrat
   t.match(net.nodes[2].output(), /re-synced from scratch/, 'and so does its log')
   const info = await api(net.envs[2]).get<{ storage: { resync?: { message: string } } }>('/v1/state/info')
   t.match(info.storage.resync, { message: /re-synced from scratch/ })
+  const cli = await form(net.envs[2], ['state', 'info'])
+  t.match(cli.stdout, /records: +\d+ live, \d+ tombstones?\noperations: \d+ stored, .*\n.*\nstate re-synced from scratch/, 'form state info shows sizes and the re-sync')
 
   await until('node 3 has every node record again', async () => {
     const keys = (await api(net.envs[2]).get<{ records: { key: string }[] }>('/v1/state/records/nodes')).records.map((r) => r.key)
