@@ -2,6 +2,7 @@ import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
 import { StateDumpCommand } from './commands/dump.js'
 import { StateGetCommand } from './commands/get.js'
+import { StateInfoCommand } from './commands/info.js'
 import { StateListCommand } from './commands/list.js'
 import { StateWatchCommand } from './commands/watch.js'
 import { stateCollections } from './lib/collections.js'
@@ -35,6 +36,8 @@ export interface StateConfig {
   sync_batch_bytes: number
   /** operation ids one anti-entropy round asks for; the rest come with the next round */
   max_want_ids: number
+  /** tombstones are dropped this long after the deletion; a node stopped for longer re-syncs from scratch */
+  tombstone_horizon_ms: number
 }
 
 const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
@@ -45,7 +48,7 @@ export default definePlugin({
   apiVersion: API_VERSION,
   collections: stateCollections,
   description: 'the signed, replicated CRDT store on LevelDB',
-  commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand],
+  commands: [StateGetCommand, StateListCommand, StateWatchCommand, StateDumpCommand, StateInfoCommand],
   services: [
     { name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) },
     { name: 'sync', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/sync.js')).startSync(ctx, ctx.config) },
@@ -68,8 +71,9 @@ export default definePlugin({
       max_api_batch_bytes: positiveInt,
       sync_batch_bytes: positiveInt,
       max_want_ids: positiveInt,
+      tombstone_horizon_ms: positiveInt,
     }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000, quota_ops_per_minute: 2000, quota_bytes_per_minute: 32 * 1024 * 1024, max_api_batch_bytes: 16 * 1024 * 1024, sync_batch_bytes: 1024 * 1024, max_want_ids: 50_000 } satisfies StateConfig,
+    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000, quota_ops_per_minute: 2000, quota_bytes_per_minute: 32 * 1024 * 1024, max_api_batch_bytes: 16 * 1024 * 1024, sync_batch_bytes: 1024 * 1024, max_want_ids: 50_000, tombstone_horizon_ms: 7 * 86_400_000 } satisfies StateConfig,
   },
 })
 

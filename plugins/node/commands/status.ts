@@ -78,5 +78,5 @@ function cacheSection(node: NodeDescription): string {
 function stateLines(node: NodeDescription): string[] {
   const info = node.services.find((s) => s.name === 'state')?.info
   if (!info) return []
-  return [`address: ${info.address}`, `network: ${info.membership}`, `${info.clock}`]
+  return [`address: ${info.address}`, `network: ${info.membership}`, `${info.clock}`, ...(info.resynced ? [`state: ${info.resynced}`] : [])]
 }

@@ -67,7 +67,7 @@ export function createOp(author: Author, collection: string, key: string, value:
   return { ...unsigned, sig: Buffer.from(sig).toString('hex') }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
@@ -92,6 +92,11 @@ function malformed(x: unknown): string | undefined {
   if (!isObject(x.t) || !isBounded(x.t.ms, MAX_MS) || !isBounded(x.t.n, MAX_N) || Object.keys(x.t).length !== 2) {
     return `field t must be {ms, n} with integers 0 <= ms <= ${MAX_MS} and 0 <= n <= ${MAX_N}`
   }
+  return signerProblem(x)
+}
+
+/** Why `x.by` is not a delegation or `x.sig` not an Ed25519 signature (shared by operations and heartbeats). */
+export function signerProblem(x: Record<string, unknown>): string | undefined {
   const d = x.by
   if (!isObject(d) || typeof d.address !== 'string' || !ADDRESS.test(d.address) || typeof d.key !== 'string' || !HEX64.test(d.key) || !Number.isSafeInteger(d.issued) || typeof d.sig !== 'string' || !HEX130.test(d.sig) || Object.keys(d).length !== 4) {
     return 'field by must be a delegation {address, key, issued, sig}'

@@ -4,6 +4,7 @@ import { Level } from 'level'
 import type { CollectionDeclaration } from '../../../core/plugin.js'
 import { stateCollections } from './collections.js'
 import { compareTimestamps, HybridClock, type Timestamp } from './hlc.js'
+import { heartbeatProblem, heartbeatSigned, type Heartbeat } from './heartbeat.js'
 import { Membership, type MemberInfo } from './membership.js'
 import { Rules } from './rules.js'
 import { SignatureVerifier, type Author } from './identity.js'
@@ -31,6 +32,11 @@ export interface StoreOptions {
   now?: () => number
   /** worker threads that verify signatures of large batches (0: verify on the calling thread) */
   verifyWorkers?: number
+  /**
+   * tombstones older than this are dropped (expireTombstones), and a store closed for longer than
+   * this starts empty to re-sync from its peers; undefined: tombstones are kept (tests, tools)
+   */
+  tombstoneHorizonMs?: number
 }
 
 export interface StateRecord {
@@ -55,6 +61,16 @@ export interface InsertResult {
   held: number
   /** hashes of the accepted operations, in input order */
   hashes: string[]
+  /** accepted operations not stored: another operation on their record already wins (or an expired tombstone) */
+  superseded?: number
+}
+
+/** Why a store opened empty: it had been closed for longer than the tombstone horizon. */
+export interface Resync {
+  lastActive: number
+  awayMs: number
+  horizonMs: number
+  message: string
 }
 
 interface StoredRecord {
@@ -63,20 +79,30 @@ interface StoredRecord {
   author: string
   del?: true
   val?: unknown
+  /** the winning operation's entry in `seq` (dropped with it once superseded); absent in stores written before compaction */
+  seq?: number
 }
 
 const SEP = '\u0000'
 const recordKey = (collection: string, key: string) => collection + SEP + key
 const seqKey = (n: number) => n.toString(16).padStart(13, '0')
 
+/** Version of the on-disk layout: 2 holds only winning operations (compacted). */
+const FORMAT = 2
+
 /**
- * The replicated state: an append-only set of signed operations and, for each (collection, key),
- * the record of the winning operation. An operation, its log entry and the record it wins are
- * written in one LevelDB batch, so a crash never leaves a half-applied write. Opening reads only
- * the last sequence number: nothing is replayed.
+ * The replicated state: for each (collection, key), the winning signed operation and its record.
+ * A last-writer-wins register needs nothing but its winner, so an operation that loses is never
+ * stored and one that wins replaces its predecessor: the store holds one operation per live key
+ * plus tombstones, and tombstones go after the horizon. Every replica orders operations the same
+ * way (wins(): timestamp, then hash), whatever their authors' membership, so dropping losers never
+ * makes replicas differ. An operation, its log entry, the record it wins and the removal of the
+ * operation it supersedes are one LevelDB batch: a crash never leaves a half-applied write.
+ * Opening reads only a few meta keys: nothing is replayed.
  *
- * Sublevels: `ops` hash -> canonical op bytes; `seq` local insertion order -> hash (what
- * replication reads); `records` collection NUL key -> winning record (prefix listing per collection).
+ * Sublevels: `ops` hash -> canonical op bytes; `seq` local insertion order -> hash (what dumps
+ * read); `records` collection NUL key -> winning record (prefix listing per collection); `meta`
+ * format, stored op count, last time the store was active.
  */
 export class StateStore {
   readonly clock: HybridClock
@@ -93,8 +119,15 @@ export class StateStore {
   private heldTimer?: NodeJS.Timeout
   private heldDropped = 0
   private closed = false
-  /** per node: its newest node-record operation, when it arrived (this node's clock) and how far ahead of this clock it was */
-  private readonly seen = new Map<string, { t: Timestamp; at: number; offset?: number }>()
+  private tombstonesExpired = 0
+  /** set when this store opened empty because it had been away longer than the tombstone horizon */
+  resync?: Resync
+  /**
+   * per node: when this node last heard from it (its clock), by a new node-record operation or a
+   * heartbeat; the newest of each it has seen (t, hb: the sender's clock), and how far ahead of
+   * this clock the sender's was
+   */
+  private readonly seen = new Map<string, { t?: Timestamp; hb?: number; at: number; offset?: number }>()
   /** libp2p peer id -> node address, from the peer bindings of node records */
   private readonly peerIds = new Map<string, string>()
 
@@ -103,7 +136,8 @@ export class StateStore {
     private readonly ops: ReturnType<Level<string, any>['sublevel']>,
     private readonly seq: ReturnType<Level<string, any>['sublevel']>,
     private readonly records: ReturnType<Level<string, any>['sublevel']>,
-    private readonly options: Required<Omit<StoreOptions, 'dir' | 'collections' | 'admins' | 'threshold' | 'self'>> & { self?: string },
+    private readonly meta: ReturnType<Level<string, any>['sublevel']>,
+    private readonly options: Required<Omit<StoreOptions, 'dir' | 'collections' | 'admins' | 'threshold' | 'self' | 'tombstoneHorizonMs'>> & { self?: string; tombstoneHorizonMs?: number },
     collections: CollectionDeclaration[],
     membership: Membership,
   ) {
@@ -122,6 +156,7 @@ export class StateStore {
       db.sublevel<string, Buffer>('ops', { valueEncoding: 'buffer' }) as any,
       db.sublevel<string, string>('seq', { valueEncoding: 'utf8' }) as any,
       db.sublevel<string, StoredRecord>('records', { valueEncoding: 'json' }) as any,
+      db.sublevel<string, unknown>('meta', { valueEncoding: 'json' }) as any,
       {
         maxOpBytes: options.maxOpBytes ?? 64 * 1024,
         maxSkewMs: options.maxSkewMs ?? 60_000,
@@ -130,13 +165,16 @@ export class StateStore {
         now: options.now ?? Date.now,
         verifyWorkers: options.verifyWorkers ?? 0,
         self: options.self,
+        tombstoneHorizonMs: options.tombstoneHorizonMs,
       },
       options.collections ?? stateCollections,
       new Membership({ admins: options.admins, threshold: options.threshold }),
     )
     if (options.verifyWorkers) store.pool = new VerifyPool(options.verifyWorkers)
+    await store.checkAway()
     for await (const key of store.seq.keys({ reverse: true, limit: 1 })) store.nextSeq = Number.parseInt(key as string, 16) + 1
-    store.opCount = store.nextSeq
+    if ((await store.meta.get('format')) !== FORMAT) await store.compactAll()
+    store.opCount = ((await store.meta.get('ops')) as number | undefined) ?? 0
     // membership and peer bindings are small: held in memory, read once here and kept current by apply
     const at = store.options.now()
     for (const c of ['members', 'nodes']) {
@@ -151,10 +189,104 @@ export class StateStore {
     return store
   }
 
+  /**
+   * A store closed for longer than the tombstone horizon may hold records whose deletions every
+   * other node has forgotten: syncing them back would resurrect them. It starts empty instead and
+   * takes the state from its peers (unless it knows no other node: alone, there is nothing to
+   * resurrect, and emptying it would lose the only copy).
+   */
+  private async checkAway(): Promise<void> {
+    const horizon = this.options.tombstoneHorizonMs
+    const last = (await this.meta.get('lastActive')) as number | undefined
+    const now = this.options.now()
+    if (horizon === undefined || last === undefined || now - last <= horizon) return
+    let others = false
+    for await (const k of this.records.keys({ gte: recordKey('nodes', ''), lt: recordKey('nodes', '\uffff') })) {
+      if ((k as string).slice('nodes'.length + 1) !== this.options.self) others = true
+      if (others) break
+    }
+    if (!others) return
+    await this.ops.clear()
+    await this.seq.clear()
+    await this.records.clear()
+    await this.meta.batch([
+      { type: 'put', key: 'ops', value: 0 },
+      { type: 'put', key: 'format', value: FORMAT },
+      { type: 'put', key: 'lastActive', value: now },
+    ])
+    const days = ((now - last) / 86_400_000).toFixed(1)
+    this.resync = {
+      lastActive: last,
+      awayMs: now - last,
+      horizonMs: horizon,
+      message: `state re-synced from scratch: this node was away ${days} days (since ${new Date(last).toISOString()}), longer than [state] tombstone_horizon_ms (${horizon} ms), so its old records could resurrect deleted ones`,
+    }
+  }
+
+  /**
+   * Brings a store written before compaction to the compacted layout once: every operation that
+   * is not the winner of its record goes (with its log entry), and each record learns its entry.
+   */
+  private async compactAll(): Promise<void> {
+    const winners = new Map<string, string>()
+    for await (const [k, v] of this.records.iterator()) winners.set((v as StoredRecord).hash, k as string)
+    let batch: any[] = []
+    let kept = 0
+    const flush = async () => {
+      if (batch.length) await this.db.batch(batch)
+      batch = []
+    }
+    for await (const [sk, hash] of this.seq.iterator()) {
+      const rk = winners.get(hash as string)
+      if (rk === undefined) {
+        batch.push({ type: 'del', sublevel: this.seq, key: sk }, { type: 'del', sublevel: this.ops, key: hash })
+      } else {
+        const rec = (await this.records.get(rk)) as StoredRecord
+        batch.push({ type: 'put', sublevel: this.records, key: rk, value: { ...rec, seq: Number.parseInt(sk as string, 16) } })
+        kept++
+      }
+      if (batch.length >= 10_000) await flush()
+    }
+    batch.push({ type: 'put', sublevel: this.meta, key: 'ops', value: kept }, { type: 'put', sublevel: this.meta, key: 'format', value: FORMAT })
+    await flush()
+  }
+
+  /**
+   * Drops tombstones (and their operations) older than the horizon: by then every node has them,
+   * or has been away so long that it re-syncs from scratch. Also notes that the store is active.
+   */
+  async expireTombstones(now = this.options.now()): Promise<number> {
+    const run = this.queue.then(async () => {
+      const horizon = this.options.tombstoneHorizonMs
+      const batch: any[] = [{ type: 'put', sublevel: this.meta, key: 'lastActive', value: now }]
+      let dropped = 0
+      if (horizon !== undefined && !this.closed) {
+        for await (const [k, v] of this.records.iterator()) {
+          const rec = v as StoredRecord
+          if (!rec.del || now - rec.t.ms <= horizon) continue
+          batch.push({ type: 'del', sublevel: this.records, key: k }, { type: 'del', sublevel: this.ops, key: rec.hash })
+          if (rec.seq !== undefined) batch.push({ type: 'del', sublevel: this.seq, key: seqKey(rec.seq) })
+          const [c, key] = (k as string).split(SEP)
+          if (c === 'nodes') this.seen.delete(key)
+          dropped++
+        }
+        batch.push({ type: 'put', sublevel: this.meta, key: 'ops', value: this.opCount - dropped })
+      }
+      if (this.closed) return 0
+      await this.db.batch(batch)
+      this.opCount -= dropped
+      this.tombstonesExpired += dropped
+      return dropped
+    })
+    this.queue = run.catch(() => {})
+    return run
+  }
+
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.heldTimer)
     await this.queue.catch(() => {})
+    await this.meta.put('lastActive', this.options.now()).catch(() => {})
     await this.pool?.close()
     this.events.emit('close')
     await this.db.close()
@@ -187,7 +319,9 @@ export class StateStore {
   async insert(inputs: unknown[], source: string): Promise<InsertResult> {
     const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], held: 0, hashes: [] }
     const now = this.options.now()
-    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, maxHoldMs: this.options.maxHoldMs, now, rules: this.rules, deferSignature: this.pool !== undefined && inputs.length >= 16 }
+    // Signatures are checked after the cheap checks and only for operations this store does not
+    // hold yet: a copy (flooding, anti-entropy) is recognised by its hash and costs no signature work.
+    const limits = { maxOpBytes: this.options.maxOpBytes, maxSkewMs: this.options.maxSkewMs, maxHoldMs: this.options.maxHoldMs, now, rules: this.rules, deferSignature: true }
     let verified: { index: number; v: VerifiedOp }[] = []
     inputs.forEach((input, index) => {
       try {
@@ -197,9 +331,20 @@ export class StateStore {
         this.reject(result, source, index, error)
       }
     })
-    if (limits.deferSignature && verified.length) {
-      const ok = await this.pool!.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
+    if (this.closed) return result
+    if (verified.length) {
+      const known = await this.ops.getMany(verified.map((x) => x.v.hash))
+      const copies = known.filter((k) => k !== undefined).length
+      if (copies) {
+        result.duplicates += copies
+        verified = verified.filter((_, i) => known[i] === undefined)
+      }
+    }
+    if (this.pool && verified.length >= 16) {
+      const ok = await this.pool.verify(verified.map(({ v }) => ({ key: v.op.by.key, message: v.message, signature: v.signature })))
       verified = verified.filter((x, i) => ok[i] || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
+    } else {
+      verified = verified.filter((x) => this.verifier.signature(x.v.op.by.key, x.v.message, x.v.signature) || (this.reject(result, source, x.index, BAD_SIGNATURE()), false))
     }
     for (const { v } of verified) this.arrived(v, now, source)
     // An operation a little ahead of this clock is an honest node with a faster clock (or this one
@@ -254,9 +399,43 @@ export class StateStore {
   private arrived(v: VerifiedOp, now: number, source: string): void {
     if (v.op.c !== 'nodes') return
     const prev = this.seen.get(v.op.k)
-    if (prev && compareTimestamps(v.op.t, prev.t) <= 0) return
+    if (prev?.t && compareTimestamps(v.op.t, prev.t) <= 0) return
     const remote = source !== 'local' && v.op.k !== this.options.self
+    // a new record (a restart rewrites it) starts the node's heartbeats afresh: before a restart they
+    // may have run ahead of its clock (an observed timestamp moves it up to max_clock_skew_ms)
     this.seen.set(v.op.k, { t: v.op.t, at: now, offset: remote ? v.op.t.ms - now : undefined })
+  }
+
+  /**
+   * Takes a heartbeat (from a peer, or this node's own with source 'local'): 'fresh' when it is a
+   * member's newer one (it now counts as just heard from; worth forwarding), 'stale' when not newer
+   * than what this node last heard from it (a copy or a replay), 'ignored' from a non-member,
+   * or why it is invalid. Cheap checks come first: the signature is checked only for a fresh one.
+   */
+  heartbeat(input: unknown, source: string): 'fresh' | 'stale' | 'ignored' | { invalid: string } {
+    const problem = heartbeatProblem(input)
+    if (problem) return { invalid: problem }
+    const h = input as Heartbeat
+    const address = h.by.address
+    if (!this.counts('nodes', address, address)) return 'ignored'
+    const now = this.options.now()
+    const prev = this.seen.get(address)
+    // Not newer than the last heartbeat or node record from this node: a copy, or a replay. (A node
+    // whose clock is behind still counts; a replay can make a dead node look alive only once after
+    // this node restarts, and then only if its record is older than the heartbeat.)
+    if ((prev?.hb !== undefined && h.ms <= prev.hb) || (prev?.t !== undefined && h.ms < prev.t.ms)) return 'stale'
+    if (h.ms > now + this.options.maxHoldMs) return { invalid: `heartbeat from ${new Date(h.ms).toISOString()}, more than ${this.options.maxHoldMs} ms ahead of this node's clock` }
+    if (!heartbeatSigned(h, this.verifier)) return { invalid: 'the heartbeat signature does not match' }
+    const remote = source !== 'local' && address !== this.options.self
+    this.seen.set(address, { ...prev, hb: h.ms, at: now, offset: remote ? h.ms - now : prev?.offset })
+    this.events.emit('heartbeat', h, source)
+    return 'fresh'
+  }
+
+  /** Every fresh heartbeat (this node's own included), with where it came from; for forwarding. */
+  onHeartbeat(listener: (h: Heartbeat, source: string) => void): () => void {
+    this.events.on('heartbeat', listener)
+    return () => this.events.off('heartbeat', listener)
   }
 
   /** Keeps the in-memory membership and peer bindings equal to the stored records. */
@@ -300,9 +479,9 @@ export class StateStore {
   }
 
   /**
-   * node address -> when this node last received a new record from it (by this node's clock), for
-   * the nodes that count. The value in the record plays no part: no heartbeat field can make a node
-   * look alive longer.
+   * node address -> when this node last received a new record or a fresh heartbeat from it (by
+   * this node's clock), for the nodes that count. The value in the record plays no part: no field
+   * can make a node look alive longer.
    */
   liveness(): Map<string, number> {
     const out = new Map<string, number>()
@@ -340,48 +519,59 @@ export class StateStore {
     result.duplicates += unique.length - fresh.length
     if (fresh.length === 0) return result
 
-    const rks = [...new Set(fresh.map((o) => recordKey(o.op.c, o.op.k)))]
-    const current = new Map<string, StoredRecord | undefined>()
-    ;(await this.records.getMany(rks)).forEach((r, i) => current.set(rks[i], r as StoredRecord | undefined))
+    // Per record, only the best of this batch can be stored, and only if it beats the stored winner.
+    const best = new Map<string, VerifiedOp>()
+    for (const o of fresh) {
+      this.clock.observe(o.op.t)
+      const rk = recordKey(o.op.c, o.op.k)
+      const b = best.get(rk)
+      if (!b || wins({ t: o.op.t, hash: o.hash }, { t: b.op.t, hash: b.hash })) best.set(rk, o)
+    }
+    const rks = [...best.keys()]
+    const current = await this.records.getMany(rks)
+    const horizon = this.options.tombstoneHorizonMs
+    const now = this.options.now()
     const batch: any[] = []
     const changes: StateRecord[] = []
-    for (const { op, hash, bytes } of fresh) {
-      this.clock.observe(op.t)
+    const stored: VerifiedOp[] = []
+    let removed = 0
+    rks.forEach((rk, i) => {
+      const { op, hash, bytes } = best.get(rk)!
+      const cur = current[i] as StoredRecord | undefined
+      if (cur && !wins({ t: op.t, hash }, cur)) return
+      // a tombstone past the horizon is one every node has dropped: storing it again would only bring it back around
+      if (!cur && op.del && horizon !== undefined && now - op.t.ms > horizon) return
+      const seq = this.nextSeq++
       batch.push({ type: 'put', sublevel: this.ops, key: hash, value: bytes })
-      batch.push({ type: 'put', sublevel: this.seq, key: seqKey(this.nextSeq++), value: hash })
-      const rk = recordKey(op.c, op.k)
-      const cur = current.get(rk)
-      if (cur && !wins({ t: op.t, hash }, cur)) continue
-      const rec: StoredRecord = op.del ? { hash, t: op.t, author: op.by.address, del: true } : { hash, t: op.t, author: op.by.address, val: op.val }
-      current.set(rk, rec)
+      batch.push({ type: 'put', sublevel: this.seq, key: seqKey(seq), value: hash })
+      if (cur) {
+        batch.push({ type: 'del', sublevel: this.ops, key: cur.hash })
+        if (cur.seq !== undefined) batch.push({ type: 'del', sublevel: this.seq, key: seqKey(cur.seq) })
+        removed++
+      }
+      const rec: StoredRecord = op.del ? { hash, t: op.t, author: op.by.address, del: true, seq } : { hash, t: op.t, author: op.by.address, val: op.val, seq }
+      batch.push({ type: 'put', sublevel: this.records, key: rk, value: rec })
       changes.push(toRecord(op.c, op.k, rec))
-    }
-    const winners = new Map<string, StoredRecord>()
-    for (const c of changes) winners.set(recordKey(c.collection, c.key), current.get(recordKey(c.collection, c.key))!)
-    for (const [rk, rec] of winners) batch.push({ type: 'put', sublevel: this.records, key: rk, value: rec })
+      stored.push(best.get(rk)!)
+    })
+    result.accepted += fresh.length
+    result.hashes.push(...fresh.map((o) => o.hash))
+    result.superseded = (result.superseded ?? 0) + fresh.length - stored.length
+    if (stored.length === 0) return result
+    batch.push({ type: 'put', sublevel: this.meta, key: 'ops', value: this.opCount + stored.length - removed })
     try {
       await this.db.batch(batch)
     } catch (error) {
-      this.nextSeq -= fresh.length
+      this.nextSeq -= stored.length
       throw error
     }
-    this.opCount += fresh.length
-    result.accepted += fresh.length
-    result.hashes.push(...fresh.map((o) => o.hash))
+    this.opCount += stored.length - removed
     for (const c of changes) this.track(c)
     if (changes.some((c) => c.collection === 'members')) this.events.emit('membership')
-    this.events.emit('ops', fresh.map((o) => ({ hash: o.hash, op: o.op })), result.source)
-    // only the final winner of each record in this batch is announced
-    const announced = new Set<string>()
-    for (const c of changes.reverse()) {
-      const rk = recordKey(c.collection, c.key)
-      if (announced.has(rk)) continue
-      announced.add(rk)
-      this.events.emit('change', c)
-    }
+    this.events.emit('ops', stored.map((o) => ({ hash: o.hash, op: o.op })), result.source)
+    for (const c of changes) this.events.emit('change', c)
     return result
   }
-
   async getRecord(collection: string, key: string): Promise<StateRecord | undefined> {
     const rec = (await this.records.get(recordKey(collection, key))) as StoredRecord | undefined
     return rec ? this.view(collection, key, rec) : undefined
@@ -475,6 +665,27 @@ export class StateStore {
     const out: Buffer[] = []
     for await (const k of this.ops.keys()) out.push(Buffer.from(k as string, 'hex'))
     return out
+  }
+
+  /**
+   * What the store holds, read from disk: live records, tombstones, stored operations and their
+   * bytes (operations only; LevelDB's own overhead is not counted). Reads every record: for
+   * `form state info`, not for hot paths.
+   */
+  async inventory(): Promise<{ records: number; tombstones: number; ops: number; opBytes: number; tombstonesExpired: number; horizonMs?: number; resync?: Resync }> {
+    let records = 0
+    let tombstones = 0
+    for await (const v of this.records.values()) {
+      if ((v as StoredRecord).del) tombstones++
+      else records++
+    }
+    let ops = 0
+    let opBytes = 0
+    for await (const v of this.ops.values()) {
+      ops++
+      opBytes += (v as Buffer).length
+    }
+    return { records, tombstones, ops, opBytes, tombstonesExpired: this.tombstonesExpired, horizonMs: this.options.tombstoneHorizonMs, resync: this.resync }
   }
 
   stats(): { ops: number; nextSeq: number; rejected: Record<string, Record<string, number>> } {

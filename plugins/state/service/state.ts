@@ -4,6 +4,7 @@ import { FormError } from '../../../core/errors.js'
 import { ApiStream } from '../../../core/daemon/router.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { Author } from '../lib/identity.js'
+import { createHeartbeat } from '../lib/heartbeat.js'
 import { loadOrCreateNodeKeys } from '../lib/node-keys.js'
 import { StateStore, type StateRecord } from '../lib/store.js'
 import type { StateConfig } from '../index.js'
@@ -40,7 +41,15 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     admins,
     threshold: config.admission_threshold,
     self: author.address,
+    tombstoneHorizonMs: config.tombstone_horizon_ms,
   })
+  if (store.resync) ctx.log.warn(store.resync.message, { awayMs: store.resync.awayMs, horizonMs: store.resync.horizonMs })
+  // tombstones past the horizon go; the sweep also marks the store active (what tells a long absence apart)
+  const sweep = setInterval(
+    () => void store.expireTombstones().then((n) => n && ctx.log.info('dropped tombstones past the horizon', { dropped: n }), (error: Error) => ctx.log.warn('tombstone sweep failed', { error: error.message })),
+    Math.min(Math.max(Math.floor(config.tombstone_horizon_ms / 4), 1000), 3_600_000),
+  )
+  sweep.unref()
   const membershipStatus = () => membershipOf(store, author.address)
   let lastStatus = ''
   const reportMembership = () => {
@@ -77,17 +86,28 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     startedAt: Date.now(),
     capacity: resources ? { vcpus: resources.vcpus, memoryMb: resources.memory_mb, diskGb: resources.disk_gb } : undefined,
   }
-  // One writer for the node record, so a heartbeat never overwrites fresher fields with stale ones.
+  // One writer for the node record, so a write never overwrites fresher fields with stale ones. The
+  // durable record changes only when its content does (addresses, capacity, peer id): liveness
+  // travels in heartbeats, which are never stored (a record per beat grew every node's log forever).
   let writing = Promise.resolve()
+  let written = ''
   const writeNodeRecord = () => {
     writing = writing.then(async () => {
+      const content = JSON.stringify(nodeFields)
+      if (content === written) return
       await store.put(author, 'nodes', author.address, { ...nodeFields, heartbeat: Date.now() })
+      written = content
     })
     return writing
   }
   await writeNodeRecord()
+  // stamped by the store's clock, like the node record (a heartbeat is never older than the record it
+  // follows), and always later than the last one: receivers drop any heartbeat not newer than the last
+  let lastBeat = 0
+  const beat = () => store.heartbeat(createHeartbeat(author, (lastBeat = Math.max(store.clock.now().ms, lastBeat + 1))), 'local')
+  beat()
   const timer = setInterval(() => {
-    writeNodeRecord().catch((error: Error) => ctx.log.warn('heartbeat failed', { error: error.message }))
+    beat()
     reportClock()
   }, config.heartbeat_interval_ms)
   timer.unref()
@@ -151,7 +171,7 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
       })(),
     ),
   )
-  api.get('/info', () => ({ address: author.address, ...store.stats(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
+  api.get('/info', async () => ({ address: author.address, ...store.stats(), storage: await store.inventory(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
   api.get('/members', () => ({ self: author.address, admins, threshold: config.admission_threshold, ...membershipStatus(), members: store.members() }))
   // Liveness as this node has seen it (arrival times by its own clock), for the CLI's placement.
   api.get('/liveness', () => ({ now: Date.now(), seen: Object.fromEntries(store.liveness()) }))
@@ -182,10 +202,11 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     info: () => {
       const m = membershipStatus()
       const c = clockStatus(store, config.max_clock_skew_ms)
-      return { address: author.address, ops: store.stats().ops, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null, quotaRefused: quota.refused }
+      return { address: author.address, ops: store.stats().ops, resynced: store.resync?.message ?? null, member: m.member, membership: m.message, clock: c.message, clockOffsetMs: c.offsetMs ?? null, quotaRefused: quota.refused }
     },
     stop: async () => {
       clearInterval(timer)
+      clearInterval(sweep)
       stopMembership()
       await writing.catch(() => {})
       await store.close()

@@ -3,6 +3,7 @@ import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
 import { isProtocolViolation, writeFrame } from '../../net/index.js'
+import { MAX_HEARTBEAT_BYTES } from '../lib/heartbeat.js'
 import type { Op } from '../lib/op.js'
 import { encodeOpBatches } from '../lib/sync/batches.js'
 import { insertGuarded } from '../lib/sync/guarded-insert.js'
@@ -12,12 +13,14 @@ import type { StateHandle } from './state.js'
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
 
-const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5 } as const
+const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, heartbeat: 6 } as const
 const MAX_OPS_PER_FRAME = 2000
 /** a malformed frame weighs as much as this many invalid operations towards a ban */
 const VIOLATION_WEIGHT = 5
 /** operations read from the store at once when answering a want: memory stays bounded whatever is asked */
 const SEND_CHUNK = 256
+/** how long a peer whose heartbeat stream failed is not sent heartbeats (it may be no node at all) */
+const HEARTBEAT_BACKOFF_MS = 30_000
 
 const violation = (message: string) => new FormError('P2P_PROTOCOL', message)
 
@@ -42,7 +45,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const store = state.store
   const log = ctx.log
   const invalid = new Map<string, number>()
-  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0 }
+  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
   // A frame must hold the largest valid operation, or a valid write could never replicate.
   const maxFrame = p2p.maxFrameBytes
   if (maxFrame < config.max_op_bytes + 4096) {
@@ -122,8 +125,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
         // a push stream lives as long as the connection and may stay silent between batches
         const reader = p2p.reader(stream, peer, { idleBetweenFrames: true })
         for (let frame = await reader.next(); frame; frame = await reader.next()) {
-          if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} on push`)
-          await receive(parseOps(frame.payload), peer.toString())
+          if (frame.type === FRAME.heartbeat) await receiveHeartbeat(frame.payload, peer.toString())
+          else if (frame.type === FRAME.ops) await receive(parseOps(frame.payload), peer.toString())
+          else throw violation(`unexpected frame ${frame.type} on push`)
         }
       }),
     { maxInboundStreams: 4 },
@@ -132,29 +136,36 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   let flushing: Promise<void> | undefined
   // One long-lived push stream per peer: a stream per batch made a busy node refuse streams beyond
   // its inbound limit, and heartbeats then waited for anti-entropy (tens of seconds).
+  // Heartbeats have streams of their own (same protocol), to every connected peer: a node whose
+  // clock is off holds its peers' node records for minutes, so it cannot tell members by peer id,
+  // yet each side must hear the other. A heartbeat carries its own proof; at most one is in flight
+  // per peer (a stalled peer costs one, not a queue).
   const pushStreams = new Map<string, Promise<Stream>>()
-  const dropPushStream = (peer: string, error?: Error) => {
-    const stream = pushStreams.get(peer)
-    pushStreams.delete(peer)
+  const beatStreams = new Map<string, Promise<Stream>>()
+  const dropStream = (streams: Map<string, Promise<Stream>>, peer: string, error?: Error) => {
+    const stream = streams.get(peer)
+    streams.delete(peer)
     void stream?.then((s) => s.abort(error ?? new Error('push stream replaced')), () => {})
   }
-  const pushTo = async (peer: string, ops: Op[]) => {
+  const dropPushStream = (peer: string, error?: Error) => dropStream(pushStreams, peer, error)
+  const sendOn = async (streams: Map<string, Promise<Stream>>, peer: string, send: (stream: Stream) => Promise<void>) => {
     // a stream the peer dropped (it restarted, say) fails on write: one retry on a fresh stream
     for (let attempt = 0; ; attempt++) {
-      let stream = pushStreams.get(peer)
+      let stream = streams.get(peer)
       if (!stream) {
         stream = p2p.open(peer, PUSH_PROTOCOL)
-        pushStreams.set(peer, stream)
+        streams.set(peer, stream)
       }
       try {
-        await sendOps(await stream, ops)
+        await send(await stream)
         return
       } catch (error) {
-        dropPushStream(peer, error as Error)
+        dropStream(streams, peer, error as Error)
         if (attempt >= 1) throw error
       }
     }
   }
+  const pushTo = (peer: string, send: (stream: Stream) => Promise<void>) => sendOn(pushStreams, peer, send)
   const flush = async () => {
     while (pushQueue.length) {
       const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
@@ -168,7 +179,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
           const ops = batch.filter((o) => o.source !== peer).map((o) => o.op)
           if (!ops.length) return
           try {
-            await pushTo(peer, ops)
+            await pushTo(peer, (stream) => sendOps(stream, ops))
             stats.pushedOps += ops.length
           } catch (error) {
             log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
@@ -177,6 +188,48 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       )
     }
   }
+  // Heartbeats ride push-protocol streams: a fresh one (a member's, newer than the last from it) is
+  // forwarded once to every other connected peer; stale copies are dropped before any signature work.
+  const receiveHeartbeat = async (payload: Buffer, peer: string) => {
+    stats.heartbeatsIn++
+    stats.heartbeatBytes += payload.length + 5
+    if (payload.length > MAX_HEARTBEAT_BYTES) throw violation(`a heartbeat of ${payload.length} bytes; the limit is ${MAX_HEARTBEAT_BYTES}`)
+    let value: unknown
+    try {
+      value = JSON.parse(payload.toString('utf8'))
+    } catch {
+      throw violation('a heartbeat frame is not JSON')
+    }
+    const verdict = store.heartbeat(value, peer)
+    if (verdict === 'fresh') stats.heartbeatsFresh++
+    else if (typeof verdict === 'object') {
+      log.warn('peer sent an invalid heartbeat', { peer, reason: verdict.invalid })
+      await strike(peer, 1, `an invalid heartbeat (${verdict.invalid})`)
+    }
+  }
+  const beating = new Set<string>()
+  // a peer that refuses the stream (no such protocol: not a node) is left alone for a while
+  const refusedUntil = new Map<string, number>()
+  const unbeat = store.onHeartbeat((h, source) => {
+    const frame = Buffer.from(JSON.stringify(h))
+    const now = Date.now()
+    for (const peer of p2p.connectedPeers()) {
+      if (peer === source || beating.has(peer) || (refusedUntil.get(peer) ?? 0) > now || store.memberOfPeer(peer) === h.by.address) continue
+      stats.heartbeatsOut++
+      beating.add(peer)
+      sendOn(beatStreams, peer, (stream) => writeFrame(stream, FRAME.heartbeat, frame))
+        .catch((error: Error) => {
+          refusedUntil.set(peer, Date.now() + HEARTBEAT_BACKOFF_MS)
+          log.debug('heartbeat not sent', { peer, error: error.message })
+        })
+        .finally(() => beating.delete(peer))
+    }
+  })
+  p2p.onPeer((peer, event) => {
+    if (event !== 'disconnect') return
+    dropStream(beatStreams, peer.toString())
+    refusedUntil.delete(peer.toString())
+  })
   const unsubscribe = store.onOps((ops, source) => {
     pushQueue.push(...ops.map((o) => ({ ...o, source })))
     flushing ??= flush().finally(() => (flushing = undefined))
@@ -268,13 +321,15 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
 
   ctx.api.get('/sync', () => ({ ...stats, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
   return {
-    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
+    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, heartbeatsFresh: stats.heartbeatsFresh, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
     stop: async () => {
       clearInterval(timer)
       unsubscribe()
+      unbeat()
       await flushing
-      await Promise.all([...pushStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
+      await Promise.all([...pushStreams.values(), ...beatStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
       pushStreams.clear()
+      beatStreams.clear()
     },
   }
 }
