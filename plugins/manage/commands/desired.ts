@@ -52,8 +52,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
       this.context.stderr.write('nothing deleted\n')
       return 1
     }
-    const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
+    const signer = await this.signer()
     // a failure counts when it is a new report, not the one from before this write (no clocks compared)
     const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
