@@ -83,3 +83,23 @@ t.test('a failing base build names the failing command, streams its whole output
   t.notMatch(all + e.message + e.details.instruction, /s3cret-mirror-pw/, 'the mirror password is nowhere')
   t.ok(phases.includes('running apt-get update'), `the phase was told (${phases.join(', ')})`)
 })
+
+t.test('pack status shows the phase, the base progress, and the command a base build failed on', async (t) => {
+  const { describeBuild } = await import('../../plugins/pack/lib/follow.js')
+  const request = { name: 'hello-web', node: '0x' + '1'.repeat(40), request: 'r1', context: 'c'.repeat(64), requestedAt: 1 }
+  const status = { request: 'r1', name: 'hello-web', steps: [], queuedAt: 1, updatedAt: 2, startedAt: 1 }
+  const progress = { phase: 'installing remaining packages inside the chroot', total: 27, downloaded: 27, unpacked: 12, configured: 3 }
+  const building = describeBuild({ owner: '0x' + '2'.repeat(40), build: 'b'.repeat(64), request, status: { ...status, state: 'building', phase: 'base', baseProgress: progress } })
+  t.match(building, /^phase {3}base$/m)
+  t.match(building, /^base {4}building: installing remaining packages inside the chroot \(27\/27 downloaded, 12\/27 unpacked, 3\/27 set up\)$/m)
+  const failed = describeBuild({
+    owner: '0x' + '2'.repeat(40),
+    build: 'b'.repeat(64),
+    request,
+    status: { ...status, state: 'failed', phase: 'base', baseProgress: { phase: 'running apt-get update', downloaded: 0, unpacked: 0, configured: 0 }, error: { code: 'BUILD_BASE_FAILED', message: 'mmdebstrap bookworm failed (exit code 1): E: apt-get update failed', instruction: 'mmdebstrap --variant=minbase bookworm /x.tar' }, finishedAt: 9 },
+  })
+  t.match(failed, /^base {4}stopped while: running apt-get update$/m, 'a failed build says where the base build was')
+  t.match(failed, /^error {3}BUILD_BASE_FAILED: mmdebstrap bookworm failed \(exit code 1\): E: apt-get update failed$/m)
+  t.match(failed, /^command mmdebstrap --variant=minbase bookworm \/x\.tar$/m, 'and the command that failed')
+  t.notMatch(failed, /^phase/m, 'the phase line is for running builds')
+})
