@@ -180,4 +180,14 @@ t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that 
   const waited = await lab.form(['manage', 'start', 'crash', '--wait', '--json'])
   t.equal(waited.code, 1, 'start --wait reports the failure')
   t.match(JSON.parse(waited.stdout), { error: { code: 'INSTANCE_FAILED', message: /crash: the VM process/ } })
+  lab.ok(await lab.form(['manage', 'delete', 'crash', '--yes', '--wait']))
+
+  // a guest that ignores the power button: the node forces it off after shutdown_timeout_s and says so
+  const deaf = await putGuestImage(String(lab.env.env.FORM_DATA_DIR), { owner: lab.owner, buildId: 'deaf', init: '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho FORM-READY\nwhile :; do /bin/busybox sleep 3600; done\n' })
+  await lab.createInstance('deaf', { image: deaf.image, buildId: 'deaf' })
+  await lab.until('deaf', 'running')
+  const forced = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'deaf', '--wait', '--json'])).stdout).instances[0]
+  t.match(forced, { state: 'stopped', shutdown: { how: 'forced', reason: /the guest did not power off within 10 s of the ACPI power button \(\[node\] shutdown_timeout_s\)/ } }, 'manage stop says it was forced, and why')
+  t.ok(forced.shutdown.ms >= 10_000, `after the shutdown timeout (${forced.shutdown.ms} ms)`)
+  t.match(lab.ok(await lab.form(['manage', 'list'])).stdout, /^deaf: its last stop was forced: the guest did not power off within 10 s/m, 'manage list tells it too')
 })
