@@ -42,16 +42,27 @@ async function run(cmd: string, args: string[], what: string, hooks: BaseHooks =
   const reader = new BaseProgressReader()
   const child = execa(cmd, args, { reject: false, all: true, buffer: false })
   let output = ''
-  child.all!.setEncoding('utf8')
-  child.all!.on('data', (raw: string) => {
+  // whole lines only, so that a URL is never cut in two where the redaction looks
+  let pending = ''
+  const pass = (raw: string) => {
     const chunk = redacted(raw)
     output = (output + chunk).slice(-MAX_ERROR_OUTPUT)
     hooks.onOutput?.(chunk)
     if (!hooks.onProgress) return
     const r = reader.push(chunk)
     if (r.changed) hooks.onProgress({ ...reader.progress }, r.phaseChanged)
+  }
+  child.all!.setEncoding('utf8')
+  child.all!.on('data', (raw: string) => {
+    pending += raw
+    const cut = pending.lastIndexOf('\n')
+    if (cut === -1 && pending.length < 65536) return
+    const whole = cut === -1 ? pending.length : cut + 1
+    pass(pending.slice(0, whole))
+    pending = pending.slice(whole)
   })
   const r = await child
+  if (pending) pass(pending)
   if (r.exitCode !== 0) {
     const tail = output.trim().split('\n').slice(-15)
     const why = reader.errors.length ? reader.errors.join('; ') : tail.at(-1) || (r.signal ? `killed by ${r.signal}` : 'no output')
