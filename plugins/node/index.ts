@@ -106,7 +106,7 @@ export default definePlugin({
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */
 export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, MAX_CANDIDATES } from './lib/vmm/records.js'
 export { desiredEntries, hostsOf, livenessFrom, type DesiredEntry, type Liveness } from './lib/vmm/hosts.js'
-export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState } from './lib/vmm/records.js'
+export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState, StopReport } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'
 // for the image builder's throwaway build VMs (plugins/pack/lib/builder/vm.ts)
 export { bootableKernel, kvmStatus } from './lib/hypervisor/index.js'

@@ -22,6 +22,13 @@ t.test('pack validate refuses the placeholder key pack init writes when it finds
   t.match(v.stderr, /hint: put your public key there .*--ssh-key/)
   const json = await form(fe, ['pack', 'validate', '-f', join(dir, 'Formfile'), '--json'])
   t.match(JSON.parse(json.stdout).error, { code: 'FORMFILE_INVALID', details: { diagnostics: [{ code: 'placeholder-ssh-key', line: 9 }] } })
+  // building (or previewing) an image nobody could log in to is refused the same way, before anything is sent
+  for (const cmd of [['pack', 'build'], ['pack', 'dry-run']]) {
+    const r = await form(fe, [...cmd, '-f', join(dir, 'Formfile')])
+    t.equal(r.code, 1, `${cmd.join(' ')} exits 1`)
+    t.match(r.stderr, /error\[placeholder-ssh-key\]/, `${cmd.join(' ')} names the placeholder key`)
+    t.notMatch(r.stderr, /NO_WALLET|upload/i, `${cmd.join(' ')} stops at the Formfile`)
+  }
 
   // with a real key it passes
   const formfile = join(dir, 'Formfile')

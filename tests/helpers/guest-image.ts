@@ -47,6 +47,8 @@ if mount -t ext4 /dev/vda /mnt 2>/dev/null; then
   n=$(( $(cat /mnt/boots 2>/dev/null || echo 0) + 1 )); echo $n > /mnt/boots; sync
   echo "form-test-guest: $(cat /mnt/hello) boots=$n"
 fi
+# busybox acpid exits at once when it cannot open its log file
+mkdir -p /var/log
 acpid -f -c /etc/acpi &
 echo "form-test-guest: hostname=$(hostname) ip=$IP gw=$GW"
 echo FORM-READY

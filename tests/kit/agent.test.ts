@@ -50,6 +50,9 @@ t.test('kit unlock: one password, then signing needs none until kit lock', async
     // the node checked the signature and looked for this wallet's build: the agent signed
     t.match(r.stderr, /error\[BUILD_NOT_FOUND\]: you have no build a{64} on this node/, `signing command ${run} needed no password`)
   }
+  // pack cancel signs before it looks: it reaches the node through the agent too
+  const cancel = await form(fe, ['pack', 'cancel', '--build-id', 'a'.repeat(64)])
+  t.match(cancel.stderr, /error\[BUILD_NOT_FOUND\]: you have no build a{64}/, 'pack cancel needed no password')
 
   const lock = await form(fe, ['kit', 'lock'])
   t.equal(lock.code, 0)

@@ -6,7 +6,7 @@ import { bootableKernel, bzImagePayload, hasPvhEntry } from '../../plugins/node/
 import { qemuArgs } from '../../plugins/node/lib/hypervisor/qemu.js'
 import { chVmConfig } from '../../plugins/node/lib/hypervisor/cloud-hypervisor.js'
 import { parseManifest } from '../../plugins/node/lib/vmm/image.js'
-import { guestCmdline, hostnameFor, macFor, parseDesired, parseInstanceKey, refusal, shortName } from '../../plugins/node/lib/vmm/records.js'
+import { guestCmdline, hostnameFor, macFor, parseDesired, parseInstanceKey, refusal, shortName, stopReport } from '../../plugins/node/lib/vmm/records.js'
 import { selectInstances, type InstanceView } from '../../plugins/manage/lib/instances.js'
 import { timestampAfter } from '../../plugins/state/lib/owner-ops.js'
 import { guestKernel, guestImageUnavailable } from '../helpers/guest-image.js'
@@ -41,9 +41,18 @@ t.test('resource accounting refuses what does not fit and says what is short', a
   t.equal(refusal(cap, [{ vcpus: 2, memoryMb: 2048, diskGb: 10 }], { vcpus: 2, memoryMb: 2048, diskGb: 10 }), undefined, 'exactly full fits')
   t.equal(
     refusal(cap, [{ vcpus: 3, memoryMb: 1024, diskGb: 19 }], { vcpus: 2, memoryMb: 512, diskGb: 2 }),
-    'does not fit on this node: 2 vCPU requested, 1 of 4 free; 2 GiB disk requested, 1 of 20 free',
+    "does not fit on this node: 2 vCPU requested, 1 of 4 free; 2 GiB disk requested, 1 of 20 free (the node offers what its operator config's [node.resources] sets, else the host minus [node.reserve]: its operator may raise that, or delete instances that hold room)",
   )
   t.match(refusal(cap, [], { vcpus: 1, memoryMb: 8192, diskGb: 1 }), /8192 MiB memory requested, 4096 of 4096 free/)
+})
+
+t.test("a stop is reported as the guest's own poweroff, or as forced with the reason and the setting to change", async (t) => {
+  t.same(stopReport('powered-off', 8200, 15_000), { how: 'powered-off', ms: 8200 })
+  const quit = stopReport('quit', 15_100, 15_000)!
+  t.equal(quit.how, 'forced')
+  t.match(quit.reason, /did not power off within 15 s .*\[node\] shutdown_timeout_s.*QEMU was told to quit/)
+  t.match(stopReport('killed', 18_000, 30_000), { how: 'forced', reason: /within 30 s.*killed/ })
+  t.equal(stopReport('not-running', 0, 15_000), undefined, 'nothing was running: nothing to report')
 })
 
 t.test('desired records are checked as untrusted input', async (t) => {

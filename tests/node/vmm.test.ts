@@ -70,7 +70,8 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
 
   // stop: the QEMU process exits (the guest powers off on the ACPI button)
   const stopped = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'web-1', '--wait', '--json'])).stdout)
-  t.match(stopped.instances, [{ id: 'web-1', state: 'stopped' }])
+  t.match(stopped.instances, [{ id: 'web-1', state: 'stopped', shutdown: { how: 'powered-off', ms: Number } }], 'the built image powered itself off on the button, nothing was forced')
+  t.notOk(stopped.instances[0].shutdown.reason)
   t.notOk(await alive(running.pid), 'the VM process is gone')
   t.notOk(lab.link(tap), 'the tap went with the VM')
   t.match(await lab.observed('web-1'), { state: 'stopped', ip: running.ip })
@@ -153,8 +154,10 @@ t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that 
   const masquerades = lab.iptables('nat').split('\n').filter((l) => l.includes('MASQUERADE') && l.includes('form-vmm'))
   t.equal(masquerades.length, 1, 'three runs of the node installed the NAT rule once')
 
-  // a clean stop takes the VMs down, and removes what the killed runs left too
-  await lab.node.stop()
+  // a clean stop takes the VMs down, and removes what the killed runs left too; it says how each VM went
+  const nodeStop = JSON.parse(lab.ok(await lab.form(['node', 'stop', '--json'])).stdout)
+  await lab.node.exited
+  t.match(nodeStop, { stopped: true, vms: [{ instance: /\/keep$/, how: 'powered-off', ms: Number }] }, 'form node stop: the guest powered off on the button')
   t.notOk(await alive(restarted.pid), 'a clean node stop stops its VMs')
   t.notOk(lab.link(lab.bridge), 'the bridge is gone')
   t.notMatch(lab.iptables('nat') + lab.iptables('filter'), /form-vmm/, 'no NAT or forwarding rule is left')
@@ -177,4 +180,14 @@ t.test('a node killed with SIGKILL re-adopts its running VM, restarts a VM that 
   const waited = await lab.form(['manage', 'start', 'crash', '--wait', '--json'])
   t.equal(waited.code, 1, 'start --wait reports the failure')
   t.match(JSON.parse(waited.stdout), { error: { code: 'INSTANCE_FAILED', message: /crash: the VM process/ } })
+  lab.ok(await lab.form(['manage', 'delete', 'crash', '--yes', '--wait']))
+
+  // a guest that ignores the power button: the node forces it off after shutdown_timeout_s and says so
+  const deaf = await putGuestImage(String(lab.env.env.FORM_DATA_DIR), { owner: lab.owner, buildId: 'deaf', init: '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho FORM-READY\nwhile :; do /bin/busybox sleep 3600; done\n' })
+  await lab.createInstance('deaf', { image: deaf.image, buildId: 'deaf' })
+  await lab.until('deaf', 'running')
+  const forced = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'deaf', '--wait', '--json'])).stdout).instances[0]
+  t.match(forced, { state: 'stopped', shutdown: { how: 'forced', reason: /the guest did not power off within 10 s of the ACPI power button \(\[node\] shutdown_timeout_s\)/ } }, 'manage stop says it was forced, and why')
+  t.ok(forced.shutdown.ms >= 10_000, `after the shutdown timeout (${forced.shutdown.ms} ms)`)
+  t.match(lab.ok(await lab.form(['manage', 'list'])).stdout, /^deaf: its last stop was forced: the guest did not power off within 10 s/m, 'manage list tells it too')
 })

@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
-import type { DesiredState } from '../../node/index.js'
+import type { DesiredState, StopReport } from '../../node/index.js'
 import { InstanceCommand } from './shared.js'
 
 /** start, stop and delete: one signed write of the desired state per instance, optionally waited on. */
@@ -52,17 +52,20 @@ abstract class DesiredStateCommand extends InstanceCommand {
       this.context.stderr.write('nothing deleted\n')
       return 1
     }
-    const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
+    const signer = await this.signer()
     // a failure counts when it is a new report, not the one from before this write (no clocks compared)
     const before = new Map(chosen.map((v) => [v.id, v.observed?.updatedAt]))
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
-    const result = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
+    const result: { id: string; name: string; node: string; desired: DesiredState; state: string; shutdown?: StopReport }[] = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
     if (this.wait) {
       const deadline = Date.now() + seconds * 1000
       for (;;) {
         const now = new Map((await listInstances(client, config.address)).map((v) => [v.id, v]))
-        for (const r of result) r.state = now.get(r.id)?.observed?.state ?? r.state
+        for (const r of result) {
+          const o = now.get(r.id)?.observed
+          r.state = o?.state ?? r.state
+          r.shutdown = this.target === 'stopped' && o?.state === 'stopped' ? o.shutdown : undefined
+        }
         const failed = result.filter((r) => {
           const o = now.get(r.id)?.observed
           return o?.state === 'failed' && o.updatedAt !== before.get(r.id)
@@ -78,7 +81,8 @@ abstract class DesiredStateCommand extends InstanceCommand {
         await new Promise((r) => setTimeout(r, 500))
       }
     }
-    this.print({ instances: result }, result.map((r) => `${r.id}${r.name && r.name !== r.id ? ` (${r.name})` : ''}: ${this.wait ? r.state : `desired ${this.target}`}`).join('\n'))
+    const how = (s?: StopReport) => (!s ? '' : s.how === 'powered-off' ? `, powered off by the guest in ${(s.ms / 1000).toFixed(1)} s` : `, forced after ${(s.ms / 1000).toFixed(1)} s: ${s.reason}`)
+    this.print({ instances: result }, result.map((r) => `${r.id}${r.name && r.name !== r.id ? ` (${r.name})` : ''}: ${this.wait ? `${r.state}${how(r.shutdown)}` : `desired ${this.target}`}`).join('\n'))
   }
 }
 
@@ -102,9 +106,10 @@ export class ManageStopCommand extends DesiredStateCommand {
   static override usage = Command.Usage({
     category: 'Manage',
     description: 'Stop an instance (or every instance of a build); its disk is kept',
-    details: 'Writes the desired state `stopped`. The node presses the ACPI power button, and stops the VM process outright if the guest has not powered off within its shutdown timeout. `form manage start` boots it again from the same disk.',
+    details: 'Writes the desired state `stopped`. The node presses the ACPI power button (images built by `form pack build` power off on it), and stops the VM process outright if the guest has not powered off within its shutdown timeout (`[node] shutdown_timeout_s`). With `--wait` it says how each instance stopped: `powered-off` by the guest, or `forced` and why (`shutdown` in `--json`). `form manage start` boots it again from the same disk.',
     examples: [
       ['Stop one instance', '$0 manage stop web-1'],
+      ['Stop one instance, wait, and see whether the guest powered off cleanly', '$0 manage stop web-1 --wait'],
       ['Stop every replica of a build and wait until they are down', '$0 manage stop --build-id 3f9c... --wait'],
     ],
   })

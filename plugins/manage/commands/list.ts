@@ -41,6 +41,8 @@ export class ManageListCommand extends InstanceCommand {
       state: v.observed?.state ?? 'unreported',
       ip: v.observed?.ip ?? null,
       reason: v.observed?.reason ?? null,
+      // how a stopped instance went down: its guest powered off, or its node forced it (and why)
+      shutdown: v.observed?.state === 'stopped' ? (v.observed.shutdown ?? null) : null,
       backend: v.observed?.backend ?? null,
       updatedAt: v.observed?.updatedAt ?? null,
       consoleTail: null as string | null,
@@ -58,6 +60,10 @@ export class ManageListCommand extends InstanceCommand {
         rows
           .filter((x) => x.state === 'failed' && x.reason)
           .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.split('\n').slice(-8).join('\n').replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
+          .join('') +
+        rows
+          .filter((x) => x.shutdown?.how === 'forced')
+          .map((r) => `${r.id}: its last stop was forced: ${r.shutdown!.reason ?? 'no reason given'}\n`)
           .join('') +
         note
       )

@@ -55,8 +55,7 @@ export class ManageLogsCommand extends InstanceCommand {
         hint: "point at its node's API with --node http://<its address>:<port>",
       })
     }
-    const { loadSigner } = await import('../../kit/index.js')
-    const signed = await this.client({ url: this.nodeUrl(config), signer: await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile }) })
+    const signed = await this.client({ url: this.nodeUrl(config), signer: await this.signer() })
     type Chunk = ConsoleChunk
     const read = (offset?: number) => readConsole(signed, view.id, offset === undefined ? { tail: bytes || 1 } : { offset })
     let chunk = await read(bytes === 0 ? 0 : undefined)

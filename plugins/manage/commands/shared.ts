@@ -1,6 +1,7 @@
 import { Option } from 'clipanion'
 import { dirname, join } from 'node:path'
 import { FormCommand } from '../../../core/command.js'
+import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
 import type { UserConfig } from '../../kit/index.js'
@@ -26,10 +27,15 @@ export abstract class DeveloperCommand extends FormCommand {
     return url?.replace(/\/$/, '')
   }
 
+  /** The user's wallet as a signer: the agent of `form kit unlock` when it runs, else unlocked with the password. */
+  async signer(): Promise<Signer> {
+    const { loadSigner } = await import('../../kit/index.js')
+    return loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
+  }
+
   /** A client whose mutating requests are signed by the user's wallet (unlocked once per command). */
   async signedClient(config: UserConfig, url: string | undefined): Promise<NodeClient> {
-    const { loadSigner } = await import('../../kit/index.js')
-    return this.client({ url, signer: await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile }) })
+    return this.client({ url, signer: await this.signer() })
   }
 
   /** Where this developer's formnet files live: the key beside the keystore, process files in the runtime dir. */

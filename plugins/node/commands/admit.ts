@@ -21,7 +21,7 @@ abstract class MembershipCommand extends FormCommand {
     if (this.wallet) {
       const { loadSigner } = await import('../../kit/index.js')
       const { loadOwnerOps } = await import('../../state/index.js')
-      const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+      const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
       const { submitOwnerRecord } = await loadOwnerOps()
       const previous = await client.get<{ t: { ms: number; n: number } }>(`/v1/state/records/members/${address}/${signer.address}?deleted=true`).catch(() => undefined)
       await submitOwnerRecord(client, signer, 'members', `${address}/${signer.address}`, { status }, `the ${status === 'admitted' ? 'admission' : 'revocation'} of ${address}`, previous?.t)

@@ -21,7 +21,9 @@ import {
   parseInstanceKey,
   refusal,
   shortName,
+  stopReport,
   type DesiredInstance,
+  type StopReport,
   type ObservedInstance,
   type ObservedState,
   type Resources,
@@ -69,6 +71,8 @@ interface Instance {
   retryAt?: number
   /** what the current creation and boot took (reported with `running`) */
   timings: NonNullable<ObservedInstance['timings']>
+  /** how the VM last stopped */
+  lastStop?: StopReport
   /** when this process started the current VM (an adopted one has none) */
   bootStartedAt?: number
   queue: Promise<void>
@@ -242,10 +246,11 @@ export class InstanceController {
       await this.removeLocal(inst)
     }
     if (desired.state === 'stopped') {
-      if (inst.vm) await this.stopVm(inst)
+      const shutdown = inst.vm ? await this.stopVm(inst) : undefined
       if (!inst.local && !(await this.materialize(inst, desired))) return
       inst.retryAt = undefined
-      await this.observe(inst, 'stopped')
+      // a stop that found the VM already down keeps the report of the stop that brought it down
+      await this.observe(inst, 'stopped', shutdown ? { shutdown } : inst.lastStop ? { shutdown: inst.lastStop } : {})
       return
     }
     // desired running
@@ -342,6 +347,7 @@ export class InstanceController {
       local.bootOffset = await stat(spec.consoleLog).then((s) => s.size, () => 0)
       await this.saveLocal(local)
       inst.running = want
+      inst.lastStop = undefined
       await this.observe(inst, 'booting')
       inst.timings.bootMs = undefined
       inst.bootStartedAt = performance.now()
@@ -384,7 +390,7 @@ export class InstanceController {
         carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)
         if (Date.now() > deadline) {
           await this.fail(inst, `the guest did not report FORM-READY on its console within ${Math.round(this.o.bootTimeoutMs / 1000)} s`, true)
-          inst.queue = inst.queue.then(() => (inst.gen === gen ? this.stopVm(inst) : undefined)).catch(() => {})
+          inst.queue = inst.queue.then(() => (inst.gen === gen ? this.stopVm(inst).then(() => {}) : undefined)).catch(() => {})
           return
         }
         await sleep(200)
@@ -418,13 +424,19 @@ export class InstanceController {
     }
   }
 
-  private async stopVm(inst: Instance): Promise<void> {
+  /** Stops the VM (power button, then forced after the shutdown timeout); how it went, if there was one. */
+  private async stopVm(inst: Instance): Promise<StopReport | undefined> {
     const vm = inst.vm
-    if (!vm) return
+    if (!vm) return undefined
     inst.stopping = true
+    let report: StopReport | undefined
     try {
+      const t0 = performance.now()
       const how = await vm.shutdown(this.o.shutdownTimeoutMs)
-      this.o.log.info('VM stopped', { instance: inst.key, pid: vm.pid, how })
+      report = stopReport(how, Math.round(performance.now() - t0), this.o.shutdownTimeoutMs)
+      inst.lastStop = report
+      if (report?.how === 'forced') this.o.log.warn('VM stop forced', { instance: inst.key, pid: vm.pid, how, ms: report.ms, reason: report.reason })
+      else this.o.log.info('VM stopped', { instance: inst.key, pid: vm.pid, how, ms: report?.ms })
     } finally {
       inst.gen++
       inst.vm = undefined
@@ -435,6 +447,7 @@ export class InstanceController {
       await this.o.network.removeTap(inst.local.tap)
       await this.o.hypervisor?.cleanup(this.spec(inst.local))
     }
+    return report
   }
 
   /** Stops the VM and removes everything it had on this node: tap, files, disk copy. */
@@ -623,8 +636,8 @@ export class InstanceController {
       [...this.instances.values()].map(async (inst) => {
         await inst.queue.catch(() => {})
         if (!inst.vm) return
-        await this.stopVm(inst).catch((error: Error) => this.o.log.error('could not stop a VM', { instance: inst.key, error: error.message }))
-        await this.observe(inst, 'stopped', { reason: 'the node stopped' })
+        const shutdown = await this.stopVm(inst).catch((error: Error) => void this.o.log.error('could not stop a VM', { instance: inst.key, error: error.message }))
+        await this.observe(inst, 'stopped', { reason: 'the node stopped', ...(shutdown ? { shutdown } : {}) })
       }),
     )
     await this.o.network.teardown().catch((error: Error) => this.o.log.warn('could not remove the instance network', { error: error.message }))

@@ -33,13 +33,12 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
 
     const maxMb = Number(this.maxContextMb)
     if (!Number.isInteger(maxMb) || maxMb < 1) throw new FormError('USAGE', `--max-context-mb must be a whole number of MiB, not "${this.maxContextMb}"`)
-    const loaded = await loadFormfile(this.file, this.profile)
+    const loaded = await loadFormfile(this.file, this.profile, true)
     const formfile = reportDiagnostics(this, loaded)
     const listing = await checkContext(loaded.contextDir, maxMb * 2 ** 20)
     const config = await this.userConfig()
-    const { loadSigner } = await import('../../kit/index.js')
     // unlocked once: it signs the upload, the request and the state record
-    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const signer = await this.signer()
     const client = await this.client({ url: this.nodeUrl(config), signer })
     const owner = config.address
     const build = computeBuildId(owner, formfile.name)
@@ -106,8 +105,14 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
         {
           title: 'Base image',
           skip: () => this.detach,
-          task: async (_ctx: unknown, task: { title: string }) => {
-            await until((v) => Boolean(v.status?.base) || v.status?.state === 'built')
+          task: async (_ctx: unknown, task: { title: string; output: string }) => {
+            // a cold base takes minutes: its phase and package counts show while it is built
+            const { describeBaseProgress } = await import('../lib/builder/base-progress.js')
+            await until((v) => {
+              const p = v.status?.baseProgress
+              if (p && !v.status?.base) task.output = describeBaseProgress(p)
+              return Boolean(v.status?.base) || v.status?.state === 'built'
+            })
             const b = view.status?.base
             task.title = `Base image: ${b?.cached !== false ? 'cached' : 'built'}${b?.ms ? ` (${seconds(b.ms)})` : ''}`
           },

@@ -22,7 +22,7 @@ export class PackDryRunCommand extends FormCommand {
   async run() {
     const { loadFormfile, reportDiagnostics } = await import('./shared.js')
     const { buildId, listContextFiles } = await import('../lib/formfile/index.js')
-    const loaded = await loadFormfile(this.file, this.profile)
+    const loaded = await loadFormfile(this.file, this.profile, true)
     const formfile = reportDiagnostics(this, loaded)
     const owner = this.owner ?? (await this.configuredAddress())
     if (!/^0x[0-9a-fA-F]{40}$/.test(owner)) throw new FormError('USAGE', `--owner "${owner}" is not a 20-byte hex address (0x + 40 hex digits)`)

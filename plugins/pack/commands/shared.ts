@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { FormError, errnoCode } from '../../../core/errors.js'
 import type { FormCommand } from '../../../core/command.js'
+import { placeholderKeyDiagnostics } from './validate.js'
 import { formatDiagnostics, parseFormfile, PROFILES, type Formfile, type ParseResult } from '../lib/formfile/index.js'
 
 export interface LoadedFormfile extends ParseResult {
@@ -10,8 +11,11 @@ export interface LoadedFormfile extends ParseResult {
   contextDir: string
 }
 
-/** Reads and parses the Formfile named by -f (default ./Formfile). */
-export async function loadFormfile(file: string | undefined, profile: string | undefined): Promise<LoadedFormfile> {
+/**
+ * Reads and parses the Formfile named by -f (default ./Formfile). `forImage` (validate, dry-run,
+ * build) also refuses what would make a useless image: the template's placeholder SSH key.
+ */
+export async function loadFormfile(file: string | undefined, profile: string | undefined, forImage = false): Promise<LoadedFormfile> {
   const path = resolve(file ?? 'Formfile')
   if (profile !== undefined && !PROFILES[profile]) {
     throw new FormError('USAGE', `unknown profile "${profile}"`, { hint: `profiles: ${Object.keys(PROFILES).join(', ')}` })
@@ -25,7 +29,9 @@ export async function loadFormfile(file: string | undefined, profile: string | u
     })
   }
   const contextDir = dirname(path)
-  return { path, source, contextDir, ...parseFormfile(source, { file: file ?? 'Formfile', contextDir, profile }) }
+  const parsed = parseFormfile(source, { file: file ?? 'Formfile', contextDir, profile })
+  if (forImage) parsed.diagnostics = [...parsed.diagnostics, ...placeholderKeyDiagnostics(source, file ?? 'Formfile')]
+  return { path, source, contextDir, ...parsed }
 }
 
 /** Prints the diagnostics; throws when there are errors so the command exits 1. */

@@ -28,7 +28,6 @@ export class PackShipCommand extends BuildCommand {
     const { readBuild } = await import('../lib/follow.js')
     const { planShip } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await import('../../manage/lib/instances.js')
-    const { loadSigner } = await import('../../kit/index.js')
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
     const { config, build, owner } = await this.target()
@@ -40,7 +39,7 @@ export class PackShipCommand extends BuildCommand {
     const timeoutS = Number(this.timeout)
     if (!(timeoutS > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
 
-    const signer = await loadSigner({ configDir: this.dirs.configDir, passwordFile: this.passwordFile })
+    const signer = await this.signer()
     const client = await this.client({ url: this.nodeUrl(config), signer })
     const view = await readBuild(client, owner, build)
     if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`, { hint: 'build it first with `form pack build`' })

@@ -42,9 +42,7 @@ export class PackValidateCommand extends FormCommand {
   async run() {
     const { loadFormfile, reportDiagnostics } = await import('./shared.js')
     const { printFormfile } = await import('../lib/formfile/index.js')
-    const loaded = await loadFormfile(this.file, this.profile)
-    const placeholders = placeholderKeyDiagnostics(loaded.source, this.file ?? 'Formfile')
-    if (placeholders.length) loaded.diagnostics = [...loaded.diagnostics, ...placeholders]
+    const loaded = await loadFormfile(this.file, this.profile, true)
     const formfile = reportDiagnostics(this, loaded)
     this.print({ ok: true, file: loaded.path, formfile, diagnostics: loaded.diagnostics }, () => printFormfile(formfile))
   }

@@ -9,6 +9,8 @@
  * builder refuses any other (ids and context hashes are public here, but only as the owner's).
  */
 
+import type { BaseProgress } from './builder/base-progress.js'
+
 export type BuildState = 'queued' | 'building' | 'built' | 'failed' | 'cancelled'
 export const FINAL_STATES: BuildState[] = ['built', 'failed', 'cancelled']
 
@@ -39,6 +41,8 @@ export interface BuildStatus {
   phase?: 'base' | 'steps' | 'finalize' | 'image'
   current?: { index: number; total: number; line: number; text: string }
   base?: { cached: boolean; ms: number }
+  /** while a base is built: mmdebstrap's phase and package counts (no output) */
+  baseProgress?: BaseProgress
   steps: BuildStepStatus[]
   /** SHA-256 of the image manifest, once built */
   image?: string

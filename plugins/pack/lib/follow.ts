@@ -1,6 +1,7 @@
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
 import type { StateRecord } from '../../state/index.js'
+import { describeBaseProgress } from './builder/base-progress.js'
 import { FINAL_STATES, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus, type PrivateFailure } from './builds.js'
 
 /** What state says of one build: the owner's request and the builder's report of that request. */
@@ -68,11 +69,14 @@ export function describeBuild(v: BuildView, detail: { failure?: PrivateFailure; 
   const s = v.status
   const lines = [`build   ${v.build}`, `name    ${v.request.name}`, `node    ${v.request.node}`, `state   ${s?.state ?? 'requested (the node has not reported yet)'}`]
   if (s?.image) lines.push(`image   ${s.image}${s.reused ? ' (identical to an earlier build)' : ''}`)
+  if (s?.state === 'building' && s.phase) lines.push(`phase   ${s.phase}`)
   if (s?.base) lines.push(`base    ${s.base.cached ? 'cached' : 'built'} (${(s.base.ms / 1000).toFixed(1)} s)`)
+  else if (s?.baseProgress) lines.push(`base    ${s.state === 'building' ? 'building' : 'stopped while'}: ${describeBaseProgress(s.baseProgress)}`)
   for (const step of s?.steps ?? []) lines.push(`  line ${String(step.line).padStart(3)}  ${step.cached ? 'cached' : `ran ${(step.ms / 1000).toFixed(1)} s`}  ${step.text}`)
   if (s?.current && s.state === 'building') lines.push(`  line ${String(s.current.line).padStart(3)}  running  ${s.current.text}`)
   if (s?.error) {
     lines.push(`error   ${s.error.code}: ${s.error.message}`)
+    if (s.error.instruction) lines.push(s.error.line ? `at      line ${s.error.line}: ${s.error.instruction}` : `command ${s.error.instruction}`)
     const tail = outputTail(detail.failure?.output)
     if (tail.length) lines.push('output (last lines, from the builder node):', ...tail.map((l) => `  ${l}`))
     else if (detail.note) lines.push(`output  ${detail.note}`)

@@ -38,6 +38,8 @@ const ADDRESS = /^0x[0-9a-f]{40}$/
 const REQUEST = /^[0-9a-f]{16}$/
 /** what a failed build's private record keeps of the step's output */
 const MAX_FAILURE_OUTPUT = 64 * 1024
+/** How often a base build's package counts are written to its status (a phase change is written at once). */
+const BASE_PROGRESS_INTERVAL_MS = 3000
 
 /** Why this node cannot build images, or undefined when it can. */
 async function builderUnavailable(): Promise<string | undefined> {
@@ -238,6 +240,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     for (const name of await readdir(join(file, '..')).catch(() => [] as string[])) if (!name.startsWith(`${job.req.request}.`)) await rm(join(file, '..', name), { force: true })
     const out = createWriteStream(file, { flags: 'a', mode: 0o600 })
     const started = Date.now()
+    let progressWritten = 0
     try {
       await writeStatus(job, { state: 'building', startedAt: started })
       const parsed = parseFormfile(job.stored.formfile, { file: 'Formfile' })
@@ -264,7 +267,15 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
         onOutput: (chunk) => out.write(chunk),
         onEvent: (e) => {
           if (e.type === 'phase') void writeStatus(job, { phase: e.phase, current: undefined })
-          else if (e.type === 'base') void writeStatus(job, { base: { cached: e.cached, ms: Math.round(e.ms) } })
+          else if (e.type === 'base') void writeStatus(job, { base: { cached: e.cached, ms: Math.round(e.ms) }, baseProgress: undefined })
+          else if (e.type === 'base-progress') {
+            // every status is a replicated write: a new phase at once, package counts at most every few seconds
+            job.status.baseProgress = e.progress
+            if (e.phaseChanged || Date.now() - progressWritten >= BASE_PROGRESS_INTERVAL_MS) {
+              progressWritten = Date.now()
+              void writeStatus(job, { baseProgress: e.progress })
+            }
+          }
           else if (e.type === 'step' && e.status === 'running') void writeStatus(job, { current: { index: e.index, total: e.total, line: e.line, text: e.text } })
           else if (e.type === 'step') void writeStatus(job, { steps: [...job.status.steps, { line: e.line, text: e.text, cached: e.status === 'cached', ms: Math.round(e.ms ?? 0) }] })
         },
@@ -284,7 +295,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       if (stopping.signal.aborted) {
         // interrupted by the node's stop: queued again, so the next start builds it
         out.write('--> interrupted: the node is stopping; it builds again when it starts\n')
-        await writeStatus(job, { state: 'queued', phase: undefined, current: undefined, steps: [] })
+        await writeStatus(job, { state: 'queued', phase: undefined, current: undefined, baseProgress: undefined, steps: [] })
         return
       }
       const cancelled = job.abort.signal.aborted

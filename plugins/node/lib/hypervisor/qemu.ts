@@ -45,6 +45,8 @@ export function qemuArgs(spec: VmSpec, accel: Accel): string[] {
   return args
 }
 
+const POWER_BUTTON_REPEAT_MS = 5000
+
 class QemuVm implements Vm {
   readonly exited: Promise<void>
   private gone = false
@@ -74,8 +76,13 @@ class QemuVm implements Vm {
   async shutdown(timeoutMs: number): Promise<ShutdownOutcome> {
     if (this.gone) return 'not-running'
     const within = (ms: number) => Promise.race([this.exited.then(() => true), sleep(ms).then(() => false)])
-    await this.qmp.execute('system_powerdown', undefined, 5000).catch(() => {})
-    if (await within(timeoutMs)) return 'powered-off'
+    // pressed again every few seconds: a press that comes before the guest listens for it is lost
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      await this.qmp.execute('system_powerdown', undefined, 5000).catch(() => {})
+      if (await within(Math.min(POWER_BUTTON_REPEAT_MS, deadline - Date.now()))) return 'powered-off'
+      if (Date.now() >= deadline) break
+    }
     // the guest ignored the power button (still booting, or no ACPI handling): stop QEMU itself
     await this.qmp.execute('quit', undefined, 3000).catch(() => {})
     if (await within(3000)) return 'quit'

@@ -43,9 +43,27 @@ export interface ObservedInstance {
   pid?: number
   /** how long the last creation and boot took here, in ms: fetching the image, copying its disk, booting to FORM-READY */
   timings?: { imageMs?: number; diskMs?: number; bootMs?: number }
+  /** how the VM last stopped (with `stopped`): the guest powered itself off, or the node had to force it, and why */
+  shutdown?: StopReport
   /** 'qemu-tcg', 'qemu-kvm' or 'cloud-hypervisor' */
   backend: string
   updatedAt: number
+}
+
+export interface StopReport {
+  how: 'powered-off' | 'forced'
+  /** from the power button to the VM process gone */
+  ms: number
+  /** why it was forced */
+  reason?: string
+}
+
+/** What a hypervisor's shutdown outcome tells the owner; undefined when there was no VM to stop. */
+export function stopReport(outcome: 'powered-off' | 'quit' | 'killed' | 'not-running', ms: number, timeoutMs: number): StopReport | undefined {
+  if (outcome === 'not-running') return undefined
+  if (outcome === 'powered-off') return { how: 'powered-off', ms }
+  const why = `the guest did not power off within ${Math.round(timeoutMs / 1000)} s of the ACPI power button ([node] shutdown_timeout_s)`
+  return { how: 'forced', ms, reason: outcome === 'quit' ? `${why}: QEMU was told to quit` : `${why}: the VM process was killed` }
 }
 
 export const DESIRED_STATES: DesiredState[] = ['running', 'stopped', 'deleted']
@@ -150,5 +168,6 @@ export function refusal(capacity: Resources, held: Resources[], want: Resources)
   if (used.vcpus + want.vcpus > capacity.vcpus) short.push(`${want.vcpus} vCPU requested, ${capacity.vcpus - used.vcpus} of ${capacity.vcpus} free`)
   if (used.memoryMb + want.memoryMb > capacity.memoryMb) short.push(`${want.memoryMb} MiB memory requested, ${capacity.memoryMb - used.memoryMb} of ${capacity.memoryMb} free`)
   if (used.diskGb + want.diskGb > capacity.diskGb) short.push(`${want.diskGb} GiB disk requested, ${capacity.diskGb - used.diskGb} of ${capacity.diskGb} free`)
-  return short.length ? `does not fit on this node: ${short.join('; ')}` : undefined
+  if (!short.length) return undefined
+  return `does not fit on this node: ${short.join('; ')} (the node offers what its operator config's [node.resources] sets, else the host minus [node.reserve]: its operator may raise that, or delete instances that hold room)`
 }

@@ -1,7 +1,7 @@
 import type { Formfile, Step } from '../formfile/index.js'
 import { envFileLines, knownServiceEnv } from '../formfile/index.js'
 import { BUILD_INIT } from './base.js'
-import { GUEST_AGENT_FILES } from './guest-agent.js'
+import { GUEST_AGENT_FILES, GUEST_AGENT_UNITS } from './guest-agent.js'
 
 /**
  * What runs inside a build VM. The agent is PID 1 of the VM (started by the base's build entry
@@ -303,7 +303,7 @@ export function finalizeScript(f: Formfile): string {
   const imageJson = JSON.stringify({ name: f.name, expose: f.expose, users: f.users.map((u) => u.username), entrypoint: f.entrypoint ? entrypointUnit(f) : undefined }, null, 2) + '\n'
   out.push(put('/etc/form/image.json', '644', imageJson))
   for (const [rel, file] of Object.entries(GUEST_AGENT_FILES)) out.push(put(`/${rel}`, file.mode.toString(8), file.content))
-  out.push(enable('form-guest.service'), enable('form-ready.service'))
+  out.push(...GUEST_AGENT_UNITS.map(enable))
   if (f.users.length) {
     // a broken sshd config would lock everyone out of every replica: refuse it now
     out.push(`if [ -x /usr/sbin/sshd ]; then mkdir -p /run/sshd; if ! /usr/sbin/sshd -t; then echo "FORM-SSHD-CONFIG: the image's sshd rejects its configuration" >&2; exit 1; fi; fi`)

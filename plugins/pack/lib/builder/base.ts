@@ -4,6 +4,7 @@ import { chmod, copyFile, mkdir, open, readdir, rename, rm, writeFile } from 'no
 import { join } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
 import { bootableKernel } from '../../../node/index.js'
+import { BaseProgressReader, type BaseProgress } from './base-progress.js'
 
 /** What every image starts from: systemd, sshd, sudo and a kernel whose initrd can mount a virtio disk. */
 export const BASE_PACKAGES = ['systemd-sysv', 'openssh-server', 'sudo', 'ca-certificates', 'iproute2', 'linux-image-amd64', 'initramfs-tools']
@@ -23,14 +24,55 @@ export function baseKey(o: BaseOptions): string {
   return createHash('sha256').update(JSON.stringify({ v: 1, suite: o.suite, packages, mirrors: o.mirrors ?? [] })).digest('hex').slice(0, 32)
 }
 
-async function run(cmd: string, args: string[], what: string): Promise<void> {
+/** Where a base build tells what it does: its whole output (the build log) and its progress (the status). */
+export interface BaseHooks {
+  onOutput?: (chunk: string) => void
+  onProgress?: (p: BaseProgress, phaseChanged: boolean) => void
+}
+
+/** How much of a failing command's output the error keeps (the build log has all of it). */
+const MAX_ERROR_OUTPUT = 256 * 1024
+
+/** Text as it may be shown (in state, the log): a password in a mirror URL is not. */
+const redacted = (text: string) => text.replace(/(\w+:\/\/)[^/@\s]+@/g, '$1***@')
+const shown = (cmd: string, args: string[]) => redacted([cmd, ...args].join(' '))
+
+async function run(cmd: string, args: string[], what: string, hooks: BaseHooks = {}): Promise<void> {
   const { execa } = await import('execa')
-  const r = await execa(cmd, args, { reject: false, all: true })
+  const reader = new BaseProgressReader()
+  const child = execa(cmd, args, { reject: false, all: true, buffer: false })
+  let output = ''
+  // whole lines only, so that a URL is never cut in two where the redaction looks
+  let pending = ''
+  const pass = (raw: string) => {
+    const chunk = redacted(raw)
+    output = (output + chunk).slice(-MAX_ERROR_OUTPUT)
+    hooks.onOutput?.(chunk)
+    if (!hooks.onProgress) return
+    const r = reader.push(chunk)
+    if (r.changed) hooks.onProgress({ ...reader.progress }, r.phaseChanged)
+  }
+  child.all!.setEncoding('utf8')
+  child.all!.on('data', (raw: string) => {
+    pending += raw
+    const cut = pending.lastIndexOf('\n')
+    if (cut === -1 && pending.length < 65536) return
+    const whole = cut === -1 ? pending.length : cut + 1
+    pass(pending.slice(0, whole))
+    pending = pending.slice(whole)
+  })
+  const r = await child
+  if (pending) pass(pending)
   if (r.exitCode !== 0) {
-    throw new FormError('BUILD_BASE_FAILED', `${what} failed: ${(r.all ?? '').trim().split('\n').slice(-15).join('\n') || `exit ${r.exitCode}`}`, {
-      hint: cmd === 'mmdebstrap' ? 'the node needs mmdebstrap and access to a Debian mirror' : undefined,
-      details: { command: [cmd, ...args].join(' ') },
-    })
+    const tail = output.trim().split('\n').slice(-15)
+    const why = reader.errors.length ? reader.errors.join('; ') : tail.at(-1) || (r.signal ? `killed by ${r.signal}` : 'no output')
+    throw Object.assign(
+      new FormError('BUILD_BASE_FAILED', `${what} failed (exit code ${r.exitCode ?? r.signal}): ${why}\n${tail.join('\n')}`, {
+        hint: cmd === 'mmdebstrap' ? 'the node needs mmdebstrap and access to a Debian mirror ([pack] builder_mirrors); the build log has the whole output (`form pack logs`)' : undefined,
+        details: { command: shown(cmd, args), instruction: shown(cmd, args) },
+      }),
+      { output },
+    )
   }
 }
 
@@ -39,7 +81,7 @@ async function run(cmd: string, args: string[], what: string): Promise<void> {
  * cached. The cache is a tarball written to a temporary name and renamed, so an interrupted build
  * never leaves a half base behind.
  */
-export async function prepareBase(o: BaseOptions, target: string): Promise<{ cached: boolean; key: string; tarball: string }> {
+export async function prepareBase(o: BaseOptions, target: string, hooks: BaseHooks = {}): Promise<{ cached: boolean; key: string; tarball: string }> {
   const key = baseKey(o)
   const dir = join(o.cacheDir, 'base')
   const tarball = join(dir, `${o.suite}-${key}.tar`)
@@ -49,13 +91,16 @@ export async function prepareBase(o: BaseOptions, target: string): Promise<{ cac
     const tmp = `${tarball}.${process.pid}.tmp.tar`
     try {
       const packages = [...new Set(o.packages ?? BASE_PACKAGES)].sort()
-      await run('mmdebstrap', ['--variant=minbase', `--include=${packages.join(',')}`, '--quiet', o.suite, tmp, ...(o.mirrors ?? [])], `mmdebstrap ${o.suite}`)
+      const args = ['--variant=minbase', `--include=${packages.join(',')}`, '--verbose', o.suite, tmp, ...(o.mirrors ?? [])]
+      hooks.onOutput?.(`--> base: ${shown('mmdebstrap', args)}\n`)
+      await run('mmdebstrap', args, `mmdebstrap ${o.suite}`, hooks)
       await rename(tmp, tarball)
     } finally {
       await rm(tmp, { force: true })
     }
   }
   await mkdir(target, { recursive: true })
+  hooks.onProgress?.({ phase: 'unpacking the base', downloaded: 0, unpacked: 0, configured: 0 }, true)
   await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-xpf', tarball, '-C', target], 'unpacking the base')
   return { cached, key, tarball }
 }
@@ -100,7 +145,7 @@ async function newestIn(dir: string, prefix: string): Promise<string> {
  * kernel and its initrd, each its own file in <cacheDir>/base. Made once from the mmdebstrap
  * tarball, on the host: it is the operator's trusted base, no stranger's input is in it.
  */
-export async function prepareVmBase(o: BaseOptions, scratch: string): Promise<VmBase> {
+export async function prepareVmBase(o: BaseOptions, scratch: string, hooks: BaseHooks = {}): Promise<VmBase> {
   const key = baseKey(o)
   const dir = join(o.cacheDir, 'base')
   const stem = join(dir, `${o.suite}-${key}`)
@@ -108,7 +153,7 @@ export async function prepareVmBase(o: BaseOptions, scratch: string): Promise<Vm
   let cached = Object.values(files).every((f) => existsSync(f))
   if (!cached) {
     const tree = join(scratch, 'base-tree')
-    const base = await prepareBase(o, tree)
+    const base = await prepareBase(o, tree, hooks)
     cached = base.cached
     try {
       await writeFile(join(tree, BUILD_INIT), BUILD_INIT_SCRIPT)
@@ -119,6 +164,7 @@ export async function prepareVmBase(o: BaseOptions, scratch: string): Promise<Vm
       const fh = await open(`${tmp}.ext4`, 'w')
       await fh.truncate(BUILD_DISK_GB * 2 ** 30)
       await fh.close()
+      hooks.onProgress?.({ phase: 'writing the base disk', downloaded: 0, unpacked: 0, configured: 0 }, true)
       await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-T', 'default', '-L', 'formbuild', '-E', 'root_owner=0:0,lazy_journal_init=1', '-d', tree, `${tmp}.ext4`], 'writing the base disk')
       for (const k of ['vmlinuz', 'initrd', 'ext4']) await rename(`${tmp}.${k}`, `${stem}.${k}`)
     } finally {

@@ -8,6 +8,7 @@ import { IMAGE_SCHEMA, parseManifest, type ImageManifest } from '../../../node/i
 import { describeStep, printFormfile, type Formfile, type Step } from '../formfile/index.js'
 import { AGENT, BOOT_DISK_BYTES, BOOT_INITRD_OFFSET, finalizeScript, planScript, stepScript } from './agent.js'
 import { baseKey, BUILD_DISK_GB, BUILD_INIT, prepareVmBase } from './base.js'
+import type { BaseProgress } from './base-progress.js'
 import { buildNetwork, type BuildNetwork } from './net.js'
 import { BuildVm, buildAccel } from './vm.js'
 
@@ -19,6 +20,8 @@ export type BuildPhase = 'base' | 'steps' | 'finalize' | 'image'
 export type BuildEvent =
   | { type: 'phase'; phase: BuildPhase }
   | { type: 'base'; cached: boolean; ms: number }
+  /** a base being built: mmdebstrap's phase and package counts (phaseChanged: more than a count moved) */
+  | { type: 'base-progress'; progress: BaseProgress; phaseChanged: boolean }
   | { type: 'step'; index: number; total: number; line: number; text: string; status: 'running' | 'cached' | 'ran'; ms?: number }
   | { type: 'image'; image: string; ms: number; reused: boolean }
 
@@ -262,7 +265,10 @@ async function buildFromLayers(
   const { f, keys, workdirs, replayable, imageKey, layerFile, layerDone, emit, touch, baseOptions } = c
   emit({ type: 'phase', phase: 'base' })
   const baseStarted = performance.now()
-  const base = await prepareVmBase(baseOptions, o.workDir)
+  const base = await prepareVmBase(baseOptions, o.workDir, {
+    onOutput: o.onOutput,
+    onProgress: (progress, phaseChanged) => emit({ type: 'base-progress', progress, phaseChanged }),
+  })
   const baseMs = performance.now() - baseStarted
   emit({ type: 'base', cached: base.cached, ms: baseMs })
   await touch([base.disk, base.kernel, base.initrd])

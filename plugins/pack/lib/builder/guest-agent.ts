@@ -120,9 +120,94 @@ ExecStart=/bin/sh -c 'printf "\\r\\nFORM-READY\\r\\n" > /dev/ttyS0'
 WantedBy=multi-user.target
 `
 
+/**
+ * The node stops an instance by pressing the ACPI power button (QMP system_powerdown). Debian
+ * leaves that button to systemd-logind, which cannot run without D-Bus, and images have no D-Bus
+ * (nor acpid): the button went unheard and every stop ended in a hard kill and a replayed ext4
+ * journal. This reads the button's evdev device itself and asks systemd for a clean poweroff.
+ * Perl because perl-base is essential in every Debian image and reads binary input events;
+ * FORM_POWER_SYSFS, FORM_POWER_DEV and FORM_POWER_COMMAND only exist to test it outside a guest.
+ */
+const POWER_BUTTON_SCRIPT = `#!/usr/bin/perl
+use strict;
+use warnings;
+$| = 1;
+my $sys = $ENV{FORM_POWER_SYSFS} // '/sys/class/input';
+my $dev = $ENV{FORM_POWER_DEV} // '/dev/input';
+my @poweroff = defined $ENV{FORM_POWER_COMMAND} ? ($ENV{FORM_POWER_COMMAND}) : ('systemctl', 'poweroff');
+sub log_line { print "form-power-button: @_\n" }
+# the input devices the kernel names "Power Button" (the ACPI fixed button, and a PNP0C0C one)
+sub buttons {
+  my @found;
+  for my $name (glob("$sys/event*/device/name")) {
+    open(my $f, '<', $name) or next;
+    my $n = <$f> // '';
+    chomp $n;
+    push @found, "$dev/$1" if $n eq 'Power Button' && $name =~ m{/(event[0-9]+)/device/name$};
+  }
+  return @found;
+}
+my @paths = buttons();
+if (!@paths && !defined $ENV{FORM_POWER_SYSFS}) {
+  # udev loads them on its own; this only covers a guest that booted without it
+  system('modprobe', '-q', $_) for qw(button evdev);
+  system('udevadm', 'settle', '--timeout=10');
+  @paths = buttons();
+}
+if (!@paths) { log_line('no ACPI power button in this guest: the node will have to force stops'); exit 0 }
+my ($watch, %open) = ('');
+for my $p (@paths) {
+  my $f;
+  unless (open($f, '<:raw', $p)) { log_line("cannot open $p: $!"); next }
+  vec($watch, fileno($f), 1) = 1;
+  $open{fileno($f)} = $f;
+}
+exit 1 unless %open;
+log_line("watching @paths");
+while (%open) {
+  my $ready = select(my $out = $watch, undef, undef, undef);
+  next if $ready <= 0;
+  for my $fd (keys %open) {
+    next unless vec($out, $fd, 1);
+    my $got = sysread($open{$fd}, my $buf, 24 * 64);
+    if (!$got) { vec($watch, $fd, 1) = 0; delete $open{$fd}; next }
+    # struct input_event on x86_64: 16 bytes of time, type (u16), code (u16), value (s32)
+    for (my $o = 0; $o + 24 <= $got; $o += 24) {
+      my ($type, $code, $value) = unpack('x16 S S l', substr($buf, $o, 24));
+      next unless $type == 1 && $code == 116 && $value == 1; # EV_KEY, KEY_POWER, pressed
+      log_line('the power button was pressed: powering off');
+      exec(@poweroff) or die "form-power-button: cannot run @poweroff: $!\n";
+    }
+  }
+}
+`
+
+const POWER_BUTTON_UNIT = `[Unit]
+Description=Power off when the Formation node presses the ACPI power button
+# early, so that a stop during a slow boot is heard too
+DefaultDependencies=no
+After=systemd-udev-trigger.service
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+ExecStart=/usr/local/sbin/form-power-button
+Restart=on-failure
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
 /** The agent's files, relative to the root filesystem. */
 export const GUEST_AGENT_FILES: Record<string, { content: string; mode: number }> = {
   'usr/local/sbin/form-guest': { content: SCRIPT, mode: 0o755 },
   'etc/systemd/system/form-guest.service': { content: GUEST_UNIT, mode: 0o644 },
   'etc/systemd/system/form-ready.service': { content: READY_UNIT, mode: 0o644 },
+  'usr/local/sbin/form-power-button': { content: POWER_BUTTON_SCRIPT, mode: 0o755 },
+  'etc/systemd/system/form-power-button.service': { content: POWER_BUTTON_UNIT, mode: 0o644 },
 }
+
+/** The agent's units, enabled in every image. */
+export const GUEST_AGENT_UNITS = ['form-guest.service', 'form-ready.service', 'form-power-button.service']
