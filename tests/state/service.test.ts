@@ -1,5 +1,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { FORM_BIN, form, makeEnv, startNode } from '../helpers/form.js'
 import { createClient } from '../../core/client.js'
@@ -8,6 +10,8 @@ import { createOp } from '../../plugins/state/lib/op.js'
 
 t.test('a fresh one-node devnet lists its own node record; ops, watch and dump work over the API', async (t) => {
   const fe = await makeEnv(t)
+  // what the node offers comes from [node.resources] when set (else it is measured on the host)
+  await writeFile(join(fe.configDir, 'operator.toml'), '[node.resources]\nvcpus = 2\nmemory_mb = 4096\ndisk_gb = 50\n')
   const node = await startNode(fe)
   t.teardown(() => node.stop('SIGKILL'))
 
@@ -18,7 +22,7 @@ t.test('a fresh one-node devnet lists its own node record; ops, watch and dump w
   const me = records[0]
   t.match(me.key, /^0x[0-9a-f]{40}$/)
   t.equal(me.author, me.key, 'the node signed its own record')
-  t.match(me.value, { address: me.key, capacity: { vcpus: 2, memoryMb: 4096, diskGb: 50 } })
+  t.match(me.value, { address: me.key, capacity: { vcpus: 2, memoryMb: 4096, diskGb: 50 } }, 'the record offers the configured [node.resources]')
   t.ok(Date.now() - me.value.heartbeat < 60_000, 'heartbeat is fresh')
 
   const human = await form(fe, ['state', 'get', 'nodes', me.key])
