@@ -72,6 +72,7 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   const stopped = JSON.parse(lab.ok(await lab.form(['manage', 'stop', 'web-1', '--wait', '--json'])).stdout)
   t.match(stopped.instances, [{ id: 'web-1', state: 'stopped', shutdown: { how: 'powered-off', ms: Number } }], 'the built image powered itself off on the button, nothing was forced')
   t.notOk(stopped.instances[0].shutdown.reason)
+  t.match(lab.ok(await lab.form(['manage', 'logs', 'web-1'])).stdout, 'form-power-button: the power button was pressed: powering off', 'the console shows the guest heard the button')
   t.notOk(await alive(running.pid), 'the VM process is gone')
   t.notOk(lab.link(tap), 'the tap went with the VM')
   t.match(await lab.observed('web-1'), { state: 'stopped', ip: running.ip })
