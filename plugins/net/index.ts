@@ -177,4 +177,6 @@ export { FrameReader, isProtocolViolation, writeFrame } from './lib/p2p/framing.
 export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'
 export { claimsOf, subnetAddressesInUse } from './lib/formnet/peers.js'
 export { addressesOf, ip, linkKind } from './lib/ip.js'
+/** `.fog` names owners publish (checked by `form manage dns` and by every node's DNS). */
+export { ownerName, parseOwnerRecord } from './lib/dns/zone.js'
 export type { BlobStore } from './lib/p2p/blobs.js'
