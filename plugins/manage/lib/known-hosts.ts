@@ -1,0 +1,24 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** The CLI's own known_hosts file, beside the user config (never the user's ~/.ssh/known_hosts). */
+export const knownHostsFile = (configDir: string) => join(configDir, 'known_hosts')
+
+/**
+ * Makes `host` known by exactly `keys` (`<type> <base64>`): lines of that host are replaced, others
+ * kept. Returns the file. Host keys come from state, checked by the node; a line is written only
+ * from a key that is two words of the expected shape.
+ */
+export async function trustHostKeys(configDir: string, host: string, keys: string[]): Promise<string> {
+  const file = knownHostsFile(configDir)
+  const valid = keys.filter((k) => /^[a-z0-9-]{3,40} [A-Za-z0-9+/]+={0,2}$/.test(k))
+  const before = await readFile(file, 'utf8').catch(() => '')
+  const kept = before.split('\n').filter((l) => l && l.split(' ')[0] !== host)
+  const after = [...kept, ...valid.map((k) => `${host} ${k}`)].join('\n') + '\n'
+  if (after !== before) {
+    await mkdir(configDir, { recursive: true })
+    await writeFile(`${file}.tmp`, after, { mode: 0o600 })
+    await rename(`${file}.tmp`, file)
+  }
+  return file
+}
