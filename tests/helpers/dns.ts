@@ -4,7 +4,8 @@ import type { Packet, RecordType } from '@dnsquery/dns-packet'
 
 /**
  * A small authoritative DNS server for tests: the "upstream" a node forwards to. It answers the A
- * records it is given (TTL 60), NXDOMAIN for every other name, and remembers what it was asked.
+ * records it is given (TTL 60; a `*` record answers every other name), NXDOMAIN for the rest, and
+ * remembers what it was asked.
  */
 export async function startUpstream(host: string, port: number, records: Record<string, string>): Promise<{ port: number; asked: string[]; close(): Promise<void> }> {
   const s = createSocket('udp4')
@@ -19,7 +20,7 @@ export async function startUpstream(host: string, port: number, records: Record<
     const question = q.questions?.[0]
     if (!question) return
     asked.push(`${question.name} ${question.type}`)
-    const ip = records[question.name.toLowerCase()]
+    const ip = records[question.name.toLowerCase()] ?? records['*']
     const answers = ip && question.type === 'A' ? [{ type: 'A' as const, name: question.name, ttl: 60, data: ip }] : []
     const flags = packet.AUTHORITATIVE_ANSWER | (ip ? 0 : 3)
     s.send(packet.encode({ type: 'response', id: q.id, flags, questions: [question], answers }), r.port, r.address)
