@@ -28,7 +28,7 @@ t.test('an owner publishes, lists and removes its names; bad input is refused wi
 
   const badIp = await form(env, ['manage', 'dns', 'set', 'x', '--a', '300.0.0.1'])
   t.not(badIp.code, 0)
-  t.match(badIp.stderr, /--a must be a list of at most 32 IPv4 addresses/)
+  t.match(badIp.stderr, /--a must be a list of at most 24 IPv4 addresses/)
   const badName = await form(env, ['manage', 'dns', 'set', 'bad_name!', '--a', '1.2.3.4'])
   t.match(badName.stderr, /"bad_name!" is not a DNS name/)
   t.match((await form(env, ['manage', 'dns', 'set', 'empty'])).stderr, /at least one/)

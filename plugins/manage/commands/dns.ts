@@ -34,7 +34,7 @@ export class ManageDnsSetCommand extends DnsCommand {
     ],
   })
   name = Option.String({ name: 'name' })
-  a = Option.Array('--a', [], { description: 'An IPv4 address the name answers (repeatable, at most 32)' })
+  a = Option.Array('--a', [], { description: 'An IPv4 address the name answers (repeatable, at most 24)' })
   txt = Option.Array('--txt', [], { description: 'A TXT string (repeatable, at most 8 of 255 bytes)' })
   ttl = Option.String('--ttl', '60', { description: 'Seconds resolvers may cache the answer (0 to 86400)' })
 

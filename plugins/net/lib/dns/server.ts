@@ -200,7 +200,7 @@ export class DnsServer {
     if ((query.opcode ?? 'QUERY') !== 'QUERY') return reply({ flags: RCODE.NOTIMP })
     if (query.questions?.length !== 1 || !question) return reply({ flags: RCODE.FORMERR })
     const local = fogName(question.name)
-    if (local !== undefined) return reply(this.answerLocal(question, local, rinfo.address))
+    if (local !== undefined) return reply(this.answerLocal(question, local, rinfo.address, maxSize))
     const key = `${question.name.toLowerCase()}/${question.type}/${question.class ?? 'IN'}`
     const hit = this.cache.get(key)
     if (hit && hit.expires > Date.now()) {
@@ -215,8 +215,8 @@ export class DnsServer {
     this.forward(socket, rinfo, id, question, maxSize)
   }
 
-  private answerLocal(q: Question, name: string, source: string): Packet {
-    const flags = packet.AUTHORITATIVE_ANSWER | (q ? packet.RECURSION_AVAILABLE : 0)
+  private answerLocal(q: Question, name: string, source: string, maxSize: number): Packet {
+    const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE
     const zone = this.o.zone()
     const r = zone.lookup(zone.ownerOf(source), name)
     if (!r) {
@@ -227,8 +227,17 @@ export class DnsServer {
     const answers: Answer[] = []
     if (q.type === 'A' || q.type === 'ANY') for (const a of r.a) answers.push({ type: 'A', name: q.name, ttl: r.ttl, data: a })
     if (q.type === 'TXT' || q.type === 'ANY') for (const t of r.txt) answers.push({ type: 'TXT', name: q.name, ttl: r.ttl, data: t })
-    // an existing name without this type is NOERROR with no answers (so resolvers try A after AAAA)
-    return { type: 'response', flags, answers }
+    // An existing name without this type is NOERROR with no answers (so resolvers try A after AAAA).
+    // Addresses beyond what one datagram carries are left out (the library does not compress names,
+    // and TC would send glibc to TCP, which this server does not serve): a random subset, so every
+    // replica gets its share of clients.
+    const res: Packet = { type: 'response', id: 0, flags, questions: [q], answers }
+    if (answers.every((a) => a.type === 'A') && answers.length > 1) {
+      const start = randomInt(0, answers.length)
+      answers.push(...answers.splice(0, start))
+      while (answers.length > 1 && packet.encodingLength(res) > maxSize) answers.pop()
+    }
+    return res
   }
 
   private forward(socket: Socket, rinfo: RemoteInfo, id: number, question: Question, maxSize: number): void {

@@ -13,8 +13,8 @@
 
 export const FOG_SUFFIX = 'fog'
 
-/** The longest list of addresses one name answers (a DNS answer must fit a UDP datagram). */
-export const MAX_ADDRESSES_PER_NAME = 32
+/** The longest list of addresses one name answers: 24 A records (16 bytes each) and a long name fit plain DNS over UDP (512 bytes), which glibc asks for; the node serves no TCP. */
+export const MAX_ADDRESSES_PER_NAME = 24
 
 export interface OwnerRecord {
   a: string[]
