@@ -38,7 +38,8 @@ t.test('strict SSH on the first try, and .fog names inside a real instance', { s
   up.stdout!.on('data', (d: Buffer) => asked.push(...d.toString().split('\n').filter(Boolean)))
 
   await lab.setUp()
-  await lab.createInstance('sshvm-1')
+  // Debian with systemd: a larger disk and more memory than the busybox guest
+  await lab.createInstance('sshvm-1', { diskGb: 5, memoryMb: 512 })
   const running = await lab.until('sshvm-1', 'running', (o) => (o.hostKeys?.length ?? 0) > 0, 900_000)
   t.match(running.hostKeys, [/^ssh-ed25519 AAAA/], 'the observed record carries the host keys the guest reported')
 
