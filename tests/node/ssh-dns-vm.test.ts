@@ -1,6 +1,7 @@
 import t from 'tap'
 import { execFile, type ChildProcess } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT } from '../helpers/form.js'
@@ -21,7 +22,9 @@ const missing = netnsUnavailable(['qemu-system-x86_64', 'iptables', 'mmdebstrap'
 const skip = missing ? `cannot run here: ${missing}` : false
 
 t.test('strict SSH on the first try, and .fog names inside a real instance', { skip }, async (t) => {
-  const dir = t.testdir()
+  // not t.testdir(): the lab's makeEnv calls it again, which empties it
+  const dir = await mkdtemp(join(tmpdir(), 'form-ssh-test-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
   const key = join(dir, 'id_ed25519')
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ada@test', '-f', key])
   const lab = new VmmLab(t, { builtImage: true, sshPublicKey: await readFile(`${key}.pub`, 'utf8'), net: ['dns_upstreams = ["192.0.2.53"]'] })

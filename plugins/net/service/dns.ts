@@ -97,7 +97,10 @@ export async function startDns(ctx: ServiceContext): Promise<RunningService> {
 
   return {
     handle: { zone: () => zone, server: () => server },
-    info: () => ({ dns: server ? server.addresses().map((a) => `${a.address}:${a.port}`) : 'waiting for its address', ...(server ? { cache: server.cacheSize, counters: server.counters } : {}) }),
+    info: () => ({
+      listen: server ? server.addresses().map((a) => `${a.address}:${a.port}`).join(',') : 'waiting for its address',
+      ...(server ? { queries: server.counters.queries, cached: server.cacheSize, counters: server.counters } : {}),
+    }),
     stop: async () => {
       abort.abort()
       clearInterval(timer)
