@@ -66,4 +66,4 @@ const table = [
   ...rows.map((r) => `| ${r.what} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${(r.p50 / base.p50).toFixed(2)} | ${(r.p99 / base.p99).toFixed(2)} |`),
 ].join('\n')
 console.log(table)
-recordResults('DNS answer latency from an instance (bench/dns.ts)', `${N} sequential UDP queries per row from an instance's namespace; the node's DnsServer (real state store) and the upstream in namespaces on one bridge.\n\n${table}`)
+recordResults('DNS answer latency from an instance (bench/dns.ts)', `${N} sequential UDP queries per row from an instance's namespace; the node's DnsServer (real state store) and the upstream in namespaces on one bridge. The machine's 2 cores are shared with other test runs (QEMU TCG guests), which shows in p99: compare the rows of one run.\n\n${table}`)

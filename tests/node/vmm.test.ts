@@ -36,7 +36,7 @@ t.test('an instance of an image built by form pack build boots under QEMU, answe
   const size = { diskGb: 5, memoryMb: 512 }
   await lab.createInstance('web-1', size)
   const running = await lab.until('web-1', 'running')
-  t.match(running, { state: 'running', ip: /^10\.\d+\.\d+\.2$/, mac: /^02(:[0-9a-f]{2}){5}$/, backend: vmm.info.backend })
+  t.match(running, { state: 'running', ip: /^198\.1[89]\.\d+\.2$/, mac: /^02(:[0-9a-f]{2}){5}$/, backend: vmm.info.backend })
   t.ok(await alive(running.pid), `the VM process ${running.pid} runs`)
   t.ok(lab.link(lab.bridge), 'the bridge exists in the node namespace')
   t.equal(spawnSync('ip', ['netns', 'exec', lab.ns, 'cat', `/proc/sys/net/ipv4/conf/${lab.bridge}/proxy_arp`], { encoding: 'utf8' }).stdout.trim(), '1', 'the bridge answers ARP for addresses routed elsewhere (developers of this subnet on formnet)')
