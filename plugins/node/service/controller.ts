@@ -378,7 +378,8 @@ export class InstanceController {
         const size = await stat(consoleLog).then((s) => s.size, () => 0)
         const text = carry + (await readRange(consoleLog, pos, size)).toString('utf8')
         pos = Math.max(pos, size)
-        for (const m of text.matchAll(HOSTKEY)) if (hostKeys.size < MAX_HOSTKEYS) hostKeys.add(m[1])
+        // whole lines only: a key cut by a read in the middle would be recorded cut
+        for (const m of text.slice(0, text.lastIndexOf('\n') + 1).matchAll(HOSTKEY)) if (hostKeys.size < MAX_HOSTKEYS) hostKeys.add(m[1])
         if (READY.test(text)) {
           inst.failures = 0
           inst.retryAt = undefined
