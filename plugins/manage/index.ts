@@ -4,6 +4,7 @@ import { ManageFormnetUpCommand } from './commands/formnet-up.js'
 import { ManageJoinCommand } from './commands/join.js'
 import { ManageLeaveCommand } from './commands/leave.js'
 import { ManageDeleteCommand, ManageStartCommand, ManageStopCommand } from './commands/desired.js'
+import { ManageDnsListCommand, ManageDnsRmCommand, ManageDnsSetCommand } from './commands/dns.js'
 import { ManageGetIpCommand } from './commands/get-ip.js'
 import { ManageListCommand } from './commands/list.js'
 import { ManageLogsCommand } from './commands/logs.js'
@@ -26,6 +27,9 @@ export default definePlugin({
     ManageLogsCommand,
     ManageGetIpCommand,
     ManageSshCommand,
+    ManageDnsSetCommand,
+    ManageDnsListCommand,
+    ManageDnsRmCommand,
   ],
 })
 

@@ -41,6 +41,22 @@ export interface NetConfig {
   stream_read_timeout_ms: number
   /** how long a frame may take to arrive whole once its header came */
   frame_timeout_ms: number
+  /** DNS for instances and formnet peers (`.fog` names from state, the rest forwarded) */
+  dns: 'on' | 'off'
+  dns_port: number
+  /** ip:port addresses to serve DNS on; empty: the node's own address (bridge and formnet) */
+  dns_listen: string[]
+  /** resolvers other names are forwarded to (ip or ip:port); empty: the host's (resolv.conf) */
+  dns_upstreams: string[]
+  /** sources answered besides formnet, the bridge subnet and loopback; everyone else is dropped */
+  dns_allow_cidrs: string[]
+  dns_max_request_bytes: number
+  dns_cache_entries: number
+  dns_cache_max_ttl_s: number
+  dns_rate_per_s: number
+  dns_rate_burst: number
+  dns_max_pending: number
+  dns_upstream_timeout_ms: number
 }
 
 /** The default formnet range: 512 node subnets of /24, in a block no common network uses. */
@@ -75,6 +91,18 @@ export const netConfiguration = {
       max_buffered_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       stream_read_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       frame_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      dns: t.isEnum(['on', 'off'] as const),
+      dns_port: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(1, 65535)),
+      dns_listen: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/))),
+      dns_upstreams: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/))),
+      dns_allow_cidrs: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
+      dns_max_request_bytes: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(512, 4096)),
+      dns_cache_entries: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 1_000_000)),
+      dns_cache_max_ttl_s: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 86_400)),
+      dns_rate_per_s: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      dns_rate_burst: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      dns_max_pending: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      dns_upstream_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
@@ -106,6 +134,18 @@ export const netConfiguration = {
     max_buffered_bytes: 128 * 1024 * 1024,
     stream_read_timeout_ms: 30_000,
     frame_timeout_ms: 120_000,
+    dns: 'on',
+    dns_port: 53,
+    dns_listen: [],
+    dns_upstreams: [],
+    dns_allow_cidrs: [],
+    dns_max_request_bytes: 512,
+    dns_cache_entries: 10_000,
+    dns_cache_max_ttl_s: 300,
+    dns_rate_per_s: 100,
+    dns_rate_burst: 200,
+    dns_max_pending: 256,
+    dns_upstream_timeout_ms: 2000,
   } satisfies NetConfig,
 }
 
@@ -119,6 +159,7 @@ export default definePlugin({
   services: [
     { name: 'p2p', dependsOn: [], start: async (ctx) => (await import('./service/p2p.js')).startP2P(ctx) },
     { name: 'formnet', dependsOn: ['state'], start: async (ctx) => (await import('./service/formnet.js')).startFormnet(ctx) },
+    { name: 'dns', dependsOn: ['state'], start: async (ctx) => (await import('./service/dns.js')).startDns(ctx) },
   ],
   configuration: netConfiguration,
 })
@@ -136,4 +177,6 @@ export { FrameReader, isProtocolViolation, writeFrame } from './lib/p2p/framing.
 export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'
 export { claimsOf, subnetAddressesInUse } from './lib/formnet/peers.js'
 export { addressesOf, ip, linkKind } from './lib/ip.js'
+/** `.fog` names owners publish (checked by `form manage dns` and by every node's DNS). */
+export { ownerName, parseOwnerRecord } from './lib/dns/zone.js'
 export type { BlobStore } from './lib/p2p/blobs.js'

@@ -22,6 +22,8 @@ export interface NodeConfig {
   api_listen: string[]
   /** masquerade the instances' traffic leaving the node's subnet (iptables) */
   nat: boolean
+  /** private ranges (and this node's own ports) instances may reach anyway; everything private is closed to them by default */
+  instance_allow_cidrs: string[]
   /** the QEMU and Cloud Hypervisor binaries (names on PATH or absolute paths) */
   qemu: string
   cloud_hypervisor: string
@@ -42,6 +44,7 @@ export const nodeConfiguration = {
     reserve: t.isObject({ vcpus: wholeNumber, memory_mb: wholeNumber, disk_gb: wholeNumber }),
     api_listen: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/))),
     nat: t.isBoolean(),
+    instance_allow_cidrs: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
     qemu: t.cascade(t.isString(), t.hasMinLength(1)),
     cloud_hypervisor: t.cascade(t.isString(), t.hasMinLength(1)),
     shutdown_timeout_s: positiveInt,
@@ -54,7 +57,9 @@ export const nodeConfiguration = {
     // vCPUs are time-shared (a busy host slows, nothing fails), so none is kept back by default
     reserve: { vcpus: 0, memory_mb: 1024, disk_gb: 10 },
     api_listen: [],
-    nat: false,
+    // instances reach the internet by default (the seed's promise); [node] nat = false turns it off
+    nat: true,
+    instance_allow_cidrs: [],
     qemu: 'qemu-system-x86_64',
     cloud_hypervisor: 'cloud-hypervisor',
     shutdown_timeout_s: 15,

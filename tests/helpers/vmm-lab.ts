@@ -33,6 +33,10 @@ export interface VmmNodeOptions {
    * entrypoint prints `boots=<n> ip=<address>` on the console) instead of the busybox test guest.
    */
   builtImage?: boolean
+  /** the public key the built image's user `ada` accepts (default: a placeholder no one holds) */
+  sshPublicKey?: string
+  /** more lines for the node's [net] section */
+  net?: string[]
 }
 
 /** The lab's Formfile: no INSTALL (the node's namespace has no internet; the base is cached). */
@@ -97,6 +101,7 @@ export class VmmLab {
         '[net]',
         `bridge_name = "${this.bridge}"`,
         `bridge_subnet = "${this.options.bridgeSubnet ?? ''}"`,
+        ...(this.options.net ?? []),
       ].join('\n') + '\n',
     )
     env.env.FORM_OPERATOR_CONFIG = config
@@ -109,7 +114,8 @@ export class VmmLab {
     await this.start()
     const project = join(env.dir, 'guest')
     await mkdir(project, { recursive: true })
-    await writeFile(join(project, 'Formfile'), GUEST_FORMFILE)
+    const formfile = this.options.sshPublicKey ? GUEST_FORMFILE.replace(/ssh-ed25519 \S+ ada@lab/, this.options.sshPublicKey.trim()) : GUEST_FORMFILE
+    await writeFile(join(project, 'Formfile'), formfile)
     await writeFile(join(project, 'boot-report.sh'), BOOT_REPORT)
     const built = JSON.parse(this.ok(await form(this.env, ['pack', 'build', '--json'], { netns: this.ns, timeoutMs: 600_000, cwd: project })).stdout)
     this.buildId = built.buildId

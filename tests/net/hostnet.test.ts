@@ -58,3 +58,10 @@ t.test('a developer keeps only node subnets inside formnet, and routes none over
   t.same(plan.routes, ['198.18.1.0/24', '198.18.2.0/24'], 'no route for 0.0.0.0/0 or 10.0.0.0/8, nor for a subnet this machine already routes')
   t.same([...plan.skipped], [['198.18.9.0/24', ['route 198.18.9.0/24 dev tun0']]])
 })
+
+t.test("a developer's .fog resolver is the node whose routed subnet holds the developer's address", async (t) => {
+  const { fogResolver } = await import('../../plugins/net/lib/formnet/developer.js')
+  t.equal(fogResolver('198.18.3.200', ['198.18.1.0/24', '198.18.3.0/24']), '198.18.3.1')
+  t.equal(fogResolver('198.18.3.200', ['198.18.1.0/24']), undefined, 'not before that route is known')
+  t.equal(fogResolver('198.18.3.200', ['198.18.3.200/32']), undefined, 'never the developer itself')
+})

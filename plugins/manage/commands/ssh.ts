@@ -9,7 +9,8 @@ export class ManageSshCommand extends InstanceCommand {
     description: 'SSH into a running instance over formnet',
     details: [
       'Runs `ssh <user>@<formnet address>` for one of your instances: name it (id or name), or give a build id for its first running replica. The user is --user, else the first USER of the build\'s Formfile, else root. Your machine must be on formnet (`form manage join`, then `form manage formnet-up`), and the key must be one of the USER\'s ssh_authorized_keys.',
-      'Arguments after the instance are the remote command. With --json, prints the address, user and ssh command instead of running it.',
+      "The instance's SSH host keys are those its guest reported to its node at boot (on the console, which only the guest writes): they are kept in a known_hosts file of the CLI's own (`known_hosts` in the config directory) and ssh runs with StrictHostKeyChecking=yes, so the first connection is verified too. A replica that is recreated at the same address replaces its old keys there.",
+      'Arguments after the instance are the remote command. With --json, prints the address, user, host keys and ssh command instead of running it.',
     ].join('\n\n'),
     examples: [
       ['A shell on a replica', '$0 manage ssh web-1'],
@@ -44,9 +45,20 @@ export class ManageSshCommand extends InstanceCommand {
       user = build?.status?.users?.[0] ?? 'root'
     }
     if (!/^[a-z_][a-z0-9_-]*\$?$/i.test(user)) throw new FormError('USAGE', `--user "${user}" is not a user name`)
-    const args = [...(this.identity ? ['-i', this.identity] : []), ...(this.sshOptions ?? []).flatMap((o) => ['-o', o]), `${user}@${view.observed!.ip}`, ...this.command]
+    const ip = view.observed!.ip!
+    const hostKeys = view.observed!.hostKeys ?? []
+    const trust: string[] = []
+    if (hostKeys.length) {
+      // the keys the guest told its node on the console: ssh checks strictly, never asks
+      const { trustHostKeys } = await import('../lib/known-hosts.js')
+      const file = await trustHostKeys(this.dirs.configDir, ip, hostKeys)
+      trust.push('-o', `UserKnownHostsFile=${file}`, '-o', 'StrictHostKeyChecking=yes')
+    } else if (!this.json) {
+      this.context.stderr.write(`note: the node reported no SSH host keys for ${view.id} (an image built before host keys were reported); ssh asks you to trust the key it is shown\n`)
+    }
+    const args = [...trust, ...(this.identity ? ['-i', this.identity] : []), ...(this.sshOptions ?? []).flatMap((o) => ['-o', o]), `${user}@${ip}`, ...this.command]
     if (this.json) {
-      this.print({ instance: view.id, node: view.host, ip: view.observed!.ip, user, command: ['ssh', ...args] }, '')
+      this.print({ instance: view.id, node: view.host, ip, user, hostKeys, command: ['ssh', ...args] }, '')
       return 0
     }
     const { spawn } = await import('node:child_process')

@@ -106,6 +106,10 @@ export interface ControllerOptions {
 
 // at the end of a line; older images print it right after a login prompt that lacks a newline
 const READY = /(^|\s)FORM-READY\r?$/m
+/** What the guest says of its SSH host keys before FORM-READY (plugins/pack/lib/builder/guest-agent.ts). */
+const HOSTKEY = /^FORM-HOSTKEY ((?:ssh-ed25519|ecdsa-sha2-nistp(?:256|384|521)|ssh-rsa) [A-Za-z0-9+/]{20,1200}={0,2})\r?$/gm
+/** A guest may name this many host keys (one per algorithm); the rest is ignored. */
+const MAX_HOSTKEYS = 4
 
 /**
  * Makes the instances assigned to this node what their desired records say, and writes what it
@@ -375,16 +379,19 @@ export class InstanceController {
       // scan only what is new, keeping the last partial line for the next round
       let pos = local.bootOffset ?? 0
       let carry = ''
+      const hostKeys = new Set<string>()
       while (current() && !exited) {
         const size = await stat(consoleLog).then((s) => s.size, () => 0)
         const text = carry + (await readRange(consoleLog, pos, size)).toString('utf8')
         pos = Math.max(pos, size)
+        // whole lines only: a key cut by a read in the middle would be recorded cut
+        for (const m of text.slice(0, text.lastIndexOf('\n') + 1).matchAll(HOSTKEY)) if (hostKeys.size < MAX_HOSTKEYS) hostKeys.add(m[1])
         if (READY.test(text)) {
           inst.failures = 0
           inst.retryAt = undefined
           if (inst.bootStartedAt !== undefined) inst.timings.bootMs = Math.round(performance.now() - inst.bootStartedAt)
           inst.bootStartedAt = undefined
-          await this.observe(inst, 'running', Object.keys(inst.timings).length ? { timings: { ...inst.timings } } : {})
+          await this.observe(inst, 'running', { ...(Object.keys(inst.timings).length ? { timings: { ...inst.timings } } : {}), ...(hostKeys.size ? { hostKeys: [...hostKeys] } : {}) })
           return
         }
         carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)

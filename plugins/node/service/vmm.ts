@@ -35,7 +35,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     p2p,
     hypervisor,
     unavailable,
-    network: new InstanceNetwork({ bridge, nat: config.nat }, log),
+    network: new InstanceNetwork({ bridge, nat: config.nat, formnetCidr: net.formnet_cidr, allowCidrs: config.instance_allow_cidrs, dnsPort: net.dns_port }, log),
     capacity: { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb },
     bridgeSubnet: net.bridge_subnet ?? '',
     dirs: {

@@ -5,7 +5,7 @@ import { FormError } from '../../../../core/errors.js'
 import { setAddress, syncRoutes } from '../ip.js'
 import { openDevice } from '../wireguard/device.js'
 import { readHostNetworks, routable, type HostNetwork } from './hostnet.js'
-import { parseCidr, parseRoute, within, type Cidr } from './ipam.js'
+import { contains, nodeAddress, parseCidr, parseRoute, within, type Cidr } from './ipam.js'
 import { planPeers, type DesiredPeer } from './reconcile.js'
 
 /** What `form manage formnet-up` keeps running on a developer's machine. */
@@ -30,6 +30,30 @@ export interface DeveloperInterfaceOptions {
 const MTU = 1420
 
 /**
+ * The DNS server for `.fog` on formnet: the node that admitted this developer, at the first address
+ * of the routed subnet that holds the developer's own address. Undefined until that route is known.
+ */
+export function fogResolver(address: string, routes: string[]): string | undefined {
+  for (const r of routes) {
+    const c = parseRoute(r)
+    if (c && c.prefix < 32 && contains(c, address)) return nodeAddress(c)
+  }
+  return undefined
+}
+
+/**
+ * Points this machine's resolver for `.fog` at the node through systemd-resolved (per-link DNS and
+ * the routing-only domain `~fog`), where resolvectl exists; else says what to do by hand.
+ */
+async function resolveFogThrough(iface: string, server: string, log: Logger): Promise<void> {
+  const { execa } = await import('execa')
+  const dns = await execa('resolvectl', ['dns', iface, server], { reject: false })
+  const domain = dns.exitCode === 0 ? await execa('resolvectl', ['domain', iface, '~fog'], { reject: false }) : dns
+  if (domain.exitCode === 0) log.info('.fog names resolve through the node (resolvectl: per-link DNS and domain ~fog)', { interface: iface, server })
+  else log.info('.fog names: no resolvectl here (or systemd-resolved is not running); ask the node directly', { server, example: `dig @${server} <instance>.fog`, why: String(domain.stderr || (domain as { shortMessage?: string }).shortMessage || '').trim().slice(0, 200) })
+}
+
+/**
  * The node's peer list is remote data: only allowed IPs inside formnet are kept (a node saying
  * 0.0.0.0/0 would take every packet of this machine), and each node's subnet is routed on its own
  * unless it overlaps a network this machine already uses (a LAN, a VPN, its DNS resolver).
@@ -52,6 +76,7 @@ export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promi
   // what the node says is formnet; a wider range would let it route this machine's traffic away
   if (space.prefix < 8) throw new FormError('FORMNET_BAD_CIDR', `the node gave formnet ${o.cidr}, wider than a /8`, { hint: 'join through a node whose [net] formnet_cidr is a /8 or narrower' })
   let routed: string[] = []
+  let fogServer: string | undefined
   const device = await openDevice({
     name: o.interface,
     driver: o.driver,
@@ -60,8 +85,9 @@ export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promi
     onUp: async (d) => {
       await d.set({ privateKey: o.privateKey })
       await setAddress(d.name, `${o.address}/32`, MTU)
-      // wireguard-go restarted: its routes went with the interface
+      // wireguard-go restarted: its routes (and per-link resolver settings) went with the interface
       await syncRoutes(d.name, routed)
+      fogServer = undefined
     },
   })
   o.log.info('formnet interface up', { interface: o.interface, address: o.address })
@@ -82,6 +108,11 @@ export async function runDeveloperInterface(o: DeveloperInterfaceOptions): Promi
           o.log.info('formnet peers updated', { peers: desired.length, changed: changes.length })
         }
         await syncRoutes(device.name, routed)
+        const server = fogResolver(o.address, routed)
+        if (server && server !== fogServer) {
+          fogServer = server
+          await resolveFogThrough(device.name, server, o.log)
+        }
         failures = 0
         await writeSecretFile(o.statusFile, JSON.stringify({ pid: process.pid, interface: o.interface, address: o.address, peers: desired.length, routes: routed, syncedAt: Date.now() }) + '\n', true)
       } catch (error) {

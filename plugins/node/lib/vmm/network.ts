@@ -16,7 +16,20 @@ export const OWNED_ALIAS = 'form-vmm'
 export interface NetworkConfig {
   bridge: string
   nat: boolean
+  /** the formnet range: instances reach it (other nodes' instances, developers) without NAT */
+  formnetCidr?: string
+  /** destinations instances may reach besides the internet and formnet (`[node] instance_allow_cidrs`) */
+  allowCidrs?: string[]
+  /** the node's DNS port on the bridge address, the one service of the node instances may reach */
+  dnsPort?: number
 }
+
+/**
+ * Where an instance's traffic must not go unless the operator allows it: the private, shared,
+ * link-local (cloud metadata at 169.254.169.254) and loopback ranges, where the operator's own
+ * machines live.
+ */
+export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8']
 
 export interface Subnet {
   /** the bridge's address (the instances' gateway) */
@@ -102,26 +115,66 @@ export class InstanceNetwork {
     // Developers admitted here hold /32s of this same subnet but sit behind formnet: an instance
     // asks for them on the bridge (same subnet, so no gateway), and the node must answer for them.
     await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/proxy_arp`, '1')
-    if (this.config.nat) await this.installNat(subnet.cidr)
+    await this.installRules(subnet.cidr)
   }
 
   private get comment(): string {
     return `${OWNED_ALIAS}:${this.config.bridge}`
   }
 
-  private async installNat(subnet: string): Promise<void> {
-    const { bridge } = this.config
+  /**
+   * The instances' firewall, always: towards the node itself only DNS, ICMP and replies (never its
+   * API or P2P ports); forwarded, formnet and the allowed ranges but no private range. With NAT
+   * (the default) everything else goes out masqueraded. Rules carry our comment; those of an
+   * earlier run are removed first, so the order below is the order in force.
+   */
+  private async installRules(subnet: string): Promise<void> {
+    const { bridge, nat } = this.config
     const comment = ['-m', 'comment', '--comment', this.comment]
-    const rules = [
-      ['-t', 'nat', 'POSTROUTING', '-s', subnet, '!', '-o', bridge, '-j', 'MASQUERADE', ...comment],
-      ['-t', 'filter', 'FORWARD', '-i', bridge, '-j', 'ACCEPT', ...comment],
-      ['-t', 'filter', 'FORWARD', '-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT', ...comment],
+    const allow = [...(this.config.formnetCidr ? [this.config.formnetCidr] : []), subnet, ...(this.config.allowCidrs ?? [])]
+    const port = String(this.config.dnsPort ?? 53)
+    const input = [
+      ['-i', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+      ['-i', bridge, '-p', 'udp', '--dport', port, '-j', 'ACCEPT'],
+      ['-i', bridge, '-p', 'tcp', '--dport', port, '-j', 'ACCEPT'],
+      ['-i', bridge, '-p', 'icmp', '-j', 'ACCEPT'],
+      ...(this.config.allowCidrs ?? []).map((c) => ['-i', bridge, '-d', c, '-j', 'ACCEPT']),
+      ['-i', bridge, '-j', 'DROP'],
     ]
-    for (const [tflag, table, chain, ...spec] of rules) {
-      // -C first: a rule left by a node that was killed is not added twice
-      if (!(await iptables([tflag, table, '-C', chain, ...spec], true))) await iptables([tflag, table, chain === 'POSTROUTING' ? '-A' : '-I', chain, ...spec])
+    const forward = [
+      ['-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+      ...allow.map((c) => ['-i', bridge, '-d', c, '-j', 'ACCEPT']),
+      ...PRIVATE_RANGES.map((c) => ['-i', bridge, '-d', c, '-j', 'DROP']),
+      ...(nat ? [['-i', bridge, '-j', 'ACCEPT']] : []),
+    ]
+    try {
+      await this.removeRules()
+      for (const [chain, rules] of [['INPUT', input], ['FORWARD', forward]] as const) {
+        for (const [i, rule] of rules.entries()) await iptables(['-t', 'filter', '-I', chain, String(i + 1), ...rule, ...comment])
+      }
+      // formnet keeps the instances' own addresses: other nodes route them back through formnet
+      const formnet = this.config.formnetCidr ? ['!', '-d', this.config.formnetCidr] : []
+      if (nat) await iptables(['-t', 'nat', '-A', 'POSTROUTING', '-s', subnet, ...formnet, '!', '-o', bridge, '-j', 'MASQUERADE', ...comment])
+    } catch (error) {
+      if (nat) throw error
+      // without NAT the node still runs instances; say plainly what is not guarded
+      this.log.warn('could not install the instance firewall: instances can reach this node\'s services', { error: (error as Error).message })
+      return
     }
-    this.log.info('NAT enabled for the instances', { subnet, bridge })
+    this.log.info(nat ? 'NAT enabled for the instances' : 'instances firewalled (NAT off)', { subnet, bridge, allow })
+  }
+
+  /** Deletes every rule carrying our comment (also those a killed node left behind). */
+  private async removeRules(): Promise<void> {
+    const { execa } = await import('execa')
+    for (const table of ['nat', 'filter']) {
+      const listed = await execa('iptables', ['-w', '-t', table, '-S'], { reject: false })
+      for (const line of (listed.stdout ?? '').split('\n')) {
+        // our comment has no spaces, so the listing splits back into arguments (iptables quotes comments)
+        const words = line.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, '$1'))
+        if (words[0] === '-A' && words.includes(this.comment)) await iptables(['-t', table, '-D', ...words.slice(1)], true)
+      }
+    }
   }
 
   /** The tap of an instance, plugged into the bridge and up. A tap a running VM holds is kept as it is. */
@@ -152,17 +205,7 @@ export class InstanceNetwork {
    * behind, found by their comment and alias.
    */
   async teardown(): Promise<void> {
-    if (this.config.nat) {
-      for (const table of ['nat', 'filter']) {
-        const { execa } = await import('execa')
-        const listed = await execa('iptables', ['-w', '-t', table, '-S'], { reject: false })
-        for (const line of listed.stdout.split('\n')) {
-          // our comment has no spaces, so the listing splits back into arguments (iptables quotes comments)
-          const words = line.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, '$1'))
-          if (words[0] === '-A' && words.includes(this.comment)) await iptables(['-t', table, '-D', ...words.slice(1)], true)
-        }
-      }
-    }
+    await this.removeRules().catch(() => {})
     this.bridgeReady = undefined
     const bridge = await link(this.config.bridge)
     if (bridge?.ifalias === OWNED_ALIAS) {

@@ -47,6 +47,11 @@ export interface ObservedInstance {
   shutdown?: StopReport
   /** 'qemu-tcg', 'qemu-kvm' or 'cloud-hypervisor' */
   backend: string
+  /**
+   * The SSH host keys (`<type> <base64>`) the guest printed on its console at this boot: the
+   * console is written by the guest alone, so `form manage ssh` trusts these for strict checking.
+   */
+  hostKeys?: string[]
   updatedAt: number
 }
 

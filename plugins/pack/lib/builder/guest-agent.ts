@@ -113,8 +113,7 @@ After=multi-user.target ssh.service form-guest.service
 
 [Service]
 Type=oneshot
-# on a line of its own: the serial getty may have printed its login prompt (no newline) just before
-ExecStart=/bin/sh -c 'printf "\\r\\nFORM-READY\\r\\n" > /dev/ttyS0'
+ExecStart=/usr/local/sbin/form-ready
 
 [Install]
 WantedBy=multi-user.target
@@ -200,6 +199,21 @@ StandardError=journal+console
 WantedBy=multi-user.target
 `
 
+/**
+ * Tells the node, on the console only it reads, the SSH host keys this replica made at its first
+ * boot (public halves), then that it is ready. The console is the one path between guest and node
+ * no one else can write to: the node puts the keys in the observed record, and \`form manage ssh\`
+ * trusts them (strict host key checking on the first connection).
+ */
+const READY_SCRIPT = `#!/bin/sh
+# each on a line of its own: the serial getty may have printed its login prompt (no newline) just before
+for f in /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ecdsa_key.pub /etc/ssh/ssh_host_rsa_key.pub; do
+  [ -f "$f" ] && printf '\\r\\nFORM-HOSTKEY %s\\r\\n' "$(cut -d ' ' -f 1,2 "$f")" > /dev/ttyS0
+done
+printf '\\r\\nFORM-READY\\r\\n' > /dev/ttyS0
+exit 0
+`
+
 /** The agent's files, relative to the root filesystem. */
 export const GUEST_AGENT_FILES: Record<string, { content: string; mode: number }> = {
   'usr/local/sbin/form-guest': { content: SCRIPT, mode: 0o755 },
@@ -207,6 +221,7 @@ export const GUEST_AGENT_FILES: Record<string, { content: string; mode: number }
   'etc/systemd/system/form-ready.service': { content: READY_UNIT, mode: 0o644 },
   'usr/local/sbin/form-power-button': { content: POWER_BUTTON_SCRIPT, mode: 0o755 },
   'etc/systemd/system/form-power-button.service': { content: POWER_BUTTON_UNIT, mode: 0o644 },
+  'usr/local/sbin/form-ready': { content: READY_SCRIPT, mode: 0o755 },
 }
 
 /** The agent's units, enabled in every image. */

@@ -1,0 +1,155 @@
+/**
+ * The `.fog` names a node answers, computed from state. Light: no DNS library, no I/O.
+ *
+ * The owner rule: `.fog` is private to each account. A query is answered in the scope of the
+ * account that owns the address it comes from: a running instance's address (its observed record)
+ * or a developer's formnet address (the `peers` collection). In that scope:
+ *   - `<replica>.fog` (the instance id, e.g. `hello-web-1.fog`) is that replica's address;
+ *   - `<build>.fog` (the id without its `-<n>`, e.g. `hello-web.fog`) is every running replica;
+ *   - `<name>.fog` from the owner's own `dns/<owner>/<name>` records (these win over instance names).
+ * A query from an address no account owns, or for another account's names, gets NXDOMAIN: one
+ * owner cannot learn that another's names exist. Names outside `.fog` are forwarded upstream.
+ */
+
+export const FOG_SUFFIX = 'fog'
+
+/** The longest list of addresses one name answers: 24 A records (16 bytes each) and a long name fit plain DNS over UDP (512 bytes), which glibc asks for; the node serves no TCP. */
+export const MAX_ADDRESSES_PER_NAME = 24
+
+export interface OwnerRecord {
+  a: string[]
+  txt: string[]
+  ttl: number
+}
+
+export interface ZoneInput {
+  /** records of the `instances` collection: `<owner>/<id>/desired` and `<owner>/<id>/observed/<node>` */
+  instances: { key: string; value: unknown }[]
+  /** records of the `dns` collection: `<owner>/<name>` */
+  dns: { key: string; value: unknown }[]
+  /** records of the `peers` collection: `<node>/<peer>` with `{owner, address}` */
+  peers: { key: string; value: unknown }[]
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
+const NAME = /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+
+/** A name an owner may publish (relative to `.fog`), lower-cased; undefined when it is not one. */
+export function ownerName(name: string): string | undefined {
+  const n = name.toLowerCase().replace(/\.$/, '').replace(/\.fog$/, '')
+  return NAME.test(n) ? n : undefined
+}
+
+export const DEFAULT_RECORD_TTL = 60
+const MAX_TXT = 8
+
+/** An owner's record value checked as untrusted input: the record, or why it is not one. */
+export function parseOwnerRecord(value: unknown): { record: OwnerRecord } | { problem: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'a dns record is an object like {"a": ["198.18.0.10"], "ttl": 60}' }
+  const v = value as Record<string, unknown>
+  const a = v.a ?? []
+  const txt = v.txt ?? []
+  if (!Array.isArray(a) || a.length > MAX_ADDRESSES_PER_NAME || !a.every((x) => typeof x === 'string' && IPV4.test(x))) {
+    return { problem: `"a" must be a list of at most ${MAX_ADDRESSES_PER_NAME} IPv4 addresses` }
+  }
+  if (!Array.isArray(txt) || txt.length > MAX_TXT || !txt.every((x) => typeof x === 'string' && Buffer.byteLength(x) <= 255)) {
+    return { problem: `"txt" must be a list of at most ${MAX_TXT} strings of at most 255 bytes` }
+  }
+  if (!a.length && !txt.length) return { problem: 'a dns record needs at least one "a" address or "txt" string' }
+  const ttl = v.ttl ?? DEFAULT_RECORD_TTL
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 86_400) return { problem: '"ttl" must be a whole number of seconds from 0 to 86400' }
+  return { record: { a: a as string[], txt: txt as string[], ttl } }
+}
+
+/** The build a replica id belongs to: `hello-web-2` → `hello-web`; undefined when the id has no `-<n>`. */
+export function buildOf(id: string): string | undefined {
+  const m = /^(.+)-\d+$/.exec(id)
+  return m ? m[1] : undefined
+}
+
+/** Instance and build names answer for this long: a replica that moves is found again soon. */
+export const INSTANCE_TTL = 5
+
+export class Zone {
+  /** owner → relative name → record */
+  private readonly names = new Map<string, Map<string, OwnerRecord>>()
+  /** address → owner */
+  private readonly owners = new Map<string, string>()
+
+  static build(input: ZoneInput): Zone {
+    const zone = new Zone()
+    const desired = new Map<string, { state?: unknown }>()
+    const running = new Map<string, { ip: string; at: number }>()
+    for (const r of input.instances) {
+      const p = r.key.split('/')
+      const v = (r.value ?? {}) as Record<string, unknown>
+      if (p.length === 3 && p[2] === 'desired') desired.set(`${p[0]}/${p[1]}`, v)
+      else if (p.length === 4 && p[2] === 'observed' && v.state === 'running' && typeof v.ip === 'string' && IPV4.test(v.ip)) {
+        const at = typeof v.updatedAt === 'number' ? v.updatedAt : 0
+        const key = `${p[0]}/${p[1]}`
+        // a replica that moved has an old record on its former node: the latest report wins
+        if ((running.get(key)?.at ?? -1) < at) running.set(key, { ip: v.ip, at })
+      }
+    }
+    for (const [key, { ip }] of running) {
+      if (desired.get(key)?.state !== 'running') continue
+      const [owner, id] = key.split('/')
+      zone.owners.set(ip, owner)
+      const replica = ownerName(id)
+      if (!replica) continue
+      zone.add(owner, replica, ip)
+      const build = buildOf(replica)
+      if (build) zone.add(owner, build, ip)
+    }
+    for (const r of input.peers) {
+      const v = (r.value ?? {}) as Record<string, unknown>
+      const address = typeof v.address === 'string' ? v.address.replace(/\/32$/, '') : ''
+      if (typeof v.owner === 'string' && IPV4.test(address)) zone.owners.set(address, v.owner.toLowerCase())
+    }
+    for (const r of input.dns) {
+      const slash = r.key.indexOf('/')
+      const owner = r.key.slice(0, slash)
+      const name = ownerName(r.key.slice(slash + 1))
+      const parsed = parseOwnerRecord(r.value)
+      if (slash < 0 || !name || !('record' in parsed)) continue
+      zone.scope(owner).set(name, parsed.record)
+    }
+    return zone
+  }
+
+  private scope(owner: string): Map<string, OwnerRecord> {
+    let s = this.names.get(owner)
+    if (!s) this.names.set(owner, (s = new Map()))
+    return s
+  }
+
+  private add(owner: string, name: string, ip: string): void {
+    const scope = this.scope(owner)
+    const r = scope.get(name) ?? { a: [], txt: [], ttl: INSTANCE_TTL }
+    if (r.a.length < MAX_ADDRESSES_PER_NAME && !r.a.includes(ip)) r.a.push(ip)
+    scope.set(name, r)
+  }
+
+  /** The account that owns an address (an instance's or a developer's), if any. */
+  ownerOf(address: string): string | undefined {
+    return this.owners.get(address)
+  }
+
+  /** A `.fog` name (without the suffix) in an owner's scope. */
+  lookup(owner: string | undefined, name: string): OwnerRecord | undefined {
+    return owner === undefined ? undefined : this.names.get(owner)?.get(name.toLowerCase())
+  }
+
+  get size(): number {
+    let n = 0
+    for (const s of this.names.values()) n += s.size
+    return n
+  }
+}
+
+/** `hello-web-1.fog.` → `hello-web-1`; undefined when the name is not under `.fog`. */
+export function fogName(qname: string): string | undefined {
+  const n = qname.toLowerCase().replace(/\.$/, '')
+  if (n === FOG_SUFFIX) return ''
+  return n.endsWith(`.${FOG_SUFFIX}`) ? n.slice(0, -FOG_SUFFIX.length - 1) : undefined
+}

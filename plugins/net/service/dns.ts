@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises'
+import type { RunningService, ServiceContext } from '../../../core/plugin.js'
+import type { StateHandle } from '../../state/index.js'
+import type { NetConfig } from '../index.js'
+import { DnsServer } from '../lib/dns/server.js'
+import { resolversFrom } from '../lib/dns/server.js'
+import { Zone } from '../lib/dns/zone.js'
+import { RESOLV_CONF_FILES } from '../lib/formnet/hostnet.js'
+import { claimsOf } from '../lib/formnet/peers.js'
+import { formatCidr, nodeAddress, parseCidr, subnetOf } from '../lib/formnet/ipam.js'
+
+/**
+ * DNS on the node (service `dns`): answers instances on the bridge and peers on formnet at the
+ * node's own address (the first of its subnet, held by both the bridge and the formnet interface),
+ * `.fog` names from state, everything else forwarded to the host's resolvers. The address may not
+ * exist yet (the bridge comes with the first instance, formnet may be off): the service binds as
+ * soon as it does.
+ */
+export async function startDns(ctx: ServiceContext): Promise<RunningService> {
+  const config = ctx.config as NetConfig
+  const state = ctx.use<StateHandle>('state')
+  const log = ctx.log
+  if (config.dns === 'off') return { info: () => ({ dns: 'off' }) }
+
+  let zone = new Zone()
+  let dirty = true
+  let building: Promise<void> | undefined
+  const rebuild = async () => {
+    dirty = false
+    const [instances, dns, peers] = await Promise.all([state.store.all('instances'), state.store.all('dns'), state.store.all('peers')])
+    zone = Zone.build({ instances, dns, peers })
+  }
+  const refresh = () => {
+    dirty = true
+    building ??= (async () => {
+      // changes come in bursts (a ship writes many records): one rebuild per burst
+      await new Promise((r) => setTimeout(r, 100))
+      while (dirty) await rebuild().catch((error: Error) => log.warn('could not read the DNS names from state', { error: error.message }))
+      building = undefined
+    })()
+  }
+  refresh()
+  const abort = new AbortController()
+  for (const c of ['instances', 'dns', 'peers']) {
+    void (async () => {
+      for await (const _ of state.store.watch(c, '', abort.signal)) refresh()
+    })().catch(() => {})
+  }
+
+  const address = async (): Promise<string | undefined> => {
+    if (config.dns_listen.length) return undefined
+    if (config.bridge_subnet) return nodeAddress(parseCidr(config.bridge_subnet))
+    const key = subnetOf(state.address, claimsOf(await state.store.all('cidrs')))
+    return key ? nodeAddress(parseCidr(key.replace('_', '/'))) : undefined
+  }
+  const allow = [config.formnet_cidr, '127.0.0.0/8', ...(config.bridge_subnet ? [formatCidr(parseCidr(config.bridge_subnet))] : []), ...config.dns_allow_cidrs]
+
+  let server: DnsServer | undefined
+  let lastError = ''
+  const tryStart = async () => {
+    if (server || abort.signal.aborted) return
+    const listen = config.dns_listen.length ? config.dns_listen.map(hostPort) : await address().then((a) => (a ? [{ host: a, port: config.dns_port }] : []))
+    if (!listen.length) return
+    const own = listen.map((l) => l.host)
+    let upstreams = config.dns_upstreams
+    if (!upstreams.length) for (const f of RESOLV_CONF_FILES) upstreams = upstreams.length ? upstreams : resolversFrom(await readFile(f, 'utf8').catch(() => ''), own)
+    const s = new DnsServer({
+      listen,
+      allow,
+      upstreams,
+      zone: () => zone,
+      limits: {
+        maxRequestBytes: config.dns_max_request_bytes,
+        cacheEntries: config.dns_cache_entries,
+        cacheMaxTtlS: config.dns_cache_max_ttl_s,
+        ratePerS: config.dns_rate_per_s,
+        rateBurst: config.dns_rate_burst,
+        maxPending: config.dns_max_pending,
+        upstreamTimeoutMs: config.dns_upstream_timeout_ms,
+      },
+      log,
+    })
+    try {
+      await s.start()
+      server = s
+      log.info('DNS serving', { listen: listen.map((l) => `${l.host}:${l.port}`), upstreams, allow })
+    } catch (error) {
+      const message = (error as Error).message
+      // the address appears with the bridge or formnet: say why once, and keep trying
+      if (message !== lastError) log.info('DNS not serving yet', { listen: listen.map((l) => `${l.host}:${l.port}`), reason: message })
+      lastError = message
+    }
+  }
+  await tryStart()
+  const timer = setInterval(() => void tryStart(), 2000)
+  timer.unref()
+
+  return {
+    handle: { zone: () => zone, server: () => server },
+    info: () => ({
+      listen: server ? server.addresses().map((a) => `${a.address}:${a.port}`).join(',') : 'waiting for its address',
+      ...(server ? { queries: server.counters.queries, cached: server.cacheSize, counters: server.counters } : {}),
+    }),
+    stop: async () => {
+      abort.abort()
+      clearInterval(timer)
+      await server?.stop()
+    },
+  }
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':')
+  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) }
+}
