@@ -38,8 +38,12 @@ t.test('pack validate refuses the placeholder key pack init writes when it finds
 
 t.test('every template logs in as the same user, the one the README uses', async (t) => {
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-  const user = /^ssh (\w+)@<address>/m.exec(readme)?.[1]
+  // the walkthrough names the template's user, and logs in with form manage ssh (which takes it from the
+  // Formfile) or, where it spells ssh out, as that same user
+  const user = /a Formfile: user "(\w+)"/.exec(readme)?.[1]
   t.equal(user, 'dev')
+  t.match(readme, /^form manage ssh hello-web-1/m, 'the README logs in with form manage ssh')
+  for (const m of readme.matchAll(/^ssh (\w+)@/gm)) t.equal(m[1], user, `the README's \`${m[0]}\` uses the template's user`)
   for (const name of await readdir(join(ROOT, 'templates', 'formfiles'))) {
     const formfile = await readFile(join(ROOT, 'templates', 'formfiles', name, 'Formfile'), 'utf8')
     t.same([...formfile.matchAll(/username:(\S+)/g)].map((m) => m[1]), [user], `${name}: USER username:${user}`)
