@@ -295,6 +295,8 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
         connected: handle.connectedPeers(),
         connections: node.getConnections().length,
         bufferedBytes: budget.bytes,
+        // what the process holds, for telling frames held from memory the allocator keeps after them
+        memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
         bufferedPeakBytes: budget.stats.peakBytes,
         banned: { peers: live(banned), addresses: live(bannedIps) },
         // the total shows in `form node status`; which limits, with --json
