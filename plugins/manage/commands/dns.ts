@@ -1,6 +1,8 @@
 import { Command, Option } from 'clipanion'
+import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
 import type { UserConfig } from '../../kit/index.js'
+import type { Timestamp } from '../../state/index.js'
 import { DeveloperCommand } from './shared.js'
 
 /**
@@ -12,6 +14,12 @@ abstract class DnsCommand extends DeveloperCommand {
     const client = await this.client({ url: this.nodeUrl(config) })
     const { listRecords } = await import('../lib/instances.js')
     return { client, records: await listRecords(client, 'dns', `${config.address}/`) }
+  }
+
+  /** Writes (or, with no record, deletes) the caller's name, signed by its wallet, over `previousT`. */
+  async submit(client: NodeClient, config: UserConfig, name: string, record: unknown, previousT: Timestamp | undefined) {
+    const { loadOwnerOps } = await import('../../state/index.js')
+    await (await loadOwnerOps()).submitOwnerRecord(client, await this.signer(), 'dns', `${config.address}/${name}`, record, `the name ${name}.fog`, previousT)
   }
 
   async checkedName(name: string): Promise<string> {
@@ -46,10 +54,7 @@ export class ManageDnsSetCommand extends DnsCommand {
     if ('problem' in parsed) throw new FormError('USAGE', parsed.problem.replace(/"(a|txt|ttl)"/g, '--$1'), { hint: 'e.g. `form manage dns set api --a 198.18.0.10`' })
     const { client, records } = await this.records(config)
     const previous = records.find((r) => r.key === `${config.address}/${name}`)
-    const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
-    const { loadOwnerOps } = await import('../../state/index.js')
-    await (await loadOwnerOps()).submitOwnerRecord(client, signer, 'dns', `${config.address}/${name}`, parsed.record, `the name ${name}.fog`, previous?.t)
+    await this.submit(client, config, name, parsed.record, previous?.t)
     this.print({ name: `${name}.fog`, ...parsed.record }, () => `${name}.fog set`)
     return 0
   }
@@ -92,10 +97,7 @@ export class ManageDnsRmCommand extends DnsCommand {
     const { client, records } = await this.records(config)
     const previous = records.find((r) => r.key === `${config.address}/${name}`)
     if (!previous) throw new FormError('DNS_NAME_UNKNOWN', `you have no name ${name}.fog`, { hint: '`form manage dns list` shows yours' })
-    const { loadSigner } = await import('../../kit/index.js')
-    const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
-    const { loadOwnerOps } = await import('../../state/index.js')
-    await (await loadOwnerOps()).submitOwnerRecord(client, signer, 'dns', `${config.address}/${name}`, undefined, `the name ${name}.fog`, previous.t)
+    await this.submit(client, config, name, undefined, previous.t)
     this.print({ name: `${name}.fog`, removed: true }, () => `${name}.fog removed`)
     return 0
   }
