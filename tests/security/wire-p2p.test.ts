@@ -106,6 +106,7 @@ t.test('10 and 100 connections holding half-sent 4 MiB frames: memory stays boun
   // allocator keeps of freed transport chunks (measured: up to ~360 MiB over baseline with 16 holding)
   // (before these limits: 10 such connections took a node from 178 to 849 MiB, never given back)
   const bound = baseline + 128 + 384
+  const returned = baseline + 128
   for (const n of [10, 100]) {
     const attack = hostile(['hold', addr, String(n)])
     const held = await attack.line()
@@ -138,8 +139,12 @@ t.test('10 and 100 connections holding half-sent 4 MiB frames: memory stays boun
     ).catch(() => p2pInfo())
     t.equal(after.bufferedBytes, 0, `after the ${n} closed: no frame bytes held`)
     t.ok(heldMiB(after) < heldBaseline + 64, `after the ${n} closed: the heap and buffers hold ${heldMiB(after).toFixed(0)} MiB (baseline ${heldBaseline.toFixed(0)} + 64)`)
-    const rssAfter = await rssMiB(pid)
-    t.ok(rssAfter < bound, `after the ${n} closed: RSS ${rssAfter.toFixed(0)} MiB, within the bound ${bound.toFixed(0)} MiB (baseline ${baseline.toFixed(0)})`)
+    // The process gives the freed pages back too (a full collection, then glibc's malloc_trim) within a
+    // few of the releaser's 10 s looks: measured +68 and +91 MiB over the baseline after the 10 and 100
+    // rounds (without the trim: +133 and +228 here, +366 on CI, and never lower).
+    const rssAfter = await until('RSS to come back down', async () => ((await rssMiB(pid)) < returned ? rssMiB(pid) : undefined), 45_000).catch(() => rssMiB(pid))
+    t.comment(`after the ${n} closed: ${JSON.stringify(Object.fromEntries(Object.entries((await p2pInfo()).memory).map(([k, v]) => [k, Math.round((v as number) / MiB)])))} MiB`)
+    t.ok(rssAfter < returned, `after the ${n} closed: RSS ${rssAfter.toFixed(0)} MiB, back within ${returned.toFixed(0)} MiB (baseline ${baseline.toFixed(0)} + 128)`)
   }
   await write()
   await until('a write after the attacks', async () => ((await dnsCount(envs[0], author.address)) === written ? true : undefined), 30_000)
