@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // This preamble must parse and run on old Node releases: `npm link`, `npm install -g` and the installer
-// put this file on PATH behind `#!/usr/bin/env node`, which may find Debian's Node 20. form needs 22+.
+// put this file on PATH behind `#!/usr/bin/env node`, which may find Debian's Node 18 or NodeSource's 20. form needs 22+.
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
   const node = process.env.FORM_REEXEC ? undefined : await pinnedNode()

@@ -60,6 +60,10 @@ t.test('kit unlock: one password, then signing needs none until kit lock', async
   await until('the socket to go', async () => ((await stat(socket).catch(() => undefined)) ? undefined : true), 5000)
   const after = await form(fe, logs)
   t.match(after.stderr, /error\[PASSWORD_REQUIRED\].*\n.*form kit unlock/, 'after lock a password is needed again')
+  // kit unlock itself, with no password source and no terminal, does not suggest running kit unlock
+  const unlockNoPassword = await form(fe, ['kit', 'unlock'])
+  t.match(unlockNoPassword.stderr, /error\[PASSWORD_REQUIRED\]: a password is needed to unlock your wallet.*\n {2}hint: pass --password-file FILE or set FORM_PASSWORD\n/)
+  t.notMatch(unlockNoPassword.stderr, /form kit unlock/, 'kit unlock does not suggest itself')
   t.match((await form(fe, ['kit', 'lock'])).stdout, /no wallet agent was running/)
   t.match((await form(fe, ['kit', 'show'])).stdout, /unlocked: no \(form kit unlock\)/)
 })

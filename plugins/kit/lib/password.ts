@@ -6,6 +6,8 @@ export interface PasswordSource {
   env?: NodeJS.ProcessEnv
   /** asks on the terminal; absent when there is none */
   prompt?: (message: string) => Promise<string>
+  /** the password signs a command's requests: the hint without one suggests `form kit unlock` */
+  signs?: boolean
 }
 
 /** The keystore password: --password-file, then FORM_PASSWORD, then a prompt on a terminal. */
@@ -25,6 +27,6 @@ export async function getPassword(source: PasswordSource, purpose: string): Prom
   if (env) return env
   if (source.prompt) return source.prompt(purpose)
   throw new FormError('PASSWORD_REQUIRED', `a password is needed to ${purpose}, and there is no terminal to ask on`, {
-    hint: 'pass --password-file FILE or set FORM_PASSWORD; `form kit unlock` asks once for a run of commands',
+    hint: `pass --password-file FILE or set FORM_PASSWORD${source.signs ? '; `form kit unlock` asks once for a run of commands' : ''}`,
   })
 }

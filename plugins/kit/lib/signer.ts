@@ -40,5 +40,5 @@ export async function loadSigner(opts: { configDir: string; runtimeDir?: string 
     }
   }
   const prompt = opts.prompt ?? (await terminalPrompt())
-  return walletSigner(await unlockWallet(opts.configDir, { ...opts, prompt }, 'sign requests with your wallet'))
+  return walletSigner(await unlockWallet(opts.configDir, { ...opts, prompt, signs: true }, 'sign requests with your wallet'))
 }
