@@ -13,7 +13,7 @@ import type { StateHandle } from './state.js'
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
 
-const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, heartbeat: 6 } as const
+const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, heartbeat: 6, have: 7, fetch: 8 } as const
 const MAX_OPS_PER_FRAME = 2000
 /** a malformed frame weighs as much as this many invalid operations towards a ban */
 const VIOLATION_WEIGHT = 5
@@ -21,8 +21,33 @@ const VIOLATION_WEIGHT = 5
 const SEND_CHUNK = 256
 /** how long a peer whose heartbeat stream failed is not sent heartbeats (it may be no node at all) */
 const HEARTBEAT_BACKOFF_MS = 30_000
+/**
+ * An operation a node stored from a peer is announced to others by hash, not sent: in a mesh each
+ * node has it from its author's node already, and flooding made every node receive each operation
+ * once per peer (7 deliveries a node at 8 nodes). A node asks for an announced operation only when it
+ * has not arrived from elsewhere this long after the announcement...
+ */
+const ANNOUNCE_GRACE_MS = 1500
+/** ...and while operations keep arriving (its copy may be queued behind them), up to this long */
+const ANNOUNCE_MAX_WAIT_MS = 10_000
+/** peers each stored operation is announced to (anti-entropy reaches the rest) */
+const ANNOUNCE_FANOUT = 8
+/** announced operations awaiting their grace at once; more are left to anti-entropy */
+const MAX_ANNOUNCED = 100_000
+/** an operation asked of one peer is asked of another only after this long */
+const FETCH_TIMEOUT_MS = 10_000
 
 const violation = (message: string) => new FormError('P2P_PROTOCOL', message)
+/** operations the store took from a peer, as opposed to written on this node ('local', 'api:…') */
+const fromPeer = (source: string | undefined) => source !== undefined && source !== 'local' && !source.startsWith('api:')
+const shuffled = <T>(items: T[]): T[] => {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
+}
 
 export interface SyncConfig {
   anti_entropy_interval_ms: number
@@ -45,7 +70,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const store = state.store
   const log = ctx.log
   const invalid = new Map<string, number>()
-  const stats = { pushedOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
+  /** when operations last arrived from a peer */
+  let lastDelivery = 0
+  const stats = { pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
   // A frame must hold the largest valid operation, or a valid write could never replicate.
   const maxFrame = p2p.maxFrameBytes
   if (maxFrame < config.max_op_bytes + 4096) {
@@ -75,7 +102,10 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
   const receive = async (ops: unknown[], peer: string) => {
     if (ops.length > MAX_OPS_PER_FRAME) throw violation(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
+    lastDelivery = Date.now()
     const result = await insertGuarded(store, ops, peer)
+    stats.deliveredOps += ops.length
+    stats.duplicateOps += result.duplicates
     stats.receivedOps += result.accepted
     if (result.rejected.length) {
       stats.rejectedOps += result.rejected.length
@@ -105,6 +135,13 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       await writeFrame(stream, FRAME.ops, frame)
     }
   }
+  const parseHashes = (payload: Buffer): string[] => {
+    if (payload.length % 32) throw violation(`a hash list of ${payload.length} bytes is not a multiple of 32`)
+    if (payload.length / 32 > config.max_want_ids) throw violation(`${payload.length / 32} hashes in one message; the limit is ${config.max_want_ids} ([state] max_want_ids)`)
+    const hashes: string[] = []
+    for (let i = 0; i < payload.length; i += 32) hashes.push(payload.subarray(i, i + 32).toString('hex'))
+    return hashes
+  }
   const parseOps = (payload: Buffer): unknown[] => {
     let value: unknown
     try {
@@ -127,6 +164,8 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
         for (let frame = await reader.next(); frame; frame = await reader.next()) {
           if (frame.type === FRAME.heartbeat) await receiveHeartbeat(frame.payload, peer.toString())
           else if (frame.type === FRAME.ops) await receive(parseOps(frame.payload), peer.toString())
+          else if (frame.type === FRAME.have) announced(parseHashes(frame.payload), peer.toString())
+          else if (frame.type === FRAME.fetch) await serveFetch(parseHashes(frame.payload), peer.toString())
           else throw violation(`unexpected frame ${frame.type} on push`)
         }
       }),
@@ -174,13 +213,21 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       // a node waiting for admission, catch up by anti-entropy.
       const peers = p2p.connectedPeers().filter((peer) => store.memberOfPeer(peer) !== undefined)
       for (const peer of pushStreams.keys()) if (!peers.includes(peer)) dropPushStream(peer)
+      // written here: sent whole to every member; stored from a peer: announced to a few
+      const own = batch.filter((o) => !fromPeer(o.source)).map((o) => o.op)
+      const relayed = batch.filter((o) => fromPeer(o.source))
+      const announceTo = new Set(shuffled(peers).slice(0, ANNOUNCE_FANOUT))
       await Promise.all(
         peers.map(async (peer) => {
-          const ops = batch.filter((o) => o.source !== peer).map((o) => o.op)
-          if (!ops.length) return
+          const have = announceTo.has(peer) ? relayed.filter((o) => o.source !== peer).map((o) => Buffer.from(o.hash, 'hex')) : []
+          if (!own.length && !have.length) return
           try {
-            await pushTo(peer, (stream) => sendOps(stream, ops))
-            stats.pushedOps += ops.length
+            await pushTo(peer, async (stream) => {
+              if (own.length) await sendOps(stream, own)
+              if (have.length) await writeFrame(stream, FRAME.have, Buffer.concat(have))
+            })
+            stats.pushedOps += own.length
+            stats.announcedOps += have.length
           } catch (error) {
             log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
           }
@@ -188,6 +235,59 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       )
     }
   }
+
+  // Announcements: hash -> who announced it first and when; asked of that peer once the grace is over.
+  const announcements = new Map<string, { peer: string; at: number }>()
+  const fetching = new Map<string, number>()
+  let fetchTimer: NodeJS.Timeout | undefined
+  const announced = (hashes: string[], peer: string) => {
+    // only members' announcements are followed: a stranger's made-up hashes would only cost fetches
+    if (store.memberOfPeer(peer) === undefined) return
+    const now = Date.now()
+    for (const hash of hashes) {
+      if (announcements.size >= MAX_ANNOUNCED) break
+      if (!announcements.has(hash) && (fetching.get(hash) ?? 0) < now) announcements.set(hash, { peer, at: now })
+    }
+    fetchTimer ??= setTimeout(fetchMissing, ANNOUNCE_GRACE_MS).unref()
+  }
+  const fetchMissing = async () => {
+    fetchTimer = undefined
+    const now = Date.now()
+    // still receiving: the announced copies may be queued behind what is arriving
+    const busy = now - lastDelivery < ANNOUNCE_GRACE_MS / 2
+    const due = [...announcements].filter(([, a]) => now - a.at >= (busy ? ANNOUNCE_MAX_WAIT_MS : ANNOUNCE_GRACE_MS))
+    try {
+      for (let i = 0; i < due.length; i += SEND_CHUNK) {
+        const chunk = due.slice(i, i + SEND_CHUNK)
+        const stored = await store.getOps(chunk.map(([hash]) => hash))
+        const byPeer = new Map<string, Buffer[]>()
+        chunk.forEach(([hash, a], j) => {
+          announcements.delete(hash)
+          if (stored[j] || (fetching.get(hash) ?? 0) > now) return
+          fetching.set(hash, now + FETCH_TIMEOUT_MS)
+          byPeer.set(a.peer, [...(byPeer.get(a.peer) ?? []), Buffer.from(hash, 'hex')])
+        })
+        for (const [peer, wanted] of byPeer) {
+          await pushTo(peer, (stream) => writeFrame(stream, FRAME.fetch, Buffer.concat(wanted))).catch((error: Error) => log.debug('fetch not sent; anti-entropy will repair it', { peer, error: error.message }))
+          stats.fetchedOps += wanted.length
+        }
+      }
+    } catch (error) {
+      log.warn('announced operations not fetched; anti-entropy will repair it', { error: (error as Error).message })
+    }
+    for (const [hash, until] of fetching) if (until <= now) fetching.delete(hash)
+    if (announcements.size) fetchTimer ??= setTimeout(fetchMissing, ANNOUNCE_GRACE_MS / 2).unref()
+  }
+  const serveFetch = async (hashes: string[], peer: string) => {
+    if (store.memberOfPeer(peer) === undefined) return
+    for (let i = 0; i < hashes.length; i += SEND_CHUNK) {
+      const ops = (await store.getOps(hashes.slice(i, i + SEND_CHUNK))).filter((o): o is Op => o !== undefined)
+      if (!ops.length) continue
+      await pushTo(peer, (stream) => sendOps(stream, ops))
+      stats.servedOps += ops.length
+    }
+  }
+
   // Heartbeats ride push-protocol streams: a fresh one (a member's, newer than the last from it) is
   // forwarded once to every other connected peer; stale copies are dropped before any signature work.
   const receiveHeartbeat = async (payload: Buffer, peer: string) => {
@@ -319,11 +419,12 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   }, config.anti_entropy_interval_ms)
   timer.unref()
 
-  ctx.api.get('/sync', () => ({ ...stats, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
+  ctx.api.get('/sync', () => ({ ...stats, announcementsPending: announcements.size, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
   return {
-    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, heartbeatsFresh: stats.heartbeatsFresh, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
+    info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, deliveredOps: stats.deliveredOps, duplicateOps: stats.duplicateOps, heartbeatsFresh: stats.heartbeatsFresh, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
     stop: async () => {
       clearInterval(timer)
+      clearTimeout(fetchTimer)
       unsubscribe()
       unbeat()
       await flushing
