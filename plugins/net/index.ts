@@ -172,6 +172,7 @@ export type { DesiredPeer } from './lib/formnet/reconcile.js'
 export const loadDeveloperFormnet = () => import('./lib/formnet/developer.js')
 export const loadWireGuardKeys = () => import('./lib/wireguard/keys.js')
 export { FrameReader, isProtocolViolation, writeFrame } from './lib/p2p/framing.js'
+export { GOSSIP_TOPICS } from './lib/p2p/topics.js'
 
 /** Addressing and link helpers the hypervisor manager shares with formnet (light: Node built-ins only). */
 export { allocateHost, contains, formatCidr, nodeAddress, parseCidr, subnetOf } from './lib/formnet/ipam.js'

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { ConnectionGater, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { FormError } from '../../../core/errors.js'
@@ -8,6 +9,8 @@ import { BLOB_PROTOCOL, blobCid, BlobStore, fetchFromProviders } from '../lib/p2
 import { ByteBudget, FrameReader } from '../lib/p2p/framing.js'
 import { createHost, multiaddr, type FormLibp2p } from '../lib/p2p/host.js'
 import { loadOrCreatePeerKey } from '../lib/p2p/identity.js'
+
+export type GossipVerdict = 'accept' | 'ignore' | 'reject'
 
 export interface ProtocolLimits {
   /** concurrent inbound streams of this protocol per connection */
@@ -49,6 +52,12 @@ export interface P2PHandle {
   /** announces in the DHT that this node holds a blob */
   provide(hash: string): Promise<void>
   findProviders(hash: string, options?: { signal?: AbortSignal }): AsyncIterable<string>
+  /**
+   * Takes part in a gossip topic (gossipsub; one of GOSSIP_TOPICS). `validate` judges each message
+   * before it is passed on: 'accept' delivers and forwards it, 'ignore' drops it, 'reject' drops it
+   * as the peer's fault. `publish` sends this node's own messages.
+   */
+  gossip(topic: string, validate: (data: Uint8Array, peer: string) => GossipVerdict | Promise<GossipVerdict>): { publish(data: Uint8Array): Promise<void>; stop(): void }
   /** gets a blob from a provider found through the DHT, verified against its hash */
   fetch(hash: string, options: { maxBytes: number }): Promise<{ path: string; size: number; provider?: string }>
 }
@@ -204,6 +213,27 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
       if ('provider' in result) return { path: blobs.path(hash), size: (await blobs.size(hash))!, provider: result.provider }
       const failures = result.failures
       throw new FormError('BLOB_UNAVAILABLE', `no provider delivered blob ${hash}${failures.length ? `: ${failures.join('; ')}` : ' (none found)'}`, { httpStatus: 404 })
+    },
+    gossip(topic, validate) {
+      const pubsub = node.services.pubsub
+      const verdicts = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject }
+      pubsub.topicValidators.set(topic, async (peer, message) => {
+        if (isBanned(peer.toString())) return TopicValidatorResult.Reject
+        try {
+          return verdicts[await validate(message.data, peer.toString())]
+        } catch (error) {
+          log.warn('a gossip message could not be judged', { topic, peer: peer.toString(), error: (error as Error).message })
+          return TopicValidatorResult.Ignore
+        }
+      })
+      pubsub.subscribe(topic)
+      return {
+        publish: async (data) => void (await pubsub.publish(topic, data)),
+        stop: () => {
+          pubsub.unsubscribe(topic)
+          pubsub.topicValidators.delete(topic)
+        },
+      }
     },
     maxFrameBytes: config.max_frame_bytes,
     count,

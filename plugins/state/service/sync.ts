@@ -2,7 +2,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
-import { isProtocolViolation, writeFrame } from '../../net/index.js'
+import { GOSSIP_TOPICS, isProtocolViolation, writeFrame } from '../../net/index.js'
 import { MAX_HEARTBEAT_BYTES } from '../lib/heartbeat.js'
 import type { Op } from '../lib/op.js'
 import { encodeOpBatches } from '../lib/sync/batches.js'
@@ -13,14 +13,12 @@ import type { StateHandle } from './state.js'
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
 
-const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, heartbeat: 6, have: 7, fetch: 8 } as const
+const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, have: 7, fetch: 8 } as const
 const MAX_OPS_PER_FRAME = 2000
 /** a malformed frame weighs as much as this many invalid operations towards a ban */
 const VIOLATION_WEIGHT = 5
 /** operations read from the store at once when answering a want: memory stays bounded whatever is asked */
 const SEND_CHUNK = 256
-/** how long a peer whose heartbeat stream failed is not sent heartbeats (it may be no node at all) */
-const HEARTBEAT_BACKOFF_MS = 30_000
 /**
  * An operation a node stored from a peer is announced to others by hash, not sent: in a mesh each
  * node has it from its author's node already, and flooding made every node receive each operation
@@ -29,7 +27,13 @@ const HEARTBEAT_BACKOFF_MS = 30_000
  */
 const ANNOUNCE_GRACE_MS = 1500
 /** ...and while operations keep arriving (its copy may be queued behind them), up to this long */
-const ANNOUNCE_MAX_WAIT_MS = 10_000
+const ANNOUNCE_MAX_WAIT_MS = 30_000
+/**
+ * Anti-entropy leaves an operation this node stored less than this long ago (at most one interval)
+ * to push, when the peer is a member that push reaches: during a bulk write, rounds otherwise re-sent
+ * what push was still delivering (184,000 extra copies at 8 nodes).
+ */
+const PUSH_WINDOW_MS = 30_000
 /** peers each stored operation is announced to (anti-entropy reaches the rest) */
 const ANNOUNCE_FANOUT = 8
 /** announced operations awaiting their grace at once; more are left to anti-entropy */
@@ -72,7 +76,20 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   const invalid = new Map<string, number>()
   /** when operations last arrived from a peer */
   let lastDelivery = 0
-  const stats = { pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
+  /** operation batches being inserted from peers right now */
+  let receiving = 0
+  /** hash -> when this node stored it, for the last PUSH_WINDOW_MS (in time order) */
+  const stored = new Map<string, number>()
+  const pushWindowMs = Math.min(PUSH_WINDOW_MS, config.anti_entropy_interval_ms)
+  const storedRecently = (hash: string) => {
+    const cutoff = Date.now() - pushWindowMs
+    for (const [h, at] of stored) {
+      if (at >= cutoff) break
+      stored.delete(h)
+    }
+    return stored.has(hash)
+  }
+  const stats = { pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, syncDeliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
   // A frame must hold the largest valid operation, or a valid write could never replicate.
   const maxFrame = p2p.maxFrameBytes
   if (maxFrame < config.max_op_bytes + 4096) {
@@ -100,11 +117,13 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   }
 
   /** Inserts operations from a peer; a peer that keeps sending invalid ones is disconnected. */
-  const receive = async (ops: unknown[], peer: string) => {
+  const receive = async (ops: unknown[], peer: string, via: 'push' | 'sync') => {
     if (ops.length > MAX_OPS_PER_FRAME) throw violation(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
     lastDelivery = Date.now()
-    const result = await insertGuarded(store, ops, peer)
+    receiving++
+    const result = await insertGuarded(store, ops, peer).finally(() => receiving--)
     stats.deliveredOps += ops.length
+    if (via === 'sync') stats.syncDeliveredOps += ops.length
     stats.duplicateOps += result.duplicates
     stats.receivedOps += result.accepted
     if (result.rejected.length) {
@@ -162,8 +181,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
         // a push stream lives as long as the connection and may stay silent between batches
         const reader = p2p.reader(stream, peer, { idleBetweenFrames: true })
         for (let frame = await reader.next(); frame; frame = await reader.next()) {
-          if (frame.type === FRAME.heartbeat) await receiveHeartbeat(frame.payload, peer.toString())
-          else if (frame.type === FRAME.ops) await receive(parseOps(frame.payload), peer.toString())
+          if (frame.type === FRAME.ops) await receive(parseOps(frame.payload), peer.toString(), 'push')
           else if (frame.type === FRAME.have) announced(parseHashes(frame.payload), peer.toString())
           else if (frame.type === FRAME.fetch) await serveFetch(parseHashes(frame.payload), peer.toString())
           else throw violation(`unexpected frame ${frame.type} on push`)
@@ -174,37 +192,30 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   let pushQueue: { hash: string; op: Op; source?: string }[] = []
   let flushing: Promise<void> | undefined
   // One long-lived push stream per peer: a stream per batch made a busy node refuse streams beyond
-  // its inbound limit, and heartbeats then waited for anti-entropy (tens of seconds).
-  // Heartbeats have streams of their own (same protocol), to every connected peer: a node whose
-  // clock is off holds its peers' node records for minutes, so it cannot tell members by peer id,
-  // yet each side must hear the other. A heartbeat carries its own proof; at most one is in flight
-  // per peer (a stalled peer costs one, not a queue).
+  // its inbound limit.
   const pushStreams = new Map<string, Promise<Stream>>()
-  const beatStreams = new Map<string, Promise<Stream>>()
-  const dropStream = (streams: Map<string, Promise<Stream>>, peer: string, error?: Error) => {
-    const stream = streams.get(peer)
-    streams.delete(peer)
+  const dropPushStream = (peer: string, error?: Error) => {
+    const stream = pushStreams.get(peer)
+    pushStreams.delete(peer)
     void stream?.then((s) => s.abort(error ?? new Error('push stream replaced')), () => {})
   }
-  const dropPushStream = (peer: string, error?: Error) => dropStream(pushStreams, peer, error)
-  const sendOn = async (streams: Map<string, Promise<Stream>>, peer: string, send: (stream: Stream) => Promise<void>) => {
+  const pushTo = async (peer: string, send: (stream: Stream) => Promise<void>) => {
     // a stream the peer dropped (it restarted, say) fails on write: one retry on a fresh stream
     for (let attempt = 0; ; attempt++) {
-      let stream = streams.get(peer)
+      let stream = pushStreams.get(peer)
       if (!stream) {
         stream = p2p.open(peer, PUSH_PROTOCOL)
-        streams.set(peer, stream)
+        pushStreams.set(peer, stream)
       }
       try {
         await send(await stream)
         return
       } catch (error) {
-        dropStream(streams, peer, error as Error)
+        dropPushStream(peer, error as Error)
         if (attempt >= 1) throw error
       }
     }
   }
-  const pushTo = (peer: string, send: (stream: Stream) => Promise<void>) => sendOn(pushStreams, peer, send)
   const flush = async () => {
     while (pushQueue.length) {
       const batch = pushQueue.splice(0, MAX_OPS_PER_FRAME)
@@ -254,7 +265,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     fetchTimer = undefined
     const now = Date.now()
     // still receiving: the announced copies may be queued behind what is arriving
-    const busy = now - lastDelivery < ANNOUNCE_GRACE_MS / 2
+    const busy = receiving > 0 || now - lastDelivery < ANNOUNCE_GRACE_MS / 2
     const due = [...announcements].filter(([, a]) => now - a.at >= (busy ? ANNOUNCE_MAX_WAIT_MS : ANNOUNCE_GRACE_MS))
     try {
       for (let i = 0; i < due.length; i += SEND_CHUNK) {
@@ -288,49 +299,41 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     }
   }
 
-  // Heartbeats ride push-protocol streams: a fresh one (a member's, newer than the last from it) is
-  // forwarded once to every other connected peer; stale copies are dropped before any signature work.
-  const receiveHeartbeat = async (payload: Buffer, peer: string) => {
+  // Heartbeats go by gossip (gossipsub), never into the log: this node publishes its own, and passes
+  // on a fresh one (a member's, newer than the last from it) to its gossip mesh, so each node gets a
+  // few copies of each, however many nodes there are. Copies are dropped by their hash before any
+  // work, stale ones before the signature is checked. Every node subscribed hears every other, even
+  // one whose clock is off and which cannot tell members by peer id yet.
+  const beats = p2p.gossip(GOSSIP_TOPICS.heartbeat, async (data, peer) => {
     stats.heartbeatsIn++
-    stats.heartbeatBytes += payload.length + 5
-    if (payload.length > MAX_HEARTBEAT_BYTES) throw violation(`a heartbeat of ${payload.length} bytes; the limit is ${MAX_HEARTBEAT_BYTES}`)
+    stats.heartbeatBytes += data.length
+    const invalid = async (reason: string) => {
+      log.warn('peer sent an invalid heartbeat', { peer, reason })
+      await strike(peer, 1, `an invalid heartbeat (${reason})`)
+      return 'reject' as const
+    }
+    if (data.length > MAX_HEARTBEAT_BYTES) return invalid(`${data.length} bytes; the limit is ${MAX_HEARTBEAT_BYTES}`)
     let value: unknown
     try {
-      value = JSON.parse(payload.toString('utf8'))
+      value = JSON.parse(Buffer.from(data).toString('utf8'))
     } catch {
-      throw violation('a heartbeat frame is not JSON')
+      return invalid('not JSON')
     }
     const verdict = store.heartbeat(value, peer)
-    if (verdict === 'fresh') stats.heartbeatsFresh++
-    else if (typeof verdict === 'object') {
-      log.warn('peer sent an invalid heartbeat', { peer, reason: verdict.invalid })
-      await strike(peer, 1, `an invalid heartbeat (${verdict.invalid})`)
+    if (verdict === 'fresh') {
+      stats.heartbeatsFresh++
+      return 'accept'
     }
-  }
-  const beating = new Set<string>()
-  // a peer that refuses the stream (no such protocol: not a node) is left alone for a while
-  const refusedUntil = new Map<string, number>()
-  const unbeat = store.onHeartbeat((h, source) => {
-    const frame = Buffer.from(JSON.stringify(h))
-    const now = Date.now()
-    for (const peer of p2p.connectedPeers()) {
-      if (peer === source || beating.has(peer) || (refusedUntil.get(peer) ?? 0) > now || store.memberOfPeer(peer) === h.by.address) continue
-      stats.heartbeatsOut++
-      beating.add(peer)
-      sendOn(beatStreams, peer, (stream) => writeFrame(stream, FRAME.heartbeat, frame))
-        .catch((error: Error) => {
-          refusedUntil.set(peer, Date.now() + HEARTBEAT_BACKOFF_MS)
-          log.debug('heartbeat not sent', { peer, error: error.message })
-        })
-        .finally(() => beating.delete(peer))
-    }
+    return typeof verdict === 'object' ? invalid(verdict.invalid) : 'ignore'
   })
-  p2p.onPeer((peer, event) => {
-    if (event !== 'disconnect') return
-    dropStream(beatStreams, peer.toString())
-    refusedUntil.delete(peer.toString())
+  const unbeat = store.onHeartbeat((h, source) => {
+    if (source !== 'local') return
+    stats.heartbeatsOut++
+    beats.publish(Buffer.from(JSON.stringify(h))).catch((error: Error) => log.debug('heartbeat not published', { error: error.message }))
   })
   const unsubscribe = store.onOps((ops, source) => {
+    const now = Date.now()
+    for (const o of ops) stored.set(o.hash, now)
     pushQueue.push(...ops.map((o) => ({ ...o, source })))
     flushing ??= flush().finally(() => (flushing = undefined))
   })
@@ -377,7 +380,8 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     if (wantFrame?.type !== FRAME.want || wantFrame.payload.length % 32) throw violation('expected a want frame')
     const asked: string[] = []
     for (let i = 0; i < wantFrame.payload.length && asked.length < config.max_want_ids; i += 32) asked.push(wantFrame.payload.subarray(i, i + 32).toString('hex'))
-    const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])]
+    const reachedByPush = store.memberOfPeer(peer) !== undefined
+    const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])].filter((h) => !reachedByPush || !storedRecently(h))
     let sent = 0
     for (let i = 0; i < toSend.length; i += SEND_CHUNK) {
       const ops = (await store.getOps(toSend.slice(i, i + SEND_CHUNK))).filter((o): o is Op => o !== undefined)
@@ -387,7 +391,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     await send(FRAME.fin, new Uint8Array())
     for (let frame = await reader.next(); frame && frame.type !== FRAME.fin; frame = await reader.next()) {
       if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} after reconciliation`)
-      await receive(parseOps(frame.payload), peer)
+      await receive(parseOps(frame.payload), peer, 'sync')
     }
     stats.syncRounds++
     return { sent, wanted: wanted.length }
@@ -427,10 +431,10 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       clearTimeout(fetchTimer)
       unsubscribe()
       unbeat()
+      beats.stop()
       await flushing
-      await Promise.all([...pushStreams.values(), ...beatStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
+      await Promise.all([...pushStreams.values()].map((s) => s.then((x) => x.close(), () => {}).catch(() => {})))
       pushStreams.clear()
-      beatStreams.clear()
     },
   }
 }

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
@@ -8,6 +10,7 @@ import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { LevelDatastore } from 'datastore-level'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { GOSSIP_TOPICS } from './topics.js'
 
 export interface HostOptions {
   privateKey: PrivateKey
@@ -23,6 +26,10 @@ export interface HostOptions {
   dialOpts?: Record<string, unknown>
 }
 
+
+/** the largest gossip message batch a peer may send (heartbeats are under 1 KiB each) */
+const MAX_GOSSIP_RPC_BYTES = 256 * 1024
+
 export interface HostLimits {
   max_connections: number
   max_incoming_pending_connections: number
@@ -31,7 +38,7 @@ export interface HostLimits {
   max_streams_per_connection: number
 }
 
-export type FormLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>>; dht: ReturnType<ReturnType<typeof kadDHT>> }>
+export type FormLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>>; dht: ReturnType<ReturnType<typeof kadDHT>>; pubsub: ReturnType<ReturnType<typeof gossipsub>> }>
 
 export async function createHost(options: HostOptions): Promise<{ node: FormLibp2p; datastore: LevelDatastore }> {
   const l = options.limits
@@ -59,6 +66,18 @@ export async function createHost(options: HostOptions): Promise<{ node: FormLibp
         // drops private addresses and lookups then find nobody.
         peerInfoMapper: passthroughMapper,
         allowQueryWithZeroPeers: true,
+      }),
+      // Gossip carries messages that sign themselves (heartbeats): no libp2p signature, and a message
+      // is known by its content's hash, so a copy is dropped before any validation work.
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictNoSign',
+        msgIdFn: (message) => createHash('sha256').update(message.data).digest(),
+        allowPublishToZeroTopicPeers: true,
+        fallbackToFloodsub: false,
+        emitSelf: false,
+        allowedTopics: Object.values(GOSSIP_TOPICS),
+        maxInboundDataLength: MAX_GOSSIP_RPC_BYTES,
+        decodeRpcLimits: { maxSubscriptions: 16, maxMessages: 256, maxIhaveMessageIDs: 5000, maxIwantMessageIDs: 5000, maxIdontwantMessageIDs: 5000, maxControlMessages: 64, maxPeerInfos: 16 },
       }),
     },
   })) as unknown as FormLibp2p
