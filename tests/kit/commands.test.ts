@@ -150,7 +150,7 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
   const TOML = (await import('@iarna/toml')).default
   t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '198.18.0.0/15' } })
   const { loadOperatorConfig, resolveSections } = await import('../../core/config.js')
-  const { builtinPlugins } = await import('../../core/builtins.js')
+  const { builtinPlugins } = await import('../../app/builtins.js')
   const loaded = await loadOperatorConfig(file, true)
   t.match(resolveSections(loaded.file, loaded.raw, builtinPlugins).node.resources, { vcpus: 8 }, 'the node accepts what the wizard wrote')
   for (const [args, message] of [

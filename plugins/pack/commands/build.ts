@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion'
-import { DeveloperCommand } from '../../manage/commands/shared.js'
+import { DeveloperCommand } from '../../manage/index.js'
 import type { BuildView } from '../lib/follow.js'
 
 export class PackBuildCommand extends DeveloperCommand {
