@@ -2,6 +2,7 @@ import { FormError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Paths } from '../paths.js'
 import type { FormPlugin, RunningService, ServiceContext } from '../plugin.js'
+import { ServiceStatus } from './health.js'
 import { ApiServer, type Authenticator } from './server.js'
 import { RouteTable } from './router.js'
 import { orderServices, type PlannedService } from './services.js'
@@ -23,6 +24,7 @@ export interface NodeOptions {
 interface Started {
   planned: PlannedService
   running: RunningService
+  status: ServiceStatus
   startedInMs: number
 }
 
@@ -48,6 +50,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const apiAddresses: string[] = []
 
   const stopStarted = async () => {
+    // before the abort: the loops it ends are not failures
+    for (const s of started) s.status.stopping()
     abort.abort()
     for (const s of [...started].reverse()) {
       const name = s.planned.definition.name
@@ -57,6 +61,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       } catch (error) {
         log.error(`service ${name} failed to stop`, { error: (error as Error).message })
       }
+      s.status.stopped()
     }
     started.length = 0
   }
@@ -73,12 +78,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     for (const planned of plan) {
       const { definition, plugin } = planned
       const allowed = new Set(definition.dependsOn ?? [])
+      const serviceLog = log.child(definition.name)
+      const status = new ServiceStatus(serviceLog)
       const ctx: ServiceContext = {
         paths,
         config: options.sections[plugin] ?? {},
         sections: options.sections,
         configFile: options.configFile,
-        log: log.child(definition.name),
+        log: serviceLog,
         api: routes.scoped(plugin, `/v1/${plugin}`),
         use: <T>(name: string) => {
           if (!allowed.has(name)) {
@@ -87,6 +94,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
           return handles.get(name) as T
         },
         signal: abort.signal,
+        health: status,
         version: options.version,
         collections: options.plugins.flatMap((p) => p.collections ?? []),
       }
@@ -100,7 +108,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
           hint: (error as FormError).hint ?? 'see the node log for details (`form node logs`)',
         })
       }
-      started.push({ planned, running, startedInMs: performance.now() - t0 })
+      status.running()
+      started.push({ planned, running, status, startedInMs: performance.now() - t0 })
       handles.set(definition.name, running.handle)
       if (running.audience) audiences.push(running.audience)
       log.info(`service ${definition.name} started`, { ms: Math.round(performance.now() - t0) })
@@ -120,7 +129,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         name: s.planned.definition.name,
         plugin: s.planned.plugin,
         dependsOn: s.planned.definition.dependsOn ?? [],
-        state: 'running',
+        ...s.status.view(),
         startedInMs: Math.round(s.startedInMs),
         info: s.running.info?.() ?? {},
       })),
