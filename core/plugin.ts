@@ -104,7 +104,11 @@ export interface CollectionDeclaration {
 export interface FormPlugin {
   name: string
   version: string
-  apiVersion: number
+  /**
+   * The plugin API versions it works with: a number (that version), or a range of whole versions as
+   * npm writes them: '^1', '1.x', '>=1', '>=1 <3', '1 || 2' (see templates/plugin/README.md).
+   */
+  apiVersion: number | string
   description?: string
   commands?: CommandClass<any>[]
   services?: ServiceDefinition[]
