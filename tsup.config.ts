@@ -4,14 +4,15 @@ import { defineConfig } from 'tsup'
 // imported dynamically inside services and execute(), so they land in separate chunks and `form
 // --help` never loads them.
 export default defineConfig({
-  entry: { main: 'app/main.ts' },
+  entry: { main: 'app/main.ts', sdk: 'core/sdk.ts' },
   format: ['esm'],
   target: 'node22',
   platform: 'node',
   splitting: true,
   sourcemap: true,
   clean: true,
-  dts: false,
+  // only the SDK has types (`formation-cli/sdk`): what a plugin is written against
+  dts: { entry: { sdk: 'core/sdk.ts' } },
   // Bundled in: resolving and reading clipanion's and typanion's many small files costs more start-up
   // time than parsing them from our one chunk.
   noExternal: ['clipanion', 'typanion'],
