@@ -83,8 +83,8 @@ interface Instance {
 
 export interface ControllerOptions {
   state: StateHandle
-  /** where the instance watch reports that it died (the vmm service's health) */
-  health: Pick<ServiceHealth, 'loop'>
+  /** where the instance watch and the host rescans report trouble (the vmm service's health) */
+  health: ServiceHealth
   p2p: Pick<P2PHandle, 'fetch'>
   /** undefined when no hypervisor can run here; then every instance fails with `unavailable` */
   hypervisor?: Hypervisor
@@ -198,8 +198,9 @@ export class InstanceController {
           this.schedule(inst ?? this.entry(owner, id))
         }
       }
+      this.o.health.recovered('host rescan')
     } catch (error) {
-      this.o.log.warn('could not look at the instance hosts', { error: (error as Error).message })
+      this.o.health.degraded('host rescan', `could not look at the instance hosts: ${(error as Error).message}`)
     } finally {
       this.rescanning = false
     }
