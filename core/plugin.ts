@@ -41,7 +41,7 @@ export interface ServiceContext {
   api: ApiRouter
   /** the typed handle another (already started) service exposed; only services listed in dependsOn */
   use<T = unknown>(service: string): T
-  /** aborted when the node begins to stop */
+  /** aborted when the node begins to stop, or when this service failed to start (what it began must end) */
   signal: AbortSignal
   /** this service's health, for its background loops to report */
   health: ServiceHealth
