@@ -75,16 +75,22 @@ export function mergeDefaults<T>(defaults: T, value: unknown): T {
   return out as T
 }
 
-/** Validates every plugin's section. Unknown top-level tables are reported too (likely typos). */
-export function resolveSections(file: string | undefined, raw: Record<string, unknown>, plugins: FormPlugin[]): Record<string, any> {
+/**
+ * Validates every plugin's section. An unknown top-level table (a typo, or the table of a plugin
+ * since removed) is refused, or, given `warn`, reported there and ignored: a node must not refuse to
+ * start because `form plugin remove` left its table behind.
+ */
+export function resolveSections(file: string | undefined, raw: Record<string, unknown>, plugins: FormPlugin[], warn?: (problem: FormError) => void): Record<string, any> {
   const sections: Record<string, any> = {}
   const known = new Set(plugins.map((p) => p.name))
   for (const table of Object.keys(raw)) {
-    if (!known.has(table)) {
-      throw new FormError('CONFIG_INVALID', `${file ?? 'operator config'}: unknown table [${table}]`, {
-        hint: `known tables are ${[...known].map((n) => `[${n}]`).join(', ')}`,
-      })
-    }
+    if (known.has(table)) continue
+    const problem = new FormError('CONFIG_INVALID', `${file ?? 'operator config'}: unknown table [${table}]`, {
+      hint: `no loaded plugin is named "${table}"; known tables are ${[...known].map((n) => `[${n}]`).join(', ')}`,
+      details: { table },
+    })
+    if (!warn) throw problem
+    warn(problem)
   }
   for (const plugin of plugins) {
     const c = plugin.configuration

@@ -38,6 +38,26 @@ export async function installedPluginNames(pluginDir: string): Promise<string[]>
   }
 }
 
+/**
+ * Whether `range` (a plugin's apiVersion) admits plugin API `version`; undefined when it is no range.
+ * API versions are whole numbers, so a range names whole versions: `1`, `^1`, `~1` and `1.x` all mean 1.
+ */
+export function apiVersionAccepts(range: unknown, version: number): boolean | undefined {
+  if (typeof range === 'number') return Number.isInteger(range) ? range === version : undefined
+  if (typeof range !== 'string' || !range.trim()) return undefined
+  let valid = true
+  const accepts = range.split('||').map((alternative) =>
+    alternative.trim().split(/\s+/).every((comparator) => {
+      if (comparator === '*' || comparator === 'x') return true
+      const m = /^(\^|~|>=|<=|>|<|=)?v?(\d+)(?:\.[x*])?$/.exec(comparator)
+      if (!m) return (valid = false)
+      const n = Number(m[2])
+      return { '>=': version >= n, '<=': version <= n, '>': version > n, '<': version < n }[m[1]] ?? version === n
+    }),
+  )
+  return valid ? accepts.some(Boolean) : undefined
+}
+
 function commandKeys(plugin: FormPlugin): string[] {
   return (plugin.commands ?? []).flatMap((c) => (c.paths ?? [[]]).map((p) => p.join(' ')))
 }
@@ -47,7 +67,9 @@ function checkPlugin(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null) return 'its default export is not a plugin (use definePlugin from the SDK)'
   const p = value as Partial<FormPlugin>
   if (typeof p.name !== 'string' || !p.name) return 'it has no name'
-  if (p.apiVersion !== API_VERSION) return `it was written for plugin API v${p.apiVersion ?? '?'}, this form provides v${API_VERSION}; upgrade the plugin`
+  const accepts = apiVersionAccepts(p.apiVersion, API_VERSION)
+  if (accepts === undefined) return `its apiVersion ${JSON.stringify(p.apiVersion ?? null)} is neither a version nor a range of versions (e.g. ${API_VERSION}, '^${API_VERSION}', '>=${API_VERSION}')`
+  if (!accepts) return `it was written for plugin API ${typeof p.apiVersion === 'number' ? `v${p.apiVersion}` : `"${p.apiVersion}"`}, this form provides v${API_VERSION}; upgrade the plugin`
   if (p.commands !== undefined && !Array.isArray(p.commands)) return '`commands` is not an array'
   if (p.services !== undefined && !Array.isArray(p.services)) return '`services` is not an array'
   for (const c of p.commands ?? []) {

@@ -1,9 +1,9 @@
 import { Builtins, Cli, type CommandClass } from 'clipanion'
-import { builtinPlugins } from './builtins.js'
 import type { FormContext } from './command.js'
 import { commandPaths, groupUsage, ownValueNames, route, unknownOption, withValueNames } from './commands/help.js'
 import { FormError } from './errors.js'
 import { loadPlugins, type LoadedPlugin } from './loader.js'
+import type { FormPlugin } from './plugin.js'
 import { colorEnabled, paint, reportError } from './output.js'
 import { resolvePaths, splitPathFlags } from './paths.js'
 import { VERSION } from './version.js'
@@ -50,10 +50,11 @@ export function buildCli(plugins: LoadedPlugin[], colors = false): Cli<FormConte
   return cli
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs form's command line with `builtins` (app/builtins.ts) and the user's plugins. */
+export async function main(argv: string[], builtins: FormPlugin[]): Promise<number> {
   const { overrides, rest } = splitPathFlags(argv)
   const paths = resolvePaths(overrides)
-  const { plugins, problems } = await loadPlugins(builtinPlugins, paths.pluginDir)
+  const { plugins, problems } = await loadPlugins(builtins, paths.pluginDir)
   const c = paint(colorEnabled(process.stderr))
   for (const p of problems) process.stderr.write(`${c('yellow', 'warning')}: plugin "${p.name}" skipped: ${p.reason}\n`)
   const cli = buildCli(plugins, colorEnabled(process.stdout))

@@ -7,6 +7,25 @@ import type { ApiRouter } from './daemon/router.js'
 /** The core API version plugins are written against. Bump on breaking changes to this file. */
 export const API_VERSION = 1
 
+/**
+ * Where a service is: `degraded` while a part of it (a watch, a loop) does not work, `failed` when a
+ * third-party service could not start and the node runs without it.
+ */
+export type ServiceState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopped'
+
+/** How a service's background work tells `form node status` that it stopped working, and that it recovered. */
+export interface ServiceHealth {
+  /** `part` (e.g. 'watch of instances') does not work, for `reason`: the service shows as degraded */
+  degraded(part: string, reason: string): void
+  /** `part` works again; the service is running once none of its parts is degraded */
+  recovered(part: string): void
+  /**
+   * Runs `body`, a loop meant to last as long as the service: if it throws, or returns before the
+   * node stops, `part` is degraded with the reason.
+   */
+  loop(part: string, body: () => Promise<void>): void
+}
+
 /** What `form node start` hands to every service. */
 export interface ServiceContext {
   /** resolved directories (config, data, runtime, cache, plugins) */
@@ -22,8 +41,10 @@ export interface ServiceContext {
   api: ApiRouter
   /** the typed handle another (already started) service exposed; only services listed in dependsOn */
   use<T = unknown>(service: string): T
-  /** aborted when the node begins to stop */
+  /** aborted when the node begins to stop, or when this service failed to start (what it began must end) */
   signal: AbortSignal
+  /** this service's health, for its background loops to report */
+  health: ServiceHealth
   /** node software version */
   version: string
   /** the state collections every loaded plugin declares (what the state service enforces) */
@@ -83,7 +104,11 @@ export interface CollectionDeclaration {
 export interface FormPlugin {
   name: string
   version: string
-  apiVersion: number
+  /**
+   * The plugin API versions it works with: a number (that version), or a range of whole versions as
+   * npm writes them: '^1', '1.x', '>=1', '>=1 <3', '1 || 2' (see templates/plugin/README.md).
+   */
+  apiVersion: number | string
   description?: string
   commands?: CommandClass<any>[]
   services?: ServiceDefinition[]

@@ -3,7 +3,7 @@
 // <prefix>/share/man/man1. Run: npx tsx man/generate.ts  (npm run build does it)
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { builtinPlugins } from '../core/builtins.js'
+import { builtinPlugins } from '../app/builtins.js'
 import { buildCli } from '../core/main.js'
 import { renderManPages } from '../core/man.js'
 import { VERSION } from '../core/version.js'

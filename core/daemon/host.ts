@@ -2,8 +2,9 @@ import { FormError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Paths } from '../paths.js'
 import type { FormPlugin, RunningService, ServiceContext } from '../plugin.js'
+import { ServiceStatus } from './health.js'
 import { ApiServer, type Authenticator } from './server.js'
-import { RouteTable } from './router.js'
+import { RouteTable, type Route } from './router.js'
 import { orderServices, type PlannedService } from './services.js'
 import { acquirePidFile } from './socket.js'
 
@@ -18,12 +19,20 @@ export interface NodeOptions {
   authenticate?: Authenticator
   /** host:port addresses where remote callers reach the API (open and signed routes only) */
   apiListen?: string[]
+  /** plugins whose services may fail to start without stopping the node (third-party ones) */
+  thirdParty?: string[]
 }
 
-interface Started {
+interface Reported {
   planned: PlannedService
-  running: RunningService
+  status: ServiceStatus
   startedInMs: number
+  /** undefined for a third-party service that failed to start */
+  running?: RunningService
+}
+
+interface Started extends Reported {
+  running: RunningService
 }
 
 export interface RunningNode {
@@ -33,8 +42,10 @@ export interface RunningNode {
 }
 
 /**
- * Starts every service in dependency order and serves the API. If a service fails to start, the ones
- * already started are stopped in reverse order and the cause is thrown; nothing is left behind.
+ * Starts every service in dependency order and serves the API. If a built-in service fails to start,
+ * the ones already started are stopped in reverse order and the cause is thrown; nothing is left
+ * behind. A third-party service that fails (and what depends on it) is reported failed and skipped:
+ * someone else's plugin must not take the node down.
  */
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const { paths, log } = options
@@ -43,11 +54,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const routes = new RouteTable()
   const abort = new AbortController()
   const started: Started[] = []
+  /** in start order, with the third-party services that failed */
+  const reported: Reported[] = []
+  const thirdParty = new Set(options.thirdParty ?? [])
   const startedAt = Date.now()
   const handles = new Map<string, unknown>()
   const apiAddresses: string[] = []
 
   const stopStarted = async () => {
+    // before the abort: the loops it ends are not failures
+    for (const s of started) s.status.stopping()
     abort.abort()
     for (const s of [...started].reverse()) {
       const name = s.planned.definition.name
@@ -57,6 +73,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       } catch (error) {
         log.error(`service ${name} failed to stop`, { error: (error as Error).message })
       }
+      s.status.stopped()
     }
     started.length = 0
   }
@@ -73,34 +90,58 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     for (const planned of plan) {
       const { definition, plugin } = planned
       const allowed = new Set(definition.dependsOn ?? [])
+      const serviceLog = log.child(definition.name)
+      const status = new ServiceStatus(serviceLog)
+      const own = { routes: [] as Route[], abort: new AbortController() }
+      const t0 = performance.now()
+      const fail = (error: unknown) => {
+        const reason = (error as Error)?.message ?? String(error)
+        if (!thirdParty.has(plugin)) {
+          throw new FormError('SERVICE_START', `service "${definition.name}" (plugin "${plugin}") failed to start: ${reason}`, {
+            cause: error,
+            hint: (error as FormError).hint ?? 'see the node log for details (`form node logs`)',
+          })
+        }
+        own.abort.abort()
+        routes.remove(own.routes)
+        status.failed(reason)
+        reported.push({ planned, status, startedInMs: performance.now() - t0 })
+        log.error(`service ${definition.name} (plugin ${plugin}) failed to start; the node runs without it`, { error: reason })
+      }
+      const failedDependency = reported.find((r) => !r.running && allowed.has(r.planned.definition.name))
+      if (failedDependency) {
+        fail(new Error(`it depends on "${failedDependency.planned.definition.name}", which failed to start`))
+        continue
+      }
       const ctx: ServiceContext = {
         paths,
         config: options.sections[plugin] ?? {},
         sections: options.sections,
         configFile: options.configFile,
-        log: log.child(definition.name),
-        api: routes.scoped(plugin, `/v1/${plugin}`),
+        log: serviceLog,
+        api: routes.scoped(plugin, `/v1/${plugin}`, (r) => own.routes.push(r)),
         use: <T>(name: string) => {
           if (!allowed.has(name)) {
             throw new FormError('SERVICE_UNDECLARED_DEPENDENCY', `service "${definition.name}" used "${name}" without listing it in dependsOn`)
           }
           return handles.get(name) as T
         },
-        signal: abort.signal,
+        signal: AbortSignal.any([abort.signal, own.abort.signal]),
+        health: status,
         version: options.version,
         collections: options.plugins.flatMap((p) => p.collections ?? []),
       }
-      const t0 = performance.now()
       let running: RunningService
       try {
         running = (await definition.start(ctx)) ?? {}
       } catch (error) {
-        throw new FormError('SERVICE_START', `service "${definition.name}" (plugin "${plugin}") failed to start: ${(error as Error).message ?? error}`, {
-          cause: error,
-          hint: (error as FormError).hint ?? 'see the node log for details (`form node logs`)',
-        })
+        fail(error)
+        continue
       }
-      started.push({ planned, running, startedInMs: performance.now() - t0 })
+      status.running()
+      const entry = { planned, running, status, startedInMs: performance.now() - t0 }
+      started.push(entry)
+      reported.push(entry)
       handles.set(definition.name, running.handle)
       if (running.audience) audiences.push(running.audience)
       log.info(`service ${definition.name} started`, { ms: Math.round(performance.now() - t0) })
@@ -116,19 +157,19 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       dataDir: paths.dataDir,
       configFile: options.configFile ?? null,
       plugins: options.plugins.map((p) => ({ name: p.name, version: p.version })),
-      services: started.map((s) => ({
+      services: reported.map((s) => ({
         name: s.planned.definition.name,
         plugin: s.planned.plugin,
         dependsOn: s.planned.definition.dependsOn ?? [],
-        state: 'running',
+        ...s.status.view(),
         startedInMs: Math.round(s.startedInMs),
-        info: s.running.info?.() ?? {},
+        info: s.running?.info?.() ?? {},
       })),
     })
-    // Over TCP a stranger may ask: no pid, no local path, no service internals.
+    // Over TCP a stranger may ask: no pid, no local path, no service internals (a reason may name them).
     const describeRemote = () => {
       const { version, startedAt, uptimeMs, api, plugins, services } = describe()
-      return { version, startedAt, uptimeMs, api, plugins, services: services.map(({ info: _info, ...s }) => s) }
+      return { version, startedAt, uptimeMs, api, plugins, services: services.map(({ info: _info, reason: _reason, ...s }) => s) }
     }
     const core = routes.scoped('core', '/v1')
     core.get('/health', (req) => (req.local ? { ok: true, pid: process.pid } : { ok: true }))
@@ -139,7 +180,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     core.post('/auth/whoami', (req) => ({ address: req.caller }), { auth: 'signed' })
     await server.listen(paths.socket)
     for (const address of options.apiListen ?? []) apiAddresses.push(await server.listenTcp(address))
-    log.info('node ready', { socket: paths.socket, api: apiAddresses, services: started.map((s) => s.planned.definition.name) })
+    const failed = reported.filter((s) => !s.running).map((s) => s.planned.definition.name)
+    log.info('node ready', { socket: paths.socket, api: apiAddresses, services: started.map((s) => s.planned.definition.name), ...(failed.length ? { failed } : {}) })
 
     let stopping: Promise<void> | undefined
     return {

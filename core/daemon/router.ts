@@ -71,19 +71,31 @@ const DEFAULT_MAX_BODY = 1024 * 1024
 export class RouteTable {
   readonly routes: Route[] = []
 
-  add(owner: string, method: HttpMethod, pattern: string, handler: ApiHandler, options: RouteOptions = {}): void {
+  add(owner: string, method: HttpMethod, pattern: string, handler: ApiHandler, options: RouteOptions = {}): Route {
     if (!pattern.startsWith('/')) throw new FormError('API_ROUTE', `route ${pattern} of ${owner} must start with /`)
     const segments = pattern.split('/').filter(Boolean)
     const clash = this.routes.find((r) => r.method === method && r.segments.join('/') === segments.join('/'))
     if (clash) throw new FormError('API_ROUTE', `route ${method} ${pattern} of ${owner} is already registered by ${clash.owner}`)
     const auth = options.auth ?? (method === 'GET' ? 'open' : 'signed')
-    this.routes.push({ method, pattern, segments, handler, owner, options: { auth, maxBody: options.maxBody ?? DEFAULT_MAX_BODY, uploadDir: options.uploadDir } })
+    const route: Route = { method, pattern, segments, handler, owner, options: { auth, maxBody: options.maxBody ?? DEFAULT_MAX_BODY, uploadDir: options.uploadDir } }
+    this.routes.push(route)
+    return route
   }
 
-  /** A router that prefixes every path with `prefix` (e.g. /v1/state) and records the owner. */
-  scoped(owner: string, prefix: string): ApiRouter {
-    const route = (method: HttpMethod, path: string, handler: ApiHandler, options?: RouteOptions) =>
-      this.add(owner, method, prefix + (path === '/' ? '' : path), handler, options)
+  /** Takes back the routes of a service that failed to start: nothing may reach its half-made state. */
+  remove(routes: Route[]): void {
+    for (const r of routes) {
+      const i = this.routes.indexOf(r)
+      if (i >= 0) this.routes.splice(i, 1)
+    }
+  }
+
+  /** A router that prefixes every path with `prefix` (e.g. /v1/state) and records the owner; `added` hears of each route. */
+  scoped(owner: string, prefix: string, added?: (route: Route) => void): ApiRouter {
+    const route = (method: HttpMethod, path: string, handler: ApiHandler, options?: RouteOptions) => {
+      const r = this.add(owner, method, prefix + (path === '/' ? '' : path), handler, options)
+      added?.(r)
+    }
     return {
       route,
       get: (p, h, o) => route('GET', p, h, o),

@@ -59,3 +59,7 @@ export default definePlugin({
 
 export { place, type NodeCandidate, type PlacementRequest, type PlacementResult } from './lib/scheduler.js'
 export type { Formfile, Step } from './lib/formfile/index.js'
+/** Reading a build's record (`form manage ssh` finds the image's user there). */
+export const loadBuildRecords = () => import('./lib/follow.js')
+/** Reading a Formfile as `form pack build` does (`form manage get-ip` computes its build id). */
+export const loadFormfiles = () => import('./commands/shared.js')

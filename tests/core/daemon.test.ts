@@ -41,12 +41,41 @@ t.test('services start in dependency order, report their state, and stop in reve
   t.notOk(await exists(fe.pidFile), 'pid file removed on stop')
 })
 
-t.test('a service that fails to start rolls back the started ones and exits non-zero with the cause', async (t) => {
-  const { fe, events } = await withFixture(t, 'fail = "svc-c"\n')
-  const r = await form(fe, ['node', 'start'])
+t.test('a third-party service that fails to start is reported failed, with what depends on it; the node runs without them', async (t) => {
+  const { fe, events } = await withFixture(t, 'fail = "svc-b"\n')
+  const node = await startNode(fe)
+  t.teardown(() => node.stop('SIGKILL'))
+  const s = JSON.parse((await form(fe, ['node', 'status', '--json'])).stdout)
+  const fixtureServices = s.services.filter((x: { plugin: string }) => x.plugin === 'fixture').map(({ name, state, reason }: Record<string, string>) => ({ name, state, reason }))
+  t.same(fixtureServices, [
+    { name: 'svc-a', state: 'running', reason: undefined },
+    { name: 'svc-b', state: 'failed', reason: 'svc-b was told to fail' },
+    { name: 'svc-c', state: 'failed', reason: 'it depends on "svc-b", which failed to start' },
+    { name: 'svc-d', state: 'running', reason: undefined },
+  ])
+  t.ok(s.services.filter((x: { plugin: string }) => x.plugin !== 'fixture').every((x: { state: string }) => x.state === 'running'), 'the built-in services run')
+  const human = (await form(fe, ['node', 'status'])).stdout
+  t.match(human, /svc-b\s+fixture\s+failed/)
+  t.match(human, /^svc-b: failed: svc-b was told to fail$/m)
+  const client = createClient({ socket: fe.socket })
+  t.same(await client.get('/v1/fixture/svc-a'), { name: 'svc-a' })
+  await t.rejects(client.get('/v1/fixture/svc-b'), { code: 'API_NOT_FOUND' }, 'the route of the failed service was taken back')
+  t.equal(await node.stop(), 0)
+  t.equal(await readFile(events, 'utf8'), ['start svc-a', 'fail svc-b', 'start svc-d', 'stop svc-d', 'stop svc-a', ''].join('\n'))
+  t.match(await readFile(fe.logFile, 'utf8'), /ERROR service svc-b \(plugin fixture\) failed to start; the node runs without it \{"error":"svc-b was told to fail"\}/)
+})
+
+t.test('a built-in service that fails to start rolls back the started ones and exits non-zero with the cause', async (t) => {
+  const fe = await makeEnv(t)
+  // p2p cannot listen on a port another process holds
+  const squatter = createServer()
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => squatter.close(() => r())))
+  const port = (squatter.address() as { port: number }).port
+  const r = await form({ ...fe, env: { ...fe.env, FORM_LISTEN: `/ip4/127.0.0.1/tcp/${port}` } }, ['node', 'start'])
   t.equal(r.code, 1)
-  t.match(r.stderr, /error\[SERVICE_START\]: service "svc-c" \(plugin "fixture"\) failed to start: svc-c was told to fail/)
-  t.equal(await readFile(events, 'utf8'), ['start svc-a', 'start svc-b', 'fail svc-c', 'stop svc-b', 'stop svc-a', ''].join('\n'))
+  t.match(r.stderr, /error\[SERVICE_START\]: service "p2p" \(plugin "net"\) failed to start: /)
+  t.match(r.stderr, /service state stopped/, 'the service started before it was stopped')
   t.notOk(await exists(fe.socket))
   t.notOk(await exists(fe.pidFile))
 })

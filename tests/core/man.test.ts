@@ -1,5 +1,5 @@
 import t from 'tap'
-import { builtinPlugins } from '../../core/builtins.js'
+import { builtinPlugins } from '../../app/builtins.js'
 import { buildCli } from '../../core/main.js'
 import { renderManPages } from '../../core/man.js'
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { builtinPlugins } from '../../core/builtins.js'
+import { builtinPlugins } from '../../app/builtins.js'
 import { loadOperatorConfig, resolveSections } from '../../core/config.js'
 import { ROOT } from '../helpers/form.js'
 

@@ -76,3 +76,32 @@ t.test('broken, incompatible and duplicate plugins are skipped with one line eac
   const list = JSON.parse((await form(fe, ['plugin', 'list', '--json'])).stdout)
   t.same(list.plugins.filter((p: { status: string }) => p.status === 'error').map((p: { name: string }) => p.name).sort(), ['fixture-broken', 'fixture-dup-command', 'fixture-old-api'])
 })
+
+t.test('apiVersion is a version or a range of whole versions', async (t) => {
+  const { apiVersionAccepts } = await import('../../core/loader.js')
+  for (const range of [1, '1', '^1', '~1', '1.x', '=1', 'v1', '>=1', '>0', '<2', '<=1', '>=1 <3', '0 || 1', '*']) t.equal(apiVersionAccepts(range, 1), true, `${JSON.stringify(range)} admits 1`)
+  for (const range of [0, 2, '^2', '>1', '<1', '>=2 <4', '0 || 2']) t.equal(apiVersionAccepts(range, 1), false, `${JSON.stringify(range)} does not admit 1`)
+  for (const range of [1.5, '', 'banana', '^1.2', '1.2.3', '>=', undefined, null, {}]) t.equal(apiVersionAccepts(range, 1), undefined, `${JSON.stringify(range)} is no range`)
+})
+
+t.test('a plugin that declares its API as a range loads; one whose range excludes this form is skipped, naming it', async (t) => {
+  const fe = await makeEnv(t)
+  await linkPlugin(fe, 'fixture-api-range', fixture('api-range'))
+  await linkPlugin(fe, 'fixture-future-api', fixture('future-api'))
+  const r = await form(fe, ['ranged'])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, 'ranged plugin ran\n')
+  t.equal(r.stderr, 'warning: plugin "fixture-future-api" skipped: it was written for plugin API ">=2 <4", this form provides v1; upgrade the plugin\n')
+})
+
+t.test('the table of a plugin that is not installed is a warning in the log, not a refusal to start', async (t) => {
+  const fe = await makeEnv(t)
+  const { writeFile } = await import('node:fs/promises')
+  await writeFile(join(fe.configDir, 'operator.toml'), '[hello]\ngreeting = "left behind by form plugin remove"\n')
+  const node = await startNode(fe)
+  t.teardown(() => node.stop('SIGKILL'))
+  const status = JSON.parse((await form(fe, ['node', 'status', '--json'])).stdout)
+  t.equal(status.running, true)
+  t.equal(await node.stop(), 0)
+  t.match(await readFile(fe.logFile, 'utf8'), /WARN  .*operator\.toml: unknown table \[hello\]: ignored \{"hint":"no loaded plugin is named \\"hello\\"; known tables are \[core\], \[kit\]/)
+})

@@ -150,7 +150,7 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
   const TOML = (await import('@iarna/toml')).default
   t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'qemu', resources: { vcpus: 8, memory_mb: 16384 } }, net: { bootstrap: ['/ip4/127.0.0.1/tcp/3010/p2p/12D3KooWabc'], formnet_cidr: '198.18.0.0/15' } })
   const { loadOperatorConfig, resolveSections } = await import('../../core/config.js')
-  const { builtinPlugins } = await import('../../core/builtins.js')
+  const { builtinPlugins } = await import('../../app/builtins.js')
   const loaded = await loadOperatorConfig(file, true)
   t.match(resolveSections(loaded.file, loaded.raw, builtinPlugins).node.resources, { vcpus: 8 }, 'the node accepts what the wizard wrote')
   for (const [args, message] of [
@@ -197,6 +197,15 @@ t.test('kit operator --set changes one setting, keeps the rest and the operator 
   t.match(typo.stderr, /unknown table \[nod\]/)
   t.same(TOML.parse(await readFile(file, 'utf8')), after, 'the file did not change')
   t.match((await form(fe, ['kit', 'operator', '--output', file, '--set', 'novalue'])).stderr, /--set "novalue" is not key=value/)
+  // the table of a removed plugin is warned about, as the node does, and kept
+  const { appendFile, writeFile } = await import('node:fs/promises')
+  const withOrphan = await readFile(file, 'utf8')
+  await appendFile(file, '\n[hello]\ngreeting = "left by form plugin remove"\n')
+  const orphan = await form(fe, ['kit', 'operator', '--output', file, '--set', 'node.hypervisor=auto'])
+  t.equal(orphan.code, 0, orphan.stderr)
+  t.match(orphan.stderr, /^warning: .*operator\.toml: unknown table \[hello\]: ignored$/m)
+  t.match(TOML.parse(await readFile(file, 'utf8')), { node: { hypervisor: 'auto' }, hello: { greeting: 'left by form plugin remove' } })
+  await writeFile(file, withOrphan)
 
   // a full rewrite (--force) keeps the key; an import over it needs --new-key
   const again = await form(fe, ['kit', 'operator', '--yes', '--force', '--output', file, '--json'])

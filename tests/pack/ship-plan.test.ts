@@ -1,8 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { assignHosts } from '../../plugins/pack/lib/scheduler.js'
 import { planShip, type ShipInput } from '../../plugins/pack/lib/ship.js'
-import { hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
+import { assignHosts, hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
 const now = 10_000_000

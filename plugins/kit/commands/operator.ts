@@ -208,8 +208,13 @@ export class KitOperatorCommand extends FormCommand {
       table[path[path.length - 1]] = value
       changed[path.join('.')] = value
     }
-    // the node refuses what it cannot use; refuse it here, before the file changes
-    resolveSections(file, doc, this.context.plugins.map((p) => p.plugin))
+    // the node refuses what it cannot use; refuse it here, before the file changes. A table left by a
+    // removed plugin the node only warns about; one that --set would create is a typo.
+    const setTables = new Set(Object.keys(changed).map((k) => k.split('.')[0]))
+    resolveSections(file, doc, this.context.plugins.map((p) => p.plugin), (w) => {
+      if (setTables.has((w.details as { table: string }).table)) throw w
+      this.context.stderr.write(`${this.color('yellow', 'warning')}: ${w.message}: ignored\n`)
+    })
     const header = text?.startsWith('#') ? text.split('\n').filter((l, i, all) => l.startsWith('#') && all.slice(0, i).every((x) => x.startsWith('#'))).join('\n') : '# Formation operator config, written by `form kit operator`. See templates/operator.toml.'
     await writeSecretFile(file, `${header}\n${TOML.stringify(doc as never)}`, true)
     this.print({ file, changed }, () => `updated ${file}: ${Object.entries(changed).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}`)

@@ -18,7 +18,7 @@ export class ManageGetIpCommand extends InstanceCommand {
 
   async run() {
     const config = await this.userConfig()
-    this.buildId ??= await (await import('../../pack/commands/shared.js')).formfileBuildId(this, config.address, this.file)
+    this.buildId ??= await (await (await import('../../pack/index.js')).loadFormfiles()).formfileBuildId(this, config.address, this.file)
     const { views } = await this.instances(config)
     const { selectInstances } = await import('../lib/instances.js')
     const replicas = selectInstances(views, { buildId: this.buildId })

@@ -40,7 +40,7 @@ export class ManageSshCommand extends InstanceCommand {
     }
     let user = this.user
     if (!user) {
-      const { readBuild } = await import('../../pack/lib/follow.js')
+      const { readBuild } = await (await import('../../pack/index.js')).loadBuildRecords()
       const build = view.desired!.buildId ? await readBuild(client, config.address, view.desired!.buildId).catch(() => undefined) : undefined
       user = build?.status?.users?.[0] ?? 'root'
     }

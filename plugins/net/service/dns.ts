@@ -35,16 +35,21 @@ export async function startDns(ctx: ServiceContext): Promise<RunningService> {
     building ??= (async () => {
       // changes come in bursts (a ship writes many records): one rebuild per burst
       await new Promise((r) => setTimeout(r, 100))
-      while (dirty) await rebuild().catch((error: Error) => log.warn('could not read the DNS names from state', { error: error.message }))
+      while (dirty) {
+        await rebuild().then(
+          () => ctx.health.recovered('zone'),
+          (error: Error) => ctx.health.degraded('zone', `could not read the DNS names from state: ${error.message}`),
+        )
+      }
       building = undefined
     })()
   }
   refresh()
   const abort = new AbortController()
   for (const c of ['instances', 'dns', 'peers']) {
-    void (async () => {
+    ctx.health.loop(`watch of ${c}`, async () => {
       for await (const _ of state.store.watch(c, '', abort.signal)) refresh()
-    })().catch(() => {})
+    })
   }
 
   const address = async (): Promise<string | undefined> => {

@@ -128,9 +128,10 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
         try {
           await reconcile()
           lastError = undefined
+          ctx.health.recovered('reconciliation')
         } catch (error) {
           lastError = (error as Error).message
-          log.warn('formnet reconciliation failed', { error: lastError })
+          ctx.health.degraded('reconciliation', `formnet reconciliation failed: ${lastError}`)
         }
       } while (again && !ctx.signal.aborted)
     })().finally(() => (running = undefined))
@@ -167,9 +168,9 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const watchers = new AbortController()
   const stop = AbortSignal.any([watchers.signal, ctx.signal])
   for (const collection of ['nodes', 'peers', 'cidrs']) {
-    void (async () => {
+    ctx.health.loop(`watch of ${collection}`, async () => {
       for await (const _ of store.watch(collection, '', stop)) void requestReconcile()
-    })().catch((error: Error) => log.warn('formnet watch ended', { collection, error: error.message }))
+    })
   }
   const timer = setInterval(() => void requestReconcile(), config.formnet_reconcile_interval_ms)
   timer.unref()

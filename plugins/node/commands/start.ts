@@ -39,7 +39,9 @@ export class NodeStartCommand extends FormCommand {
 
     const { file, raw } = await loadOperatorConfig(this.dirs.operatorConfig, this.dirs.operatorConfigExplicit)
     const plugins = this.context.plugins.map((p) => p.plugin)
-    const sections = resolveSections(file, raw, plugins)
+    // logged once the log exists: the table of a removed plugin must not stop the node
+    const configWarnings: FormError[] = []
+    const sections = resolveSections(file, raw, plugins, (problem) => configWarnings.push(problem))
     const fromEnv = (name: string) => process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean)
     const listen = this.listen ?? fromEnv('FORM_LISTEN')
     const bootstrap = this.bootstrap ?? fromEnv('FORM_BOOTSTRAP')
@@ -72,10 +74,12 @@ export class NodeStartCommand extends FormCommand {
     const detached = process.env[DETACHED_ENV] === '1'
     const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
     log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
+    for (const w of configWarnings) log.warn(`${w.message}: ignored`, { hint: w.hint })
     if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
 
     const apiListen = this.apiListen ?? fromEnv('FORM_API_LISTEN') ?? sections.node?.api_listen
-    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version, apiListen })
+    const thirdParty = this.context.plugins.filter((p) => !p.builtin).map((p) => p.plugin.name)
+    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version, apiListen, thirdParty })
     if (!detached) this.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
 
     return new Promise<number>((resolve) => {

@@ -10,7 +10,7 @@ interface NodeDescription {
   socket: string
   dataDir: string
   configFile: string | null
-  services: { name: string; plugin: string; state: string; startedInMs: number; info: Record<string, unknown> }[]
+  services: { name: string; plugin: string; state: string; reason?: string; startedInMs: number; info: Record<string, unknown> }[]
 }
 
 export class NodeStatusCommand extends FormCommand {
@@ -18,7 +18,8 @@ export class NodeStatusCommand extends FormCommand {
   static override usage = Command.Usage({
     category: 'Node',
     description: 'Show whether the node runs, its services and their state',
-    details: 'Exits 0 when the node runs and 3 when it does not, like `systemctl status`.',
+    details:
+      'A service is `running`, `degraded` while a part of it (a watch, a background loop) does not work, `failed` when a third-party plugin\'s service could not start and the node runs without it, or `stopped`; the reasons are listed under the table (`reason` in --json). Exits 0 when the node runs and 3 when it does not, like `systemctl status`.',
     examples: [
       ['Show the local node', '$0 node status'],
       ['As JSON', '$0 node status --json'],
@@ -47,7 +48,9 @@ export class NodeStatusCommand extends FormCommand {
         '',
       ].join('\n')
       const rows = node.services.map((s) => [s.name, s.plugin, s.state, formatDuration(s.startedInMs), summarize(s.info)])
-      return head + '\n' + (rows.length ? table(rows, ['SERVICE', 'PLUGIN', 'STATE', 'START', 'INFO']) : 'no services\n') + cacheSection(node)
+      // reasons are sentences: under the table, where they need not fit a column
+      const problems = node.services.filter((s) => s.reason).map((s) => `${s.name}: ${this.color(s.state === 'failed' ? 'red' : 'yellow', s.state)}: ${s.reason}\n`)
+      return head + '\n' + (rows.length ? table(rows, ['SERVICE', 'PLUGIN', 'STATE', 'START', 'INFO']) : 'no services\n') + (problems.length ? '\n' + problems.join('') : '') + cacheSection(node)
     })
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { FormError } from '../../../core/errors.js'
 import type { Logger } from '../../../core/log.js'
+import type { ServiceHealth } from '../../../core/plugin.js'
 import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
@@ -82,6 +83,8 @@ interface Instance {
 
 export interface ControllerOptions {
   state: StateHandle
+  /** where the instance watch and the host rescans report trouble (the vmm service's health) */
+  health: ServiceHealth
   p2p: Pick<P2PHandle, 'fetch'>
   /** undefined when no hypervisor can run here; then every instance fails with `unavailable` */
   hypervisor?: Hypervisor
@@ -154,10 +157,8 @@ export class InstanceController {
     // a node going away changes no record, only time does: look again at the hosts regularly
     this.rescanTimer = setInterval(() => void this.rescan(), this.o.rescanIntervalMs ?? 2000)
     this.rescanTimer.unref()
-    void (async () => {
+    this.o.health.loop('watch of instances', async () => {
       for await (const change of this.o.state.store.watch('instances', '', this.abort.signal)) this.onChange(change)
-    })().catch((error: Error) => {
-      if (!this.stopped) this.o.log.error('the instance watch ended', { error: error.message })
     })
     this.retryTimer = setInterval(() => {
       for (const inst of this.instances.values()) if (inst.retryAt !== undefined && inst.retryAt <= Date.now()) this.schedule(inst)
@@ -197,8 +198,9 @@ export class InstanceController {
           this.schedule(inst ?? this.entry(owner, id))
         }
       }
+      this.o.health.recovered('host rescan')
     } catch (error) {
-      this.o.log.warn('could not look at the instance hosts', { error: (error as Error).message })
+      this.o.health.degraded('host rescan', `could not look at the instance hosts: ${(error as Error).message}`)
     } finally {
       this.rescanning = false
     }

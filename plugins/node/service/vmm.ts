@@ -32,6 +32,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
   const bridge = net.bridge_name ?? 'formbr0'
   const controller = new InstanceController({
     state,
+    health: ctx.health,
     p2p,
     hypervisor,
     unavailable,

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion'
-import { DeveloperCommand } from '../../manage/commands/shared.js'
+import { DeveloperCommand } from '../../manage/index.js'
 import type { BuildView } from '../lib/follow.js'
 
 export class PackBuildCommand extends DeveloperCommand {
@@ -48,10 +48,13 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
     let view: BuildView = { owner, build }
     let settle: (() => void) | undefined
     const changed = () => settle?.()
+    /** why following the build stopped (the node stopped answering): nothing would settle `until` again */
+    let lost: unknown
     /** resolves once `done(view)` holds; rejects when the build failed or was cancelled first */
     const until = async (done: (v: BuildView) => boolean) => {
       for (;;) {
         if (done(view)) return
+        if (lost) throw lost
         const s = view.status?.state
         // the output of the failing step is not in state: the builder node (this one) gives it to us
         if (s === 'failed') throw buildFailure(view, (await fetchFailure(client, view)).failure)
@@ -97,7 +100,10 @@ Ctrl-C stops following, not the build; \`form pack status\` shows it later and \
           skip: () => this.detach,
           task: async (_ctx: unknown, task: { title: string }) => {
             following = followBuild(client, owner, build, (v) => ((view = v), changed()), follow.signal)
-            following.catch(() => {})
+            following.catch((error: unknown) => {
+              lost = error
+              changed()
+            })
             await until((v) => Boolean(v.status && v.status.state !== 'queued'))
             task.title = 'Building'
           },

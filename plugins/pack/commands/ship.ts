@@ -27,7 +27,7 @@ export class PackShipCommand extends BuildCommand {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
     const { planShip } = await import('../lib/ship.js')
-    const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await import('../../manage/lib/instances.js')
+    const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
     const { config, build, owner } = await this.target()

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion'
-import { DeveloperCommand } from '../../manage/commands/shared.js'
+import { DeveloperCommand } from '../../manage/index.js'
 
 /** Base of the commands about one of your builds: --build-id, else the build of ./Formfile. */
 export abstract class BuildCommand extends DeveloperCommand {

@@ -365,9 +365,9 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   for (const r of await state.store.all('builds')) await consider(r).catch((error: Error) => log.warn('could not take a build request', { key: r.key, error: error.message }))
   // with the requests that wait queued (they hold their contexts), the cache goes back under its limit
   void trim(cacheMax).catch(() => {})
-  void (async () => {
+  ctx.health.loop('watch of builds', async () => {
     for await (const change of state.store.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
-  })()
+  })
 
   /**
    * The build `build` of `caller` on this node, for reading its log or failure: another wallet's

@@ -46,7 +46,14 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
   if (store.resync) ctx.log.warn(store.resync.message, { awayMs: store.resync.awayMs, horizonMs: store.resync.horizonMs })
   // tombstones past the horizon go; the sweep also marks the store active (what tells a long absence apart)
   const sweep = setInterval(
-    () => void store.expireTombstones().then((n) => n && ctx.log.info('dropped tombstones past the horizon', { dropped: n }), (error: Error) => ctx.log.warn('tombstone sweep failed', { error: error.message })),
+    () =>
+      void store.expireTombstones().then(
+        (n) => {
+          ctx.health.recovered('tombstone sweep')
+          if (n) ctx.log.info('dropped tombstones past the horizon', { dropped: n })
+        },
+        (error: Error) => ctx.health.degraded('tombstone sweep', `tombstone sweep failed: ${error.message}`),
+      ),
     Math.min(Math.max(Math.floor(config.tombstone_horizon_ms / 4), 1000), 3_600_000),
   )
   sweep.unref()

@@ -1,4 +1,3 @@
-import { assignHosts } from '../../../pack/lib/scheduler.js'
 import type { StateRecord } from '../../../state/index.js'
 import { DEFAULT_FAILOVER_MS, parseDesired, parseInstanceKey, type DesiredInstance } from './records.js'
 
@@ -64,6 +63,40 @@ export function hostsOf(entries: DesiredEntry[], beats: Liveness, now: number): 
       alive,
     )
     for (const e of group) hosts.set(`${e.owner}/${e.id}`, assigned.get(e.id)!)
+  }
+  return hosts
+}
+
+/** One replica as its desired record places it. */
+export interface ReplicaPlacement {
+  id: string
+  /** the node `form pack ship` chose */
+  node: string
+  /** where it may move when that node is gone, best first (pack's scheduler's ranking at ship time) */
+  candidates?: string[]
+}
+
+/**
+ * Which node hosts each replica of one build now. A replica stays on its chosen node while that
+ * node is alive; the replicas of nodes that are gone move, in id order, to their first live
+ * candidate that hosts no other replica of the build. Every node computes this from the same
+ * records and heartbeats, so they agree on who runs what without a coordinator; when the chosen
+ * node comes back, the replica returns to it. A replica with no live candidate stays where it was.
+ */
+export function assignHosts(replicas: ReplicaPlacement[], alive: (node: string) => boolean): Map<string, string> {
+  const hosts = new Map<string, string>()
+  const taken = new Set<string>()
+  const sorted = [...replicas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  for (const r of sorted) {
+    if (!alive(r.node)) continue
+    hosts.set(r.id, r.node)
+    taken.add(r.node)
+  }
+  for (const r of sorted) {
+    if (hosts.has(r.id)) continue
+    const next = (r.candidates ?? []).find((c) => c !== r.node && alive(c) && !taken.has(c))
+    hosts.set(r.id, next ?? r.node)
+    if (next) taken.add(next)
   }
   return hosts
 }
