@@ -19,6 +19,9 @@ import { recordResults } from './results.js'
 const OPS = Number(process.env.BENCH_OPS ?? 10_000)
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 40)
 const SIZES = (process.env.BENCH_NODES ?? '5,10').split(',').map(Number)
+const HEARTBEAT_SAMPLE_MS = 30_000
+/** the default [state] heartbeat_interval_ms */
+const HEARTBEAT_INTERVAL_S = 10
 const author = authorFromKeys(generateAuthorKeys())
 let written = 0
 const op = () => createOp(author, 'dns', `${author.address}/n${written}`, { i: written++ }, { ms: Date.now(), n: 0 })
@@ -58,6 +61,13 @@ async function network(n: number) {
       if (waited % 10_000 === 0) console.error(`waiting for the mesh (node records, peers): ${JSON.stringify(seen)}`)
       await new Promise((r) => setTimeout(r, 200))
     }
+    // heartbeats at rest: copies each node receives of each fresh heartbeat, and their size
+    const beatsBefore = await Promise.all(clients.map((c) => c.get<{ heartbeatsIn: number; heartbeatsFresh: number; heartbeatBytes: number }>('/v1/state/sync')))
+    await new Promise((r) => setTimeout(r, HEARTBEAT_SAMPLE_MS))
+    const beatsAfter = await Promise.all(clients.map((c) => c.get<{ heartbeatsIn: number; heartbeatsFresh: number; heartbeatBytes: number }>('/v1/state/sync')))
+    const sum = (k: 'heartbeatsIn' | 'heartbeatsFresh' | 'heartbeatBytes') => beatsAfter.reduce((total, s, i) => total + s[k] - beatsBefore[i][k], 0)
+    const beatCopies = sum('heartbeatsIn') / Math.max(1, sum('heartbeatsFresh'))
+    const beatBytes = sum('heartbeatBytes') / Math.max(1, sum('heartbeatsIn'))
     const has = (c: (typeof clients)[number], key: string) => c.get(`/v1/state/records/dns/${encodeURIComponent(key)}`).then(() => true, () => false)
     const latencies: number[] = []
     for (let i = 0; i < SINGLE; i++) {
@@ -87,7 +97,7 @@ async function network(n: number) {
     const all = performance.now() - t0
     const after = await sync()
     const delivered = after.slice(1).reduce((sum, s, i) => sum + s.deliveredOps - before[i + 1].deliveredOps, 0)
-    return { n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, deliveries: delivered / (OPS * (n - 1)) }
+    return { n, beatCopies, beatBytes, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, deliveries: delivered / (OPS * (n - 1)) }
   } finally {
     for (const node of nodes) await node.stop('SIGKILL')
     for (const c of cleanups.reverse()) await c()
@@ -98,11 +108,15 @@ async function network(n: number) {
 const rate = verifyRate()
 const cores = availableParallelism()
 const rows: string[] = []
+const beatRows: string[] = []
 for (const n of SIZES) {
   const r = await network(n)
   const floor = (n * OPS) / (cores * rate) * 1000
   rows.push(`| ${n} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.accepted.toFixed(0)} | ${r.all.toFixed(0)} | ${floor.toFixed(0)} | ${(r.all / floor).toFixed(2)} | ${r.deliveries.toFixed(2)} |`)
   console.log(rows.at(-1))
+  // a node receives each of the network's heartbeats about `copies` times (gossipsub's mesh degree, not the node count)
+  const perNodeAt1000 = (1000 / HEARTBEAT_INTERVAL_S) * r.beatCopies * r.beatBytes
+  beatRows.push(`| ${n} | ${r.beatCopies.toFixed(2)} | ${r.beatBytes.toFixed(0)} | ${((n / HEARTBEAT_INTERVAL_S) * r.beatCopies * r.beatBytes / 1024).toFixed(2)} | ${(perNodeAt1000 / 1024).toFixed(0)} |`)
 }
 const body = [
   `Node processes on loopback, all on this machine (${cores} cores). Single writes: ${SINGLE} operations posted one at a time to node 1, each timed until every other node serves it. Bulk: ${OPS} operations posted to node 1 in batches of 500, until every node stores them. Floor: nodes x ${OPS} signature-inclusive checks over ${cores} cores at ${rate.toFixed(0)} checks/s per core (measured in this run). Deliveries: copies of a bulk operation the other nodes received (push, fetches after announcements, anti-entropy), per node and operation; 1.00 is each copy once. Operations stored from a peer are announced by hash to up to 8 peers and fetched only when they did not arrive from their author's node.`,
@@ -110,6 +124,12 @@ const body = [
   '| nodes | single write p50 (ms) | p99 (ms) | bulk: node 1 accepted (ms) | bulk: all nodes have all (ms) | verification floor (ms) | bulk / floor | deliveries per op per node |',
   '|---|---|---|---|---|---|---|---|',
   ...rows,
+  '',
+  `Heartbeats at rest (gossipsub, ${HEARTBEAT_SAMPLE_MS / 1000} s sampled on every node, the nodes beating every 1-10 s): copies of each fresh heartbeat a node receives, their size, and the inbound heartbeat bandwidth per node this gives at a ${HEARTBEAT_INTERVAL_S} s interval, for this network and for 1,000 nodes assuming the copies measured here (an estimate: each node forwards to its gossipsub mesh, degree 6, plus the author's own sends; 10 nodes already exceed the degree, 1,000 were not run).`,
+  '',
+  '| nodes | copies per heartbeat per node | bytes per heartbeat | KiB/s per node here | KiB/s per node at 1,000 nodes |',
+  '|---|---|---|---|---|',
+  ...beatRows,
   '',
   'Targets (issue 18): p99 <= 1000 ms; bulk <= 1.5x the floor; deliveries <= 1.5. Before announcements: each node received each operation ~7 times at 8 nodes (flooding), and 10,000 operations took 18.5 s to reach 5 nodes.',
 ].join('\n')
