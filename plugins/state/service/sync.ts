@@ -29,8 +29,8 @@ const ANNOUNCE_GRACE_MS = 1500
 /** ...and while operations keep arriving (its copy may be queued behind them), up to this long */
 const ANNOUNCE_MAX_WAIT_MS = 30_000
 /**
- * Anti-entropy leaves an operation this node stored less than this long ago (at most one interval)
- * to push, when the peer is a member that push reaches: during a bulk write, rounds otherwise re-sent
+ * Anti-entropy leaves to push an operation this node pushed or announced to the peer (or had from
+ * it) less than this long ago, at most one interval: during a bulk write, rounds otherwise re-sent
  * what push was still delivering (184,000 extra copies at 8 nodes).
  */
 const PUSH_WINDOW_MS = 30_000
@@ -78,16 +78,17 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   let lastDelivery = 0
   /** operation batches being inserted from peers right now */
   let receiving = 0
-  /** hash -> when this node stored it, for the last PUSH_WINDOW_MS (in time order) */
-  const stored = new Map<string, number>()
+  /** hash -> when this node stored it and the peers that have it or were offered it by push (in time order) */
+  const offered = new Map<string, { at: number; peers: Set<string> }>()
   const pushWindowMs = Math.min(PUSH_WINDOW_MS, config.anti_entropy_interval_ms)
-  const storedRecently = (hash: string) => {
+  const offer = (hash: string, peer: string) => offered.get(hash)?.peers.add(peer)
+  const offeredRecently = (hash: string, peer: string) => {
     const cutoff = Date.now() - pushWindowMs
-    for (const [h, at] of stored) {
-      if (at >= cutoff) break
-      stored.delete(h)
+    for (const [h, o] of offered) {
+      if (o.at >= cutoff) break
+      offered.delete(h)
     }
-    return stored.has(hash)
+    return offered.get(hash)?.peers.has(peer) ?? false
   }
   const stats = { pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, syncDeliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
   // A frame must hold the largest valid operation, or a valid write could never replicate.
@@ -239,6 +240,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
             })
             stats.pushedOps += own.length
             stats.announcedOps += have.length
+            for (const o of batch) if (!fromPeer(o.source) || announceTo.has(peer)) offer(o.hash, peer)
           } catch (error) {
             log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
           }
@@ -333,7 +335,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
   })
   const unsubscribe = store.onOps((ops, source) => {
     const now = Date.now()
-    for (const o of ops) stored.set(o.hash, now)
+    for (const o of ops) offered.set(o.hash, { at: now, peers: new Set(fromPeer(source) ? [source!] : []) })
     pushQueue.push(...ops.map((o) => ({ ...o, source })))
     flushing ??= flush().finally(() => (flushing = undefined))
   })
@@ -380,8 +382,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     if (wantFrame?.type !== FRAME.want || wantFrame.payload.length % 32) throw violation('expected a want frame')
     const asked: string[] = []
     for (let i = 0; i < wantFrame.payload.length && asked.length < config.max_want_ids; i += 32) asked.push(wantFrame.payload.subarray(i, i + 32).toString('hex'))
-    const reachedByPush = store.memberOfPeer(peer) !== undefined
-    const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])].filter((h) => !reachedByPush || !storedRecently(h))
+    const toSend = [...new Set([...have.map((h) => Buffer.from(h).toString('hex')), ...asked])].filter((h) => !offeredRecently(h, peer))
     let sent = 0
     for (let i = 0; i < toSend.length; i += SEND_CHUNK) {
       const ops = (await store.getOps(toSend.slice(i, i + SEND_CHUNK))).filter((o): o is Op => o !== undefined)
