@@ -33,7 +33,13 @@ const testDirs = new WeakMap<Teardown, { base: string; count: number }>()
 export async function makeEnv(t: Teardown, extra: NodeJS.ProcessEnv = {}): Promise<FormEnv> {
   // t.testdir() is one directory per test (a second call empties it), so each env gets its own folder in it
   let slot = testDirs.get(t)
-  if (!slot) testDirs.set(t, (slot = { base: t.testdir(), count: 0 }))
+  if (!slot) {
+    // tap removes the test directory after the teardowns registered before it was made and before
+    // the ones registered after: registering one first makes every teardown (nodes stopped) run
+    // before the removal, which otherwise raced a live node writing its log (ENOTEMPTY)
+    t.teardown(() => {})
+    testDirs.set(t, (slot = { base: t.testdir(), count: 0 }))
+  }
   const dir = join(slot.base, `env${slot.count++}`)
   await mkdir(dir, { recursive: true })
   const runtimeDir = await mkdtemp(join(tmpdir(), 'form-run-'))

@@ -29,14 +29,15 @@ const hasAll = async (fe: FormEnv, written: Op[]) => {
 
 t.test('in a mesh each node receives each new operation about once, not once per peer', async (t) => {
   const envs = [await makeEnv(t)]
-  const first = await startNode(envs[0])
-  t.teardown(() => first.stop('SIGKILL'))
+  const nodes = [await startNode(envs[0])]
+  t.teardown(() => nodes[0].stop('SIGKILL'))
   const boot = (await createClient({ socket: envs[0].socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs[0]
   for (let i = 1; i < 4; i++) {
     const fe = await makeEnv(t, { FORM_BOOTSTRAP: boot, ...(await joinEnv(envs[0])) })
     const node = await startNode(fe)
     t.teardown(() => node.stop('SIGKILL'))
     envs.push(fe)
+    nodes.push(node)
   }
   await admit(envs[0], ...envs.slice(1))
   await until('a full mesh of members', async () => {
@@ -57,6 +58,7 @@ t.test('in a mesh each node receives each new operation about once, not once per
   }
   const announced = after.reduce((sum, s, i) => sum + s.announcedOps - before[i].announcedOps, 0)
   t.ok(announced > 0, `the nodes announced what they stored from a peer (${announced} hashes) instead of sending it on`)
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')))
 })
 
 const missing = netnsUnavailable(['iptables', 'wireguard-go'])
