@@ -384,9 +384,9 @@ async function memoryReleaser(budget: ByteBudget, log: (message: string, level?:
   }
 }
 
-/** glibc's `malloc_trim(0)`, or undefined where the C library has none (musl) or koffi cannot load. */
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20)
 
+/** glibc's `malloc_trim(0)`, or undefined where the C library has none (musl) or koffi cannot load. */
 async function mallocTrim(log: (message: string) => void): Promise<(() => void) | undefined> {
   try {
     const { default: koffi } = await import('koffi')

@@ -149,12 +149,14 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     }
   }
 
-  const sendOps = async (stream: Stream, ops: Op[]) => {
-    for (const frame of encodeOpBatches(ops, batchBytes, MAX_OPS_PER_FRAME)) {
+  const encodeOps = (ops: Op[]) => [...encodeOpBatches(ops, batchBytes, MAX_OPS_PER_FRAME)]
+  const sendFrames = async (stream: Stream, frames: Buffer[]) => {
+    for (const frame of frames) {
       stats.syncBytes += frame.length
       await writeFrame(stream, FRAME.ops, frame)
     }
   }
+  const sendOps = (stream: Stream, ops: Op[]) => sendFrames(stream, encodeOps(ops))
   const parseHashes = (payload: Buffer): string[] => {
     if (payload.length % 32) throw violation(`a hash list of ${payload.length} bytes is not a multiple of 32`)
     if (payload.length / 32 > config.max_want_ids) throw violation(`${payload.length / 32} hashes in one message; the limit is ${config.max_want_ids} ([state] max_want_ids)`)
@@ -227,6 +229,8 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
       for (const peer of pushStreams.keys()) if (!peers.includes(peer)) dropPushStream(peer)
       // written here: sent whole to every member; stored from a peer: announced to a few
       const own = batch.filter((o) => !fromPeer(o.source)).map((o) => o.op)
+      // encoded once for every peer
+      const ownFrames = encodeOps(own)
       const relayed = batch.filter((o) => fromPeer(o.source))
       const announceTo = new Set(shuffled(peers).slice(0, ANNOUNCE_FANOUT))
       await Promise.all(
@@ -235,7 +239,7 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
           if (!own.length && !have.length) return
           try {
             await pushTo(peer, async (stream) => {
-              if (own.length) await sendOps(stream, own)
+              await sendFrames(stream, ownFrames)
               if (have.length) await writeFrame(stream, FRAME.have, Buffer.concat(have))
             })
             stats.pushedOps += own.length
@@ -278,7 +282,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
           announcements.delete(hash)
           if (stored[j] || (fetching.get(hash) ?? 0) > now) return
           fetching.set(hash, now + FETCH_TIMEOUT_MS)
-          byPeer.set(a.peer, [...(byPeer.get(a.peer) ?? []), Buffer.from(hash, 'hex')])
+          const wanted = byPeer.get(a.peer) ?? []
+          wanted.push(Buffer.from(hash, 'hex'))
+          byPeer.set(a.peer, wanted)
         })
         for (const [peer, wanted] of byPeer) {
           await pushTo(peer, (stream) => writeFrame(stream, FRAME.fetch, Buffer.concat(wanted))).catch((error: Error) => log.debug('fetch not sent; anti-entropy will repair it', { peer, error: error.message }))

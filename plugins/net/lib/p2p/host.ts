@@ -26,7 +26,6 @@ export interface HostOptions {
   dialOpts?: Record<string, unknown>
 }
 
-
 /** the largest gossip message batch a peer may send (heartbeats are under 1 KiB each) */
 const MAX_GOSSIP_RPC_BYTES = 256 * 1024
 
