@@ -57,6 +57,8 @@ export interface NetConfig {
   dns_rate_burst: number
   dns_max_pending: number
   dns_upstream_timeout_ms: number
+  dns_tcp_connections: number
+  dns_tcp_idle_ms: number
 }
 
 /** The default formnet range: 512 node subnets of /24, in a block no common network uses. */
@@ -103,6 +105,8 @@ export const netConfiguration = {
       dns_rate_burst: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       dns_max_pending: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
       dns_upstream_timeout_ms: t.cascade(t.isNumber(), t.isInteger(), t.isPositive()),
+      dns_tcp_connections: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 10_000)),
+      dns_tcp_idle_ms: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(100, 600_000)),
     },
   ) as t.StrictValidator<unknown, NetConfig>,
   defaults: {
@@ -146,6 +150,8 @@ export const netConfiguration = {
     dns_rate_burst: 200,
     dns_max_pending: 256,
     dns_upstream_timeout_ms: 2000,
+    dns_tcp_connections: 64,
+    dns_tcp_idle_ms: 10_000,
   } satisfies NetConfig,
 }
 

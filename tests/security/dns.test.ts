@@ -1,24 +1,31 @@
 import t from 'tap'
 import * as packet from '@dnsquery/dns-packet'
+import { connect } from 'node:net'
 import { DnsServer, type DnsLimits } from '../../plugins/net/lib/dns/server.js'
 import { parseOwnerRecord, Zone } from '../../plugins/net/lib/dns/zone.js'
-import { addressesIn, query, rcodeOf, startUpstream } from '../helpers/dns.js'
+import { addressesIn, query, queryPacket, queryTcp, rcodeOf, startUpstream } from '../helpers/dns.js'
 
 /**
  * The node's DNS server faces every instance and formnet peer: what a hostile or careless client
- * can make it do is bounded. Runs on loopback (the real server and a real upstream, both UDP).
+ * can make it do is bounded. Runs on loopback (the real server and a real upstream, UDP and TCP).
  */
 
 const OWNER = '0x' + '1'.repeat(40)
 
 async function lab(t: { teardown(fn: () => unknown): void }, o: { allow?: string[]; limits?: Partial<DnsLimits>; zone?: Zone; upstream?: string } = {}) {
-  const up = await startUpstream('127.0.0.1', 0, { 'a.example.test': '203.0.113.1', 'b.example.test': '203.0.113.2', 'c.example.test': '203.0.113.3' })
+  const up = await startUpstream('127.0.0.1', 0, { 'a.example.test': '203.0.113.1', 'b.example.test': '203.0.113.2', 'c.example.test': '203.0.113.3' }, { 'big.example.test': Array.from({ length: 6 }, (_, i) => `${i}`.repeat(200)) })
   t.teardown(() => up.close())
   const server = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0 }], allow: o.allow ?? ['127.0.0.0/8'], upstreams: [o.upstream ?? `127.0.0.1:${up.port}`], zone: () => o.zone ?? new Zone(), limits: o.limits })
   await server.start()
   t.teardown(() => server.stop())
   const port = server.addresses()[0].port
-  return { up, server, ask: (name: string, type: packet.RecordType = 'A', raw?: Uint8Array) => query('127.0.0.1', port, name, type, { raw, timeoutMs: 500 }) }
+  return {
+    up,
+    server,
+    port,
+    ask: (name: string, type: packet.RecordType = 'A', raw?: Uint8Array) => query('127.0.0.1', port, name, type, { raw, timeoutMs: 500 }),
+    askTcp: async (name: string, type: packet.RecordType = 'A') => (await queryTcp('127.0.0.1', port, [queryPacket(name, type)])).responses[0],
+  }
 }
 
 t.test('a source outside the allowed ranges gets nothing back, and nothing is forwarded for it', async (t) => {
@@ -95,8 +102,77 @@ t.test('a build with more replicas than one datagram carries answers a random su
   const seen = new Set<string>()
   for (let i = 0; i < 20; i++) for (const a of addressesIn(await ask(`${build}.fog`))) seen.add(a)
   t.ok(seen.size > 5, `the subset changes between queries (${seen.size} of 24 addresses seen in 20 answers)`)
-  t.notOk((r?.flags ?? 0) & packet.TRUNCATED_RESPONSE, 'no TC: glibc would retry over TCP, which the node does not serve')
+  t.notOk((r?.flags ?? 0) & packet.TRUNCATED_RESPONSE, 'no TC: every lookup of a big build would go to TCP')
   t.equal(server.counters.truncated, 0)
+})
+
+t.test('over TCP, a large local answer comes whole, and every replica of a big build', async (t) => {
+  const build = 'b'.repeat(55)
+  const instances = Array.from({ length: 20 }, (_, i) => [
+    { key: `${OWNER}/${build}-${i + 1}/desired`, value: { state: 'running' } },
+    { key: `${OWNER}/${build}-${i + 1}/observed/0xnode`, value: { state: 'running', ip: `198.18.3.${i + 2}`, updatedAt: 1 } },
+  ]).flat()
+  const zone = Zone.build({
+    instances,
+    peers: [{ key: `0x${'2'.repeat(40)}/peer`, value: { owner: OWNER, address: '127.0.0.1' } }],
+    dns: [{ key: `${OWNER}/big`, value: { txt: Array.from({ length: 8 }, () => 'x'.repeat(250)) } }],
+  })
+  const { server, askTcp } = await lab(t, { zone })
+  const big = await askTcp('big.fog', 'TXT')
+  t.equal(big?.answers?.length, 8, 'all 8 TXT records (2 KB) over TCP')
+  t.notOk((big?.flags ?? 0) & packet.TRUNCATED_RESPONSE, 'no TC over TCP')
+  t.equal(addressesIn(await askTcp(`${build}.fog`)).length, 20, 'all 20 replicas (UDP carries 5 of them)')
+  t.equal(server.counters.truncated, 0)
+})
+
+t.test('a forwarded answer too big for UDP: TC to a UDP client, the whole answer over TCP', async (t) => {
+  const { up, server, ask, askTcp } = await lab(t)
+  const udp = await ask('big.example.test', 'TXT')
+  t.ok(udp && (udp.flags ?? 0) & packet.TRUNCATED_RESPONSE, 'UDP: TC, so the client retries over TCP')
+  const tcp = await askTcp('big.example.test', 'TXT')
+  t.equal(tcp?.answers?.length, 6, 'TCP: all 6 records, which the node fetched from its upstream over TCP')
+  t.equal(tcp && rcodeOf(tcp), 0)
+  t.equal(server.counters.forwardedTcp, 1)
+  t.same(up.asked, ['big.example.test TXT', 'big.example.test TXT', 'big.example.test TXT tcp'], 'the truncated answer was not cached as if whole')
+  t.equal((await askTcp('big.example.test', 'TXT'))?.answers?.length, 6, 'asked again: from the cache')
+  t.equal(up.asked.length, 3)
+})
+
+t.test('TCP from a stranger, too many connections, idle ones and oversized frames are cut off; pipelining works', async (t) => {
+  const stranger = await lab(t, { allow: ['198.18.0.0/15'] })
+  const refused = await queryTcp('127.0.0.1', stranger.port, [queryPacket('a.example.test')])
+  t.same({ responses: refused.responses.length, closed: refused.closed }, { responses: 0, closed: true }, 'a source outside the allowed ranges is closed unanswered')
+  t.equal(stranger.up.asked.length, 0)
+
+  const { server, port, askTcp } = await lab(t, { limits: { tcpConnectionsPerSource: 2, tcpIdleMs: 300 } })
+  const piped = await queryTcp('127.0.0.1', port, ['a', 'b', 'c'].map((n, i) => queryPacket(`${n}.example.test`, 'A', i)))
+  t.same(piped.responses.map((r) => [r.id, addressesIn(r)[0]]).sort(), [[0, '203.0.113.1'], [1, '203.0.113.2'], [2, '203.0.113.3']], 'three pipelined queries on one connection, three answers matched by id')
+
+  const idle = await queryTcp('127.0.0.1', port, [], { timeoutMs: 3000, hold: true })
+  t.ok(idle.closed, 'a connection that sends nothing is closed after tcp_idle_ms')
+
+  const holders = await Promise.all([0, 1].map(() => new Promise<import('node:net').Socket>((resolve) => {
+    const c = connect({ host: '127.0.0.1', port }, () => resolve(c))
+  })))
+  t.teardown(() => holders.forEach((c) => c.destroy()))
+  await new Promise((r) => setTimeout(r, 50))
+  const third = await queryTcp('127.0.0.1', port, [queryPacket('a.example.test')])
+  t.ok(third.closed && !third.responses.length, 'a third connection from the same source is closed at once (2 per source)')
+  t.ok(server.counters.droppedTcpConnections >= 1)
+  holders.forEach((c) => c.destroy())
+  await new Promise((r) => setTimeout(r, 50))
+
+  const oversized = Buffer.alloc(2 + 4)
+  oversized.writeUInt16BE(4000, 0)
+  const cut = await new Promise<boolean>((resolve) => {
+    const c = connect({ host: '127.0.0.1', port }, () => c.write(oversized))
+    c.on('error', () => {})
+    c.on('close', () => resolve(true))
+    setTimeout(() => resolve(false), 2000)
+  })
+  t.ok(cut, 'a frame announcing a 4000-byte query (over dns_max_request_bytes) closes the connection')
+  t.ok(server.counters.droppedSize >= 1)
+  t.same(addressesIn(await askTcp('b.example.test')), ['203.0.113.2'], 'a good TCP query after all that is answered')
 })
 
 t.test('owner records are checked before they are served', async (t) => {

@@ -82,6 +82,8 @@ export async function startDns(ctx: ServiceContext): Promise<RunningService> {
         rateBurst: config.dns_rate_burst,
         maxPending: config.dns_max_pending,
         upstreamTimeoutMs: config.dns_upstream_timeout_ms,
+        tcpConnections: config.dns_tcp_connections,
+        tcpIdleMs: config.dns_tcp_idle_ms,
       },
       log,
     })

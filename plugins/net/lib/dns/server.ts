@@ -1,16 +1,17 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { createSocket, type Socket } from 'node:dgram'
 import { randomInt } from 'node:crypto'
+import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net'
 import * as packet from '@dnsquery/dns-packet'
 import type { Answer, Packet, Question } from '@dnsquery/dns-packet'
 import { contains, parseCidr, type Cidr } from '../formnet/ipam.js'
 import { fogName, type Zone } from './zone.js'
 
 /**
- * The node's DNS server (UDP): `.fog` names from the zone, everything else forwarded to upstream
- * resolvers with a bounded cache. It faces instances and formnet, so it treats every datagram as
- * hostile: a query from outside the allowed ranges is dropped unanswered (no reflection, no open
- * resolver), requests and responses have a size bound, each source a rate, and forwarding a bound
- * on queries in flight.
+ * The node's DNS server (UDP and TCP on the same addresses): `.fog` names from the zone, everything
+ * else forwarded to upstream resolvers with a bounded cache. It faces instances and formnet, so it
+ * treats every datagram and connection as hostile: a query from outside the allowed ranges is dropped
+ * unanswered (no reflection, no open resolver), requests and responses have a size bound, each source
+ * a rate, forwarding a bound on queries in flight, and TCP a bound on connections and their idle time.
  */
 
 export interface DnsLimits {
@@ -29,6 +30,11 @@ export interface DnsLimits {
   maxPending: number
   /** how long an upstream may take before the next one is asked (then SERVFAIL) */
   upstreamTimeoutMs: number
+  /** TCP connections open at once, and from one source address (beyond: closed at once) */
+  tcpConnections: number
+  tcpConnectionsPerSource: number
+  /** a TCP connection with no query for this long is closed (RFC 7766 suggests seconds, not minutes) */
+  tcpIdleMs: number
 }
 
 export const DEFAULT_DNS_LIMITS: DnsLimits = {
@@ -40,10 +46,17 @@ export const DEFAULT_DNS_LIMITS: DnsLimits = {
   rateSources: 4096,
   maxPending: 256,
   upstreamTimeoutMs: 2000,
+  tcpConnections: 64,
+  tcpConnectionsPerSource: 8,
+  tcpIdleMs: 10_000,
 }
 
 /** Classic DNS over UDP answers 512 bytes; EDNS lets the client ask for more, up to this. */
 const MAX_UDP_RESPONSE = 1232
+/** DNS over TCP frames a message with a 2-byte length. */
+const MAX_TCP_MESSAGE = 65_535
+/** Queries one TCP connection may have waiting for an upstream at once (pipelining, RFC 7766). */
+const TCP_PIPELINE = 16
 /** A negative answer (NXDOMAIN, no data) is cached this long at most. */
 const NEGATIVE_TTL_S = 30
 
@@ -73,6 +86,9 @@ export interface DnsCounters {
   droppedSize: number
   servfail: number
   truncated: number
+  tcpConnections: number
+  droppedTcpConnections: number
+  forwardedTcp: number
 }
 
 interface CacheEntry {
@@ -80,8 +96,18 @@ interface CacheEntry {
   expires: number
 }
 
+/** Where a query came from and how to answer it (a datagram back, or a frame on its connection). */
+interface Client {
+  address: string
+  tcp: boolean
+  id: number
+  maxSize: number
+  question: Question
+  write(out: Buffer): void
+}
+
 interface Pending {
-  client: { address: string; port: number; socket: Socket; id: number; maxSize: number; question: Question }
+  client: Client
   upstream: number
   timer: NodeJS.Timeout
   id: number
@@ -89,8 +115,11 @@ interface Pending {
 
 export class DnsServer {
   readonly limits: DnsLimits
-  readonly counters: DnsCounters = { queries: 0, answeredLocal: 0, nxdomain: 0, forwarded: 0, cacheHits: 0, droppedSource: 0, droppedRate: 0, droppedMalformed: 0, droppedSize: 0, servfail: 0, truncated: 0 }
+  readonly counters: DnsCounters = { queries: 0, answeredLocal: 0, nxdomain: 0, forwarded: 0, cacheHits: 0, droppedSource: 0, droppedRate: 0, droppedMalformed: 0, droppedSize: 0, servfail: 0, truncated: 0, tcpConnections: 0, droppedTcpConnections: 0, forwardedTcp: 0 }
   private readonly sockets: Socket[] = []
+  private readonly tcpServers: Server[] = []
+  private readonly connections = new Set<TcpSocket>()
+  private readonly connectionsBySource = new Map<string, number>()
   private upstreamSocket?: Socket
   private readonly allow: Cidr[]
   private readonly upstreams: { host: string; port: number }[]
@@ -117,8 +146,19 @@ export class DnsServer {
             resolve()
           })
         })
-        s.on('message', (msg, rinfo) => this.onQuery(s, msg, rinfo))
+        s.on('message', (msg, rinfo) => this.onQuery(msg, rinfo.address, false, (out) => s.send(out, rinfo.port, rinfo.address)))
         s.on('error', (error) => this.o.log?.warn('DNS socket error', { error: error.message }))
+        // TCP on the same address and port (a listen port of 0 takes the one UDP was given)
+        const tcp = createServer((c) => this.onConnection(c))
+        this.tcpServers.push(tcp)
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject)
+          tcp.listen(s.address().port, l.host, () => {
+            tcp.off('error', reject)
+            resolve()
+          })
+        })
+        tcp.on('error', (error) => this.o.log?.warn('DNS TCP listener error', { error: error.message }))
       }
       const up = createSocket({ type: 'udp4' })
       this.upstreamSocket = up
@@ -141,6 +181,66 @@ export class DnsServer {
     this.pending.clear()
     for (const s of [...this.sockets.splice(0), ...(this.upstreamSocket ? [this.upstreamSocket] : [])]) await new Promise<void>((resolve) => s.close(() => resolve()))
     this.upstreamSocket = undefined
+    for (const c of this.connections) c.destroy()
+    for (const tcp of this.tcpServers.splice(0)) await new Promise<void>((resolve) => tcp.close(() => resolve()))
+  }
+
+  /** One TCP client: 2-byte-length-prefixed queries, answered in whatever order they complete. */
+  private onConnection(c: TcpSocket): void {
+    const source = c.remoteAddress?.replace(/^::ffff:/, '') ?? ''
+    const fromSource = this.connectionsBySource.get(source) ?? 0
+    if (!this.allowed(source)) {
+      this.counters.droppedSource++
+      c.destroy()
+      return
+    }
+    if (this.connections.size >= this.limits.tcpConnections || fromSource >= this.limits.tcpConnectionsPerSource) {
+      this.counters.droppedTcpConnections++
+      c.destroy()
+      return
+    }
+    this.counters.tcpConnections++
+    this.connections.add(c)
+    this.connectionsBySource.set(source, fromSource + 1)
+    c.once('close', () => {
+      this.connections.delete(c)
+      const left = (this.connectionsBySource.get(source) ?? 1) - 1
+      if (left > 0) this.connectionsBySource.set(source, left)
+      else this.connectionsBySource.delete(source)
+    })
+    c.on('error', () => c.destroy())
+    c.setTimeout(this.limits.tcpIdleMs, () => c.destroy())
+    let buffered: Buffer = Buffer.alloc(0)
+    let waiting = 0
+    const write = (out: Buffer) => {
+      waiting--
+      if (c.destroyed) return
+      const frame = Buffer.allocUnsafe(2 + out.length)
+      frame.writeUInt16BE(out.length, 0)
+      out.copy(frame, 2)
+      c.write(frame)
+      if (c.isPaused() && waiting < TCP_PIPELINE) c.resume()
+    }
+    c.on('data', (chunk: Buffer) => {
+      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk
+      while (buffered.length >= 2) {
+        const length = buffered.readUInt16BE(0)
+        // a query too big to be one is not read further: what follows it cannot be framed honestly
+        if (length > this.limits.maxRequestBytes) {
+          this.counters.queries++
+          this.counters.droppedSize++
+          c.destroy()
+          return
+        }
+        if (buffered.length < 2 + length) break
+        const msg = buffered.subarray(2, 2 + length)
+        buffered = buffered.subarray(2 + length)
+        waiting++
+        if (!this.onQuery(msg, source, true, write)) waiting--
+      }
+      // a client that sends faster than it reads its answers waits for them
+      if (waiting >= TCP_PIPELINE) c.pause()
+    })
   }
 
   get cacheSize(): number {
@@ -167,40 +267,44 @@ export class DnsServer {
     return true
   }
 
-  private onQuery(socket: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+  /** Handles one query; false when it was dropped (nothing will be written back). */
+  private onQuery(msg: Buffer, source: string, tcp: boolean, write: (out: Buffer) => void): boolean {
     this.counters.queries++
-    if (!this.allowed(rinfo.address)) {
+    if (!this.allowed(source)) {
       this.counters.droppedSource++
-      return
+      return false
     }
     if (msg.length > this.limits.maxRequestBytes) {
       this.counters.droppedSize++
-      return
+      return false
     }
-    if (!this.withinRate(rinfo.address)) {
+    if (!this.withinRate(source)) {
       this.counters.droppedRate++
-      return
+      return false
     }
     let query: Packet
     try {
       query = packet.decode(msg)
     } catch {
       this.counters.droppedMalformed++
-      return
+      return false
     }
     if (query.type !== 'query') {
       this.counters.droppedMalformed++
-      return
+      return false
     }
     const id = query.id ?? 0
     const question = query.questions?.[0]
     const edns = query.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined
-    const maxSize = Math.max(512, Math.min(MAX_UDP_RESPONSE, edns?.udpPayloadSize ?? 512))
-    const reply = (p: Packet) => this.send(socket, rinfo, { ...p, id, questions: question ? [question] : [] }, maxSize)
+    const maxSize = tcp ? MAX_TCP_MESSAGE : Math.max(512, Math.min(MAX_UDP_RESPONSE, edns?.udpPayloadSize ?? 512))
+    const reply = (p: Packet) => {
+      this.send(write, { ...p, id, questions: question ? [question] : [] }, maxSize)
+      return true
+    }
     if ((query.opcode ?? 'QUERY') !== 'QUERY') return reply({ flags: RCODE.NOTIMP })
     if (query.questions?.length !== 1 || !question) return reply({ flags: RCODE.FORMERR })
     const local = fogName(question.name)
-    if (local !== undefined) return reply(this.answerLocal(question, local, rinfo.address, maxSize))
+    if (local !== undefined) return reply(this.answerLocal(question, local, source, maxSize))
     const key = `${question.name.toLowerCase()}/${question.type}/${question.class ?? 'IN'}`
     const hit = this.cache.get(key)
     if (hit && hit.expires > Date.now()) {
@@ -212,7 +316,8 @@ export class DnsServer {
       return reply({ ...hit.packet, answers: ttl(hit.packet.answers), authorities: ttl(hit.packet.authorities), additionals: [] })
     }
     if (hit) this.cache.delete(key)
-    this.forward(socket, rinfo, id, question, maxSize)
+    this.forward({ address: source, tcp, id, maxSize, question, write })
+    return true
   }
 
   private answerLocal(q: Question, name: string, source: string, maxSize: number): Packet {
@@ -228,9 +333,9 @@ export class DnsServer {
     if (q.type === 'A' || q.type === 'ANY') for (const a of r.a) answers.push({ type: 'A', name: q.name, ttl: r.ttl, data: a })
     if (q.type === 'TXT' || q.type === 'ANY') for (const t of r.txt) answers.push({ type: 'TXT', name: q.name, ttl: r.ttl, data: t })
     // An existing name without this type is NOERROR with no answers (so resolvers try A after AAAA).
-    // Addresses beyond what one datagram carries are left out (the library does not compress names,
-    // and TC would send glibc to TCP, which this server does not serve): a random subset, so every
-    // replica gets its share of clients.
+    // Addresses beyond what one datagram carries are left out rather than TC set (the library does not
+    // compress names, and a build's many replicas would send every lookup to TCP): a random subset, so
+    // every replica gets its share of clients; a client asking over TCP gets them all.
     const res: Packet = { type: 'response', id: 0, flags, questions: [q], answers }
     if (answers.every((a) => a.type === 'A') && answers.length > 1) {
       const start = randomInt(0, answers.length)
@@ -240,19 +345,23 @@ export class DnsServer {
     return res
   }
 
-  private forward(socket: Socket, rinfo: RemoteInfo, id: number, question: Question, maxSize: number): void {
+  private forward(client: Client): void {
     if (!this.upstreams.length || this.pending.size >= this.limits.maxPending || !this.upstreamSocket) {
-      this.counters.servfail++
-      this.send(socket, rinfo, { type: 'response', id, flags: packet.RECURSION_AVAILABLE | RCODE.SERVFAIL, questions: [question] }, maxSize)
+      this.servfail(client)
       return
     }
     this.counters.forwarded++
     let upId: number
     do upId = randomInt(0, 65536)
     while (this.pending.has(upId))
-    const p: Pending = { client: { address: rinfo.address, port: rinfo.port, socket, id, maxSize, question }, upstream: 0, id: upId, timer: undefined as unknown as NodeJS.Timeout }
+    const p: Pending = { client, upstream: 0, id: upId, timer: undefined as unknown as NodeJS.Timeout }
     this.pending.set(upId, p)
     this.ask(p)
+  }
+
+  private servfail(c: Client): void {
+    this.counters.servfail++
+    this.send(c.write, { type: 'response', id: c.id, flags: packet.RECURSION_AVAILABLE | RCODE.SERVFAIL, questions: [c.question] }, c.maxSize)
   }
 
   private ask(p: Pending): void {
@@ -267,33 +376,74 @@ export class DnsServer {
         return
       }
       this.pending.delete(p.id)
-      this.counters.servfail++
-      const c = p.client
-      this.send(c.socket, { address: c.address, port: c.port }, { type: 'response', id: c.id, flags: packet.RECURSION_AVAILABLE | RCODE.SERVFAIL, questions: [c.question] }, c.maxSize)
+      this.servfail(p.client)
     }, this.limits.upstreamTimeoutMs)
   }
 
-  private onUpstream(msg: Buffer, rinfo: RemoteInfo): void {
+  private onUpstream(msg: Buffer, rinfo: { address: string; port: number }): void {
     if (msg.length < 12) return
     const p = this.pending.get(msg.readUInt16BE(0))
     const up = p && this.upstreams[p.upstream]
     // only the upstream asked, from its address and port, with the same question (no spoofed answers)
     if (!p || !up || rinfo.address !== up.host || rinfo.port !== up.port) return
+    const res = this.decodeAnswer(msg, p)
+    if (!res) return
+    clearTimeout(p.timer)
+    this.pending.delete(p.id)
+    // a client over TCP takes what did not fit the upstream's datagram: ask that upstream over TCP
+    if (p.client.tcp && (res.flags ?? 0) & packet.TRUNCATED_RESPONSE) this.askOverTcp(p, up)
+    else this.deliver(p.client, res)
+  }
+
+  /** The upstream's response to `p`'s question, or undefined when it is not one. */
+  private decodeAnswer(msg: Buffer, p: Pending): Packet | undefined {
     let res: Packet
     try {
       res = packet.decode(msg)
     } catch {
-      return
+      return undefined
     }
     const q = res.questions?.[0]
     const c = p.client
-    if (res.type !== 'response' || !q || q.name.toLowerCase() !== c.question.name.toLowerCase() || q.type !== c.question.type) return
-    clearTimeout(p.timer)
-    this.pending.delete(p.id)
+    if (res.type !== 'response' || res.id !== p.id || !q || q.name.toLowerCase() !== c.question.name.toLowerCase() || q.type !== c.question.type) return undefined
+    return res
+  }
+
+  /** Asks one upstream over TCP (bounded in time and size); SERVFAIL when that fails. */
+  private askOverTcp(p: Pending, up: { host: string; port: number }): void {
+    this.counters.forwardedTcp++
+    const q = packet.encode({ type: 'query', id: p.id, flags: packet.RECURSION_DESIRED, questions: [p.client.question] })
+    const frame = Buffer.allocUnsafe(2 + q.length)
+    frame.writeUInt16BE(q.length, 0)
+    Buffer.from(q).copy(frame, 2)
+    const conn = connect({ host: up.host, port: up.port })
+    let got = Buffer.alloc(0)
+    let done = false
+    const finish = (res?: Packet) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      conn.destroy()
+      if (res) this.deliver(p.client, res)
+      else this.servfail(p.client)
+    }
+    const timer = setTimeout(() => finish(), this.limits.upstreamTimeoutMs)
+    conn.on('error', () => finish())
+    conn.on('close', () => finish())
+    conn.on('connect', () => conn.write(frame))
+    conn.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk])
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) finish(this.decodeAnswer(got.subarray(2, 2 + got.readUInt16BE(0)), p))
+    })
+  }
+
+  /** Caches an upstream's answer and passes it to the client. */
+  private deliver(c: Client, res: Packet): void {
     const rcode = (res.flags ?? 0) & 0xf
     const answers = (res.answers ?? []).filter((a) => a.type !== 'OPT')
     const authorities = res.authorities ?? []
-    if (rcode === RCODE.NOERROR || rcode === RCODE.NXDOMAIN) {
+    // a truncated answer is passed on (the client retries over TCP) but never cached as the whole one
+    if ((rcode === RCODE.NOERROR || rcode === RCODE.NXDOMAIN) && !((res.flags ?? 0) & packet.TRUNCATED_RESPONSE)) {
       const ttls = [...answers, ...authorities].map((a) => a.ttl ?? 0)
       const ttl = Math.min(this.limits.cacheMaxTtlS, answers.length ? Math.min(...ttls) : Math.min(NEGATIVE_TTL_S, ...ttls))
       if (ttl > 0) {
@@ -302,17 +452,17 @@ export class DnsServer {
         this.cache.set(key, { packet: { type: 'response', flags: (res.flags ?? 0) & ~packet.AUTHORITATIVE_ANSWER, answers, authorities }, expires: Date.now() + ttl * 1000 })
       }
     }
-    this.send(c.socket, { address: c.address, port: c.port }, { type: 'response', id: c.id, flags: (res.flags ?? 0) | packet.RECURSION_AVAILABLE, questions: [c.question], answers, authorities }, c.maxSize)
+    this.send(c.write, { type: 'response', id: c.id, flags: (res.flags ?? 0) | packet.RECURSION_AVAILABLE, questions: [c.question], answers, authorities }, c.maxSize)
   }
 
   /** Encodes and sends a response no larger than the client takes (else truncated, TC set). */
-  private send(socket: Socket, to: { address: string; port: number }, p: Packet, maxSize: number): void {
+  private send(write: (out: Buffer) => void, p: Packet, maxSize: number): void {
     let out = packet.encode({ type: 'response', ...p, additionals: [] })
     if (out.length > maxSize) {
       this.counters.truncated++
       out = packet.encode({ type: 'response', id: p.id, flags: (p.flags ?? 0) | packet.TRUNCATED_RESPONSE, questions: p.questions, answers: [], additionals: [] })
     }
-    socket.send(out, to.port, to.address)
+    write(Buffer.from(out))
   }
 }
 
