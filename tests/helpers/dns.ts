@@ -2,6 +2,7 @@ import { createSocket } from 'node:dgram'
 import * as packet from '@dnsquery/dns-packet'
 import { connect, createServer } from 'node:net'
 import type { Answer, Packet, RecordType } from '@dnsquery/dns-packet'
+import { tcpFrame } from '../../plugins/net/lib/dns/server.js'
 
 /**
  * A small authoritative DNS server for tests: the "upstream" a node forwards to, over UDP and TCP on
@@ -44,7 +45,7 @@ export async function startUpstream(host: string, port: number, records: Record<
       while (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
         const out = answer(got.subarray(2, 2 + got.readUInt16BE(0)), true)
         got = got.subarray(2 + got.readUInt16BE(0))
-        if (out) c.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]))
+        if (out) c.write(tcpFrame(out))
       }
     })
   })
@@ -101,7 +102,7 @@ export async function queryTcp(host: string, port: number, messages: Uint8Array[
       resolve()
     })
     c.on('connect', () => {
-      for (const m of messages) c.write(Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]))
+      for (const m of messages) c.write(tcpFrame(m))
     })
     c.on('data', (chunk: Buffer) => {
       got = Buffer.concat([got, chunk])

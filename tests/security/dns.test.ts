@@ -28,6 +28,13 @@ async function lab(t: { teardown(fn: () => unknown): void }, o: { allow?: string
   }
 }
 
+/** The instance records of `count` running replicas of `build` (198.18.3.2 on). */
+const replicaRecords = (build: string, count: number) =>
+  Array.from({ length: count }, (_, i) => [
+    { key: `${OWNER}/${build}-${i + 1}/desired`, value: { state: 'running' } },
+    { key: `${OWNER}/${build}-${i + 1}/observed/0xnode`, value: { state: 'running', ip: `198.18.3.${i + 2}`, updatedAt: 1 } },
+  ]).flat()
+
 t.test('a source outside the allowed ranges gets nothing back, and nothing is forwarded for it', async (t) => {
   const { up, server, ask } = await lab(t, { allow: ['198.18.0.0/15'] })
   t.equal(await ask('a.example.test'), undefined, 'no answer: no reflection, no open resolver')
@@ -88,10 +95,7 @@ t.test('a large local answer is truncated to what plain UDP carries, with TC set
 
 t.test('a build with more replicas than one datagram carries answers a random subset that fits, never TC', async (t) => {
   const build = 'b'.repeat(55)
-  const instances = Array.from({ length: 30 }, (_, i) => [
-    { key: `${OWNER}/${build}-${i + 1}/desired`, value: { state: 'running' } },
-    { key: `${OWNER}/${build}-${i + 1}/observed/0xnode`, value: { state: 'running', ip: `198.18.3.${i + 2}`, updatedAt: 1 } },
-  ]).flat()
+  const instances = replicaRecords(build, 30)
   const zone = Zone.build({ instances, dns: [], peers: [{ key: 'x/p', value: { owner: OWNER, address: '127.0.0.1' } }] })
   const { server, ask } = await lab(t, { zone })
   const r = await ask(`${build}.fog`)
@@ -108,10 +112,7 @@ t.test('a build with more replicas than one datagram carries answers a random su
 
 t.test('over TCP, a large local answer comes whole, and every replica of a big build', async (t) => {
   const build = 'b'.repeat(55)
-  const instances = Array.from({ length: 20 }, (_, i) => [
-    { key: `${OWNER}/${build}-${i + 1}/desired`, value: { state: 'running' } },
-    { key: `${OWNER}/${build}-${i + 1}/observed/0xnode`, value: { state: 'running', ip: `198.18.3.${i + 2}`, updatedAt: 1 } },
-  ]).flat()
+  const instances = replicaRecords(build, 20)
   const zone = Zone.build({
     instances,
     peers: [{ key: `0x${'2'.repeat(40)}/peer`, value: { owner: OWNER, address: '127.0.0.1' } }],

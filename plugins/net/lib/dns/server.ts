@@ -98,7 +98,6 @@ interface CacheEntry {
 
 /** Where a query came from and how to answer it (a datagram back, or a frame on its connection). */
 interface Client {
-  address: string
   tcp: boolean
   id: number
   maxSize: number
@@ -215,10 +214,7 @@ export class DnsServer {
     const write = (out: Buffer) => {
       waiting--
       if (c.destroyed) return
-      const frame = Buffer.allocUnsafe(2 + out.length)
-      frame.writeUInt16BE(out.length, 0)
-      out.copy(frame, 2)
-      c.write(frame)
+      c.write(tcpFrame(out))
       if (c.isPaused() && waiting < TCP_PIPELINE) c.resume()
     }
     c.on('data', (chunk: Buffer) => {
@@ -316,7 +312,7 @@ export class DnsServer {
       return reply({ ...hit.packet, answers: ttl(hit.packet.answers), authorities: ttl(hit.packet.authorities), additionals: [] })
     }
     if (hit) this.cache.delete(key)
-    this.forward({ address: source, tcp, id, maxSize, question, write })
+    this.forward({ tcp, id, maxSize, question, write })
     return true
   }
 
@@ -412,10 +408,7 @@ export class DnsServer {
   /** Asks one upstream over TCP (bounded in time and size); SERVFAIL when that fails. */
   private askOverTcp(p: Pending, up: { host: string; port: number }): void {
     this.counters.forwardedTcp++
-    const q = packet.encode({ type: 'query', id: p.id, flags: packet.RECURSION_DESIRED, questions: [p.client.question] })
-    const frame = Buffer.allocUnsafe(2 + q.length)
-    frame.writeUInt16BE(q.length, 0)
-    Buffer.from(q).copy(frame, 2)
+    const frame = tcpFrame(packet.encode({ type: 'query', id: p.id, flags: packet.RECURSION_DESIRED, questions: [p.client.question] }))
     const conn = connect({ host: up.host, port: up.port })
     let got = Buffer.alloc(0)
     let done = false
@@ -464,6 +457,14 @@ export class DnsServer {
     }
     write(Buffer.from(out))
   }
+}
+
+/** A DNS message as TCP carries it: its 2-byte length, then the message (RFC 1035 4.2.2). */
+export function tcpFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(2 + message.length)
+  frame.writeUInt16BE(message.length, 0)
+  frame.set(message, 2)
+  return frame
 }
 
 function parseHostPort(text: string): { host: string; port: number } {
