@@ -54,7 +54,7 @@ export interface BootedImage {
  * the guest prints FORM-READY; throws with the console's tail when it does not within `timeoutMs`.
  */
 export async function bootImage(
-  o: { blobs: { path(sha: string): string }; manifest: { kernel: { sha256: string }; initrd?: { sha256: string }; disk: { sha256: string }; cmdline: string }; dir: string; name: string; forward: number[]; diskGb?: number; timeoutMs?: number },
+  o: { blobs: { path(sha: string): string }; manifest: { kernel: { sha256: string }; initrd?: { sha256: string }; disk: { sha256: string }; cmdline: string }; dir: string; name: string; forward: number[]; diskGb?: number; memoryMb?: number; timeoutMs?: number },
   teardown: (fn: () => unknown) => void,
 ): Promise<BootedImage> {
   const { spawn } = await import('node:child_process')
@@ -76,7 +76,7 @@ export async function bootImage(
   await truncate(disk, (o.diskGb ?? 2) * 2 ** 30)
   const hostfwd = Object.entries(ports).map(([host, guest]) => `,hostfwd=tcp:127.0.0.1:${host}-10.0.2.15:${guest}`).join('')
   const qemu = spawn('qemu-system-x86_64', [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1', '-nographic', '-no-reboot',
+    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memoryMb ?? 512), '-smp', '1', '-nographic', '-no-reboot',
     '-kernel', o.blobs.path(o.manifest.kernel.sha256), ...(o.manifest.initrd ? ['-initrd', o.blobs.path(o.manifest.initrd.sha256)] : []),
     '-append', `${o.manifest.cmdline} form.hostname=${o.name} form.ip=10.0.2.15/24 form.gw=10.0.2.2 form.dns=10.0.2.3 panic=-1 tsc_early_khz=2000000`,
     '-drive', `file=${disk},format=raw,if=virtio`,
@@ -105,4 +105,16 @@ export async function bootImage(
     throw new Error(`${o.name} did not print FORM-READY; console tail:\n${text.slice(-3000)}`)
   }
   return { console: () => text, ports, disk, stop }
+}
+
+/** GET on a loopback port with curl: the body, or why there was none after `tries` (2 s apart: the guest may still be starting its service). */
+export async function httpGet(port: number, tries = 30): Promise<string> {
+  let last = ''
+  for (let i = 0; i < tries; i++) {
+    const r = spawnSync('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${port}/`], { encoding: 'utf8' })
+    if (r.status === 0) return r.stdout
+    last = r.stderr.trim()
+    await new Promise((res) => setTimeout(res, 2000))
+  }
+  return `no answer: ${last}`
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { BlobStore } from '../../plugins/net/lib/p2p/blobs.js'
 import { buildImage } from '../../plugins/pack/lib/builder/build.js'
 import { parseFormfile } from '../../plugins/pack/lib/formfile/index.js'
-import { bootImage, builderSkip, packDirectory } from '../helpers/builder.js'
+import { bootImage, builderSkip, httpGet, packDirectory } from '../helpers/builder.js'
 import { CACHE } from '../helpers/guest-image.js'
 
 /**
@@ -50,18 +50,6 @@ ENTRYPOINT ["perl", "/srv/hello/server.pl"]
 EXPOSE 80
 `
 
-/** curl against a forwarded port: the body, or the failure (the guest may still be starting the service). */
-async function get(port: number, tries = 30): Promise<string> {
-  let last = ''
-  for (let i = 0; i < tries; i++) {
-    const r = spawnSync('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${port}/`], { encoding: 'utf8' })
-    if (r.status === 0) return r.stdout
-    last = r.stderr.trim()
-    await new Promise((res) => setTimeout(res, 2000))
-  }
-  return `no answer: ${last}`
-}
-
 t.test("the seed's nginx examples build and behave as documented", { skip }, async (t) => {
   const dir = t.testdir()
   const ctx = join(dir, 'ctx')
@@ -89,7 +77,7 @@ t.test("the seed's nginx examples build and behave as documented", { skip }, asy
 
   const a = await bootImage({ blobs, manifest: seed.manifest, dir, name: 'seed-nginx-1', forward: [80] }, (fn) => t.teardown(fn))
   const port = Number(Object.keys(a.ports)[0])
-  t.equal(await get(port), 'served by my-nginx.conf\n', "port 80 answers with the copied config: nginx runs it")
+  t.equal(await httpGet(port), 'served by my-nginx.conf\n', "port 80 answers with the copied config: nginx runs it")
   t.match(a.console(), /form-boot-actions: restart nginx\.service \(asked for at build time\)/, 'the build-time restart was done at boot')
   await a.stop()
 
@@ -97,7 +85,7 @@ t.test("the seed's nginx examples build and behave as documented", { skip }, asy
   const ownDisk = blobs.path(own.manifest.disk.sha256)
   t.notMatch(spawnSync('debugfs', ['-R', 'stat /etc/systemd/system/multi-user.target.wants/nginx.service', ownDisk], { encoding: 'utf8' }).stdout, /Fast link dest/, '`systemctl disable nginx` at build time: not enabled in the image')
   const b = await bootImage({ blobs, manifest: own.manifest, dir, name: 'seed-nginx-off-1', forward: [80] }, (fn) => t.teardown(fn))
-  t.equal(await get(Number(Object.keys(b.ports)[0])), 'not nginx from seed-nginx-off-1\n', "port 80 is the Formfile's own server: nginx stayed stopped")
+  t.equal(await httpGet(Number(Object.keys(b.ports)[0])), 'not nginx from seed-nginx-off-1\n', "port 80 is the Formfile's own server: nginx stayed stopped")
   t.notMatch(b.console(), /restart nginx\.service \(asked/, 'the restart recorded before the stop was not done (the last action counts)')
   await b.stop()
 })
