@@ -26,7 +26,7 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip } = await import('../lib/ship.js')
+    const { planShip, shortfallNote } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
@@ -73,7 +73,7 @@ export class PackShipCommand extends BuildCommand {
     const live = plan.writes.filter((w) => w.action !== 'delete')
     const short = (a: string) => `${a.slice(0, 10)}…`
     const notes = [
-      ...(plan.placement.unplaced && live.length < replicas ? [`only ${live.length} of ${replicas} replicas could be placed: ${plan.placement.skipped.map((s) => `${short(s.node)} ${s.reason}`).join('; ') || 'not enough live nodes with room'} (a node offers its [node.resources], else its host minus [node.reserve])`] : []),
+      ...[shortfallNote(plan, replicas)].filter((n) => n !== undefined),
       ...plan.writes.filter((w) => w.action === 'delete').map((w) => `${w.id}: deleted (above --replicas)`),
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)
