@@ -104,6 +104,20 @@ t.test('formnet: three nodes and a developer in network namespaces', { skip: mis
   t.notOk(lab.pingOnce(dev.ns, addr[0]), 'the developer no longer reaches formnet')
 })
 
+/** The process group of a process (field 5 of /proc/<pid>/stat, after the parenthesised name). */
+const processGroup = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[2])
+
+t.test('formnet: a Ctrl-C at the terminal of a foreground node does not reach its wireguard-go', { skip: missing ? `cannot run here: ${missing}` : false }, async (t) => {
+  // a terminal signals the whole foreground process group; the node stops wireguard-go itself
+  // (it used to exit with the node's group, and the node restarted it while stopping)
+  const lab = new FormnetLab(t)
+  const node = await lab.addNode()
+  const wg = Number(readFileSync(join(node.env.runtimeDir, 'formnet-wireguard.pid'), 'utf8'))
+  t.not(processGroup(wg), processGroup(node.proc.child.pid!), 'wireguard-go is outside the node\'s process group')
+  t.equal(await node.proc.stop('SIGINT'), 0, 'the node stops cleanly on SIGINT')
+  t.notOk(alive(wg), 'and stopped its wireguard-go')
+})
+
 t.test('formnet: join needs a signature and a valid key; formnet-up needs a join', { skip: missing ? `cannot run here: ${missing}` : false }, async (t) => {
   const lab = new FormnetLab(t)
   const node = await lab.addNode()

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { planShip, type ShipInput } from '../../plugins/pack/lib/ship.js'
+import { planShip, shortfallNote, type ShipInput } from '../../plugins/pack/lib/ship.js'
 import { assignHosts, hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
@@ -55,8 +55,17 @@ t.test('capacity used by other instances counts; a full node is skipped with its
   t.same(plan.writes.map((w) => w.desired.node).sort(), [B, C].sort())
   t.equal(plan.placement.unplaced, 1)
   t.match(plan.placement.skipped, [{ node: A, reason: /needs 1 vCPU, 0 free/ }])
+  t.equal(shortfallNote(plan, 3), `only 2 of 3 replicas could be placed: ${A.slice(0, 10)}… needs 1 vCPU, 0 free (a node offers its [node.resources], else its host minus [node.reserve])`)
+  t.equal(shortfallNote(planShip(input({ replicas: 2 })), 2), undefined, 'no note when every replica is placed')
   t.throws(() => planShip(input({ resources: { vcpus: 8, memoryMb: 1024, diskGb: 5 } })), { code: 'SHIP_NO_NODES', message: /needs 8 vCPU/ })
   t.throws(() => planShip(input({ resources: { vcpus: 1, memoryMb: 512, diskGb: 5, gpu: { model: 'a100', count: 1 } } })), { code: 'SHIP_NO_NODES', message: /a100 GPU/ })
+})
+
+t.test('a one-node network runs one replica and says it lacks nodes, not room', async (t) => {
+  // the README walkthrough's `form pack ship`: 3 asked of one node with room to spare
+  const plan = planShip(input({ replicas: 3, nodes: [nodeRec(A)] }))
+  t.same(plan.writes.map((w) => w.desired.node), [A])
+  t.equal(shortfallNote(plan, 3), 'only 1 of 3 replicas could be placed: each replica runs on a node of its own, and the network has no other live node')
 })
 
 t.test('shipping again keeps replicas in place, adds and removes to the new count', async (t) => {

@@ -7,7 +7,7 @@ export class PackShipCommand extends BuildCommand {
     category: 'Pack',
     description: 'Run redundant instances of a built image on the network',
     details: [
-      'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in ~/.config/form/config.json), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
+      'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
       'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
       'Shipping again updates the replicas in place: a new image replaces the old one (fresh disks), a higher count adds replicas, a lower one deletes the last ones.',
       'Then shows each replica\'s node and state until all run (or one fails, with the reason and the console\'s last lines). Ctrl-C or --detach leaves them to the nodes; `form manage list` shows them later.',
@@ -19,14 +19,14 @@ export class PackShipCommand extends BuildCommand {
     ],
   })
   replicas = Option.String('--replicas', { description: 'How many instances, each on its own node (default 3)' })
-  failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60, or ship.failoverAfterS in ~/.config/form/config.json)' })
+  failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60, or ship.failoverAfterS in the CLI config)' })
   detach = Option.Boolean('--detach', false, { description: 'Write the desired instances and return' })
   timeout = Option.String('--timeout', '900', { description: 'Seconds to wait for every replica to run' })
 
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip } = await import('../lib/ship.js')
+    const { planShip, shortfallNote } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
@@ -73,7 +73,7 @@ export class PackShipCommand extends BuildCommand {
     const live = plan.writes.filter((w) => w.action !== 'delete')
     const short = (a: string) => `${a.slice(0, 10)}…`
     const notes = [
-      ...(plan.placement.unplaced && live.length < replicas ? [`only ${live.length} of ${replicas} replicas could be placed: ${plan.placement.skipped.map((s) => `${short(s.node)} ${s.reason}`).join('; ') || 'not enough live nodes with room'} (a node offers its [node.resources], else its host minus [node.reserve])`] : []),
+      ...[shortfallNote(plan, replicas)].filter((n) => n !== undefined),
       ...plan.writes.filter((w) => w.action === 'delete').map((w) => `${w.id}: deleted (above --replicas)`),
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)

@@ -113,6 +113,20 @@ export function planShip(input: ShipInput): ShipPlan {
   return { writes, placement, kept: keep.length }
 }
 
+/**
+ * Why a ship runs fewer replicas than asked, or undefined when it runs them all. When no node was
+ * skipped, every live node took one: the rest lack a node, not room (a one-node network says so).
+ */
+export function shortfallNote(plan: ShipPlan, replicas: number): string | undefined {
+  const placed = plan.writes.filter((w) => w.action !== 'delete').length
+  if (!plan.placement.unplaced || placed >= replicas) return undefined
+  const { skipped } = plan.placement
+  const why = skipped.length
+    ? `${skipped.map((s) => `${s.node.slice(0, 10)}… ${s.reason}`).join('; ')} (a node offers its [node.resources], else its host minus [node.reserve])`
+    : `each replica runs on a node of its own, and the network has no other live node`
+  return `only ${placed} of ${replicas} replicas could be placed: ${why}`
+}
+
 /** `web-3` → 3 (replicas sort by their number); other ids sort last. */
 function replicaIndex(id: string, name: string): number {
   const m = id.startsWith(`${name}-`) ? /^\d+$/.exec(id.slice(name.length + 1)) : null

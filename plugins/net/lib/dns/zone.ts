@@ -13,7 +13,7 @@
 
 export const FOG_SUFFIX = 'fog'
 
-/** The longest list of addresses one name answers: 24 A records (16 bytes each) and a long name fit plain DNS over UDP (512 bytes), which glibc asks for; the node serves no TCP. */
+/** The longest list of addresses one name holds (a build's replicas beyond it are left out of `<build>.fog`): over TCP a client gets them all, over UDP as many as fit its datagram (server.ts). */
 export const MAX_ADDRESSES_PER_NAME = 24
 
 export interface OwnerRecord {

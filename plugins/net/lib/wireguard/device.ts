@@ -93,8 +93,10 @@ class UserspaceDevice implements WireGuardDevice {
     }
     if (!existsSync('/dev/net/tun')) throw new FormError('FORMNET_NO_TUN', '/dev/net/tun is missing, so wireguard-go cannot create an interface', { hint: 'load the tun module (modprobe tun)' })
     let output = ''
-    // -f keeps wireguard-go in the foreground so we own the process (it re-executes itself otherwise)
-    const child = spawn('wireguard-go', ['-f', this.name], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // -f keeps wireguard-go in the foreground so we own the process (it re-executes itself otherwise).
+    // Its own process group: a terminal's Ctrl-C reaches a foreground node's whole group (`npm start`),
+    // and wireguard-go would exit and be restarted while the node is stopping; close() ends it.
+    const child = spawn('wireguard-go', ['-f', this.name], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     this.child = child
     child.stdout!.on('data', (d) => (output = (output + d).slice(-4000)))
     child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)))
