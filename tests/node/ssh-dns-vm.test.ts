@@ -4,7 +4,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ROOT } from '../helpers/form.js'
+import { walletSigner } from '../../plugins/kit/lib/signer.js'
+import { createWallet } from '../../plugins/kit/lib/wallet.js'
+import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
+import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+import { ROOT, until } from '../helpers/form.js'
 import { guestImageUnavailable } from '../helpers/guest-image.js'
 import { netnsUnavailable } from '../helpers/netns.js'
 import { VmmLab } from '../helpers/vmm-lab.js'
@@ -13,7 +17,8 @@ import { VmmLab } from '../helpers/vmm-lab.js'
  * Issue 20 with a real VM (a Debian image built by `form pack build`, booted under QEMU): the guest
  * reports its SSH host keys on the console, `form manage ssh` connects with StrictHostKeyChecking=yes
  * on the first try, and inside the instance its node's DNS answers `.fog` names and forwards the
- * rest to an upstream resolver this test runs in a namespace of its own.
+ * rest to an upstream resolver this test runs in a namespace of its own. A second owner's instance on
+ * the same node resolves its own names and none of the first owner's.
  */
 
 const run = promisify(execFile)
@@ -43,6 +48,11 @@ t.test('strict SSH on the first try, and .fog names inside a real instance', { s
   await lab.setUp()
   // Debian with systemd: a larger disk and more memory than the busybox guest
   await lab.createInstance('sshvm-1', { diskGb: 5, memoryMb: 512 })
+  // another owner's replica of the same image on the same node, booting alongside
+  const stranger = walletSigner(createWallet())
+  const node = await lab.nodeAddress()
+  const strangerDesired: DesiredInstance = { buildId: 'e'.repeat(64), image: lab.image.image, node, state: 'running', name: 'other-1', vcpus: 1, memoryMb: 512, diskGb: 5 }
+  await writeDesiredRecord(lab.client, stranger, 'other-1', strangerDesired)
   const running = await lab.until('sshvm-1', 'running', (o) => (o.hostKeys?.length ?? 0) > 0, 900_000)
   t.match(running.hostKeys, [/^ssh-ed25519 AAAA/], 'the observed record carries the host keys the guest reported')
 
@@ -74,4 +84,27 @@ t.test('strict SSH on the first try, and .fog names inside a real instance', { s
   t.same(await getent('ahostsv4', 'www.example.test'), { code: 0, addresses: ['203.0.113.7'] }, 'other names are forwarded')
   t.ok(asked.includes('ASKED www.example.test A'), 'to the upstream resolver')
   t.equal((await getent('ahostsv4', 'someone-else.fog')).code, 2, 'an unknown .fog name is NXDOMAIN')
+  lab.ok(await lab.form(['manage', 'dns', 'set', 'api', '--a', '203.0.113.9']))
+  t.same(await until('the owner\'s own name', async () => {
+    const r = await getent('ahostsv4', 'api.fog')
+    return r.code === 0 ? r : undefined
+  }, 60_000), { code: 0, addresses: ['203.0.113.9'] }, "the owner's own record answers in its instance")
+
+  // the second owner's instance: its own names answer, the first owner's do not
+  const second = await until('the other owner\'s instance to run', async () => {
+    const rec = await lab.client.get<{ value: ObservedInstance }>(`/v1/state/records/instances/${stranger.address}/other-1/observed/${node}`).catch(() => undefined)
+    return rec?.value.state === 'running' ? rec.value : undefined
+  }, 900_000)
+  const fromOther = async (name: string) => {
+    const r = await run('ip', ['netns', 'exec', lab.ns, 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', `ada@${second.ip}`, 'getent', 'ahostsv4', name]).then(
+      (x) => ({ code: 0, stdout: x.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout ?? '' }),
+    )
+    return { code: r.code, addresses: [...new Set(r.stdout.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0]))].sort() }
+  }
+  t.same(await fromOther('other-1.fog'), { code: 0, addresses: [second.ip] }, "the second owner's replica resolves its own name")
+  t.same(await fromOther('sshvm-1.fog'), { code: 2, addresses: [] }, "but not the first owner's replica")
+  t.same(await fromOther('sshvm.fog'), { code: 2, addresses: [] }, "nor the first owner's build name")
+  t.same(await fromOther('api.fog'), { code: 2, addresses: [] }, "nor the first owner's own records")
+  t.same(await fromOther('www.example.test'), { code: 0, addresses: ['203.0.113.7'] }, 'names outside .fog are forwarded for it too')
 })

@@ -1,14 +1,14 @@
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, stat, truncate } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlobStore } from '../../plugins/net/lib/p2p/blobs.js'
 import { parseManifest } from '../../plugins/node/index.js'
 import { BUILD_INIT, prepareVmBase } from '../../plugins/pack/lib/builder/base.js'
 import { buildImage } from '../../plugins/pack/lib/builder/build.js'
 import { parseFormfile } from '../../plugins/pack/lib/formfile/index.js'
-import { packDirectory } from '../helpers/builder.js'
+import { bootImage, packDirectory } from '../helpers/builder.js'
 import { CACHE } from '../helpers/guest-image.js'
 
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0
@@ -46,32 +46,12 @@ t.test('a Debian base becomes a build VM base, and an image built on it boots to
 
   // Boot it the way the node does: a sparse copy of the disk truncated to diskGb (the stored disk
   // stays as built), direct kernel boot, virtio disk, serial console; wait for the guest agent's line.
-  const disk = join(dir, 'disk.raw')
-  t.equal(spawnSync('cp', ['--sparse=always', stored, disk]).status, 0)
-  await truncate(disk, 2 * 2 ** 30)
-  const qemu = spawn('qemu-system-x86_64', [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1', '-nographic', '-no-reboot',
-    '-kernel', blobs.path(manifest.kernel.sha256), '-initrd', blobs.path(manifest.initrd!.sha256),
-    '-append', `${manifest.cmdline} form.hostname=base-test panic=-1 tsc_early_khz=2000000`,
-    '-drive', `file=${disk},format=raw,if=virtio`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => qemu.kill('SIGKILL'))
-  let console = ''
-  const ready = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 300_000)
-    qemu.stdout!.on('data', (d) => {
-      console = (console + d).slice(-1_000_000)
-      if (console.includes('FORM-READY')) {
-        clearTimeout(timer)
-        resolve(true)
-      }
-    })
-    qemu.once('exit', () => (clearTimeout(timer), resolve(false)))
-  })
-  t.ok(ready, `the guest booted systemd and printed FORM-READY${ready ? '' : `; console tail:\n${console.slice(-3000)}`}`)
-  t.match(console, new RegExp(`form-guest: grew the root filesystem on /dev/vda from ${Math.floor(manifest.disk.size / 2 ** 20)} MiB to 2048 MiB`), 'the guest agent grew the root filesystem to the whole disk')
-  qemu.kill('SIGKILL')
-  await new Promise((r) => (qemu.exitCode === null && qemu.signalCode === null ? qemu.once('exit', r) : r(undefined)))
+  const booted = await bootImage({ blobs, manifest, dir, name: 'base-test', forward: [] }, (fn) => t.teardown(fn)).catch((error: Error) => error)
+  t.ok(!(booted instanceof Error), `the guest booted systemd and printed FORM-READY${booted instanceof Error ? `: ${booted.message}` : ''}`)
+  if (booted instanceof Error) return
+  t.match(booted.console(), new RegExp(`form-guest: grew the root filesystem on /dev/vda from ${Math.floor(manifest.disk.size / 2 ** 20)} MiB to 2048 MiB`), 'the guest agent grew the root filesystem to the whole disk')
+  await booted.stop()
+  const disk = booted.disk
   // the guest was killed, not shut down: e2fsck replays its journal before the superblock is read
   t.ok((spawnSync('e2fsck', ['-fy', disk]).status ?? 8) <= 1, 'e2fsck finds the grown filesystem sound')
   const after = spawnSync('dumpe2fs', ['-h', disk], { encoding: 'utf8' }).stdout

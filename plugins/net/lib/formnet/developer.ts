@@ -45,7 +45,7 @@ export function fogResolver(address: string, routes: string[]): string | undefin
  * Points this machine's resolver for `.fog` at the node through systemd-resolved (per-link DNS and
  * the routing-only domain `~fog`), where resolvectl exists; else says what to do by hand.
  */
-async function resolveFogThrough(iface: string, server: string, log: Logger): Promise<void> {
+export async function resolveFogThrough(iface: string, server: string, log: Logger): Promise<void> {
   const { execa } = await import('execa')
   const dns = await execa('resolvectl', ['dns', iface, server], { reject: false })
   const domain = dns.exitCode === 0 ? await execa('resolvectl', ['domain', iface, '~fog'], { reject: false }) : dns

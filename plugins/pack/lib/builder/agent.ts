@@ -1,7 +1,8 @@
 import type { Formfile, Step } from '../formfile/index.js'
-import { envFileLines, knownServiceEnv } from '../formfile/index.js'
+import { entrypointRunsNginx, envFileLines, knownServiceEnv } from '../formfile/index.js'
 import { BUILD_INIT } from './base.js'
 import { GUEST_AGENT_FILES, GUEST_AGENT_UNITS } from './guest-agent.js'
+import { BOOT_ACTION_LINE, BOOT_ACTIONS, SHIM_MARKER, SYSTEMCTL_SHIM_PATH } from './systemctl.js'
 
 /**
  * What runs inside a build VM. The agent is PID 1 of the VM (started by the base's build entry
@@ -65,6 +66,8 @@ rm -f /etc/resolv.conf; echo "nameserver \${NET_DNS:-127.0.0.1}" > /etc/resolv.c
 # apt leaves services stopped: there is no init system running
 printf '#!/bin/sh\\n# written by the form builder for the duration of the build\\nexit 101\\n' > /usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
+# and systemctl start/stop/restart/reload are recorded for the booted instance (see systemctl.ts)
+cp "$IN/systemctl" /${SYSTEMCTL_SHIM_PATH} && chmod 755 /${SYSTEMCTL_SHIM_PATH}
 # every process a step left behind ends, and what it wrote is on the disk, before the layer is taken
 settle() { kill -9 -1 2>/dev/null; sleep 0.1; sync; }
 # The image: the build's own filesystem, shrunk to its content. The agent leaves it for a tmpfs
@@ -304,6 +307,14 @@ export function finalizeScript(f: Formfile): string {
   out.push(put('/etc/form/image.json', '644', imageJson))
   for (const [rel, file] of Object.entries(GUEST_AGENT_FILES)) out.push(put(`/${rel}`, file.mode.toString(8), file.content))
   out.push(...GUEST_AGENT_UNITS.map(enable))
+  // what the build asked of systemctl: the instance does it after the units it names have started
+  out.push(
+    `if [ -s /${BOOT_ACTIONS} ]; then units=$(grep -E ${q(BOOT_ACTION_LINE)} /${BOOT_ACTIONS} | cut -d ' ' -f 2 | sort -u | tr '\\n' ' '); ` +
+      `mkdir -p /etc/systemd/system/form-boot-actions.service.d; printf '[Unit]\\nAfter=%s\\n' "$units" > /etc/systemd/system/form-boot-actions.service.d/after.conf; fi`,
+    `if grep -qF ${q(SHIM_MARKER)} /${SYSTEMCTL_SHIM_PATH} 2>/dev/null; then rm -f /${SYSTEMCTL_SHIM_PATH}; fi`,
+  )
+  // the Formfile's ENTRYPOINT is nginx: the base's own nginx.service would take port 80 before it
+  if (entrypointRunsNginx(f.entrypoint)) out.push('rm -f /etc/systemd/system/multi-user.target.wants/nginx.service')
   if (f.users.length) {
     // a broken sshd config would lock everyone out of every replica: refuse it now
     out.push(`if [ -x /usr/sbin/sshd ]; then mkdir -p /run/sshd; if ! /usr/sbin/sshd -t; then echo "FORM-SSHD-CONFIG: the image's sshd rejects its configuration" >&2; exit 1; fi; fi`)

@@ -7,7 +7,11 @@ import { bootableKernel } from '../../../node/index.js'
 import { BaseProgressReader, type BaseProgress } from './base-progress.js'
 
 /** What every image starts from: systemd, sshd, sudo and a kernel whose initrd can mount a virtio disk. */
-export const BASE_PACKAGES = ['systemd-sysv', 'openssh-server', 'sudo', 'ca-certificates', 'iproute2', 'linux-image-amd64', 'initramfs-tools']
+/**
+ * The Debian base of every image. nginx is the seed's promise ("instances come with a pre-installed
+ * nginx server", enabled and started at boot): it costs about 2 MiB of disk (measured 702 -> 704 MiB).
+ */
+export const BASE_PACKAGES = ['systemd-sysv', 'openssh-server', 'sudo', 'ca-certificates', 'iproute2', 'linux-image-amd64', 'initramfs-tools', 'nginx']
 
 export interface BaseOptions {
   suite: string

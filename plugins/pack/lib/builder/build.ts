@@ -10,6 +10,7 @@ import { AGENT, BOOT_DISK_BYTES, BOOT_INITRD_OFFSET, finalizeScript, planScript,
 import { baseKey, BUILD_DISK_GB, BUILD_INIT, prepareVmBase } from './base.js'
 import type { BaseProgress } from './base-progress.js'
 import { buildNetwork, type BuildNetwork } from './net.js'
+import { SYSTEMCTL_SHIM } from './systemctl.js'
 import { BuildVm, buildAccel } from './vm.js'
 
 /** Bumped when the way steps are applied changes, so old cache entries are not replayed. */
@@ -285,6 +286,7 @@ async function withNetwork(o: BuildOptions, s: Omit<RunState, 'net' | 'input'>, 
   const input = join(o.workDir, 'input')
   await mkdir(join(input, 'x'), { recursive: true })
   await writeFile(join(input, 'x', 'agent.sh'), AGENT)
+  await writeFile(join(input, 'x', 'systemctl'), SYSTEMCTL_SHIM)
   for (let i = s.replayable; i < s.f.steps.length; i++) await writeFile(join(input, 'x', `step-${i}.sh`), stepScript(i, s.f, workdirs[i]))
   await writeFile(join(input, 'x', 'finalize.sh'), finalizeScript(s.f))
   const net = await buildNetwork({ workDir: o.workDir, allowCidrs: o.allowCidrs ?? [] })

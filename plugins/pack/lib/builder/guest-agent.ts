@@ -1,3 +1,5 @@
+import { BOOT_ACTIONS_SCRIPT, BOOT_ACTIONS_UNIT } from './systemctl.js'
+
 /**
  * The guest side of the image contract with the hypervisor manager (plugins/node): the node boots
  * the image with `form.ip=<ip>/<prefix> form.gw=<ip> form.hostname=<name> form.dns=<ip>` on the
@@ -222,7 +224,9 @@ export const GUEST_AGENT_FILES: Record<string, { content: string; mode: number }
   'usr/local/sbin/form-power-button': { content: POWER_BUTTON_SCRIPT, mode: 0o755 },
   'etc/systemd/system/form-power-button.service': { content: POWER_BUTTON_UNIT, mode: 0o644 },
   'usr/local/sbin/form-ready': { content: READY_SCRIPT, mode: 0o755 },
+  'usr/local/sbin/form-boot-actions': { content: BOOT_ACTIONS_SCRIPT, mode: 0o755 },
+  'etc/systemd/system/form-boot-actions.service': { content: BOOT_ACTIONS_UNIT, mode: 0o644 },
 }
 
 /** The agent's units, enabled in every image. */
-export const GUEST_AGENT_UNITS = ['form-guest.service', 'form-ready.service', 'form-power-button.service']
+export const GUEST_AGENT_UNITS = ['form-guest.service', 'form-ready.service', 'form-power-button.service', 'form-boot-actions.service']

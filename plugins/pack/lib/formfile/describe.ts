@@ -1,4 +1,4 @@
-import type { Step } from './types.js'
+import type { Formfile, Step } from './types.js'
 
 /** One line per build step, for dry-run listings and build progress (ENV values are never shown). */
 export function describeStep(s: Step): string {
@@ -16,4 +16,15 @@ export function describeStep(s: Step): string {
     case 'env':
       return `ENV (${s.scope.kind === 'system' ? 'system' : `${s.scope.kind}:${s.scope.name}`}) ${Object.keys(s.vars).join(', ')}`
   }
+}
+
+/**
+ * Whether the ENTRYPOINT is nginx itself (`nginx ...`, `/usr/sbin/nginx ...`, `exec nginx ...`): the
+ * base image's own nginx.service would take port 80 before it, so the builder turns that one off.
+ */
+export function entrypointRunsNginx(entrypoint: Formfile['entrypoint']): boolean {
+  if (!entrypoint) return false
+  const words = entrypoint.form === 'shell' ? (entrypoint.command ?? entrypoint.argv.join(' ')).trim().split(/\s+/) : entrypoint.argv
+  const program = words[0] === 'exec' ? words[1] : words[0]
+  return program?.split('/').pop() === 'nginx'
 }

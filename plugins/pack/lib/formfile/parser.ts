@@ -2,6 +2,7 @@ import { basename } from 'node:path'
 import type { Diagnostic } from './diagnostics.js'
 import { logicalLines, splitWords, type LogicalLine, type Word } from './lexer.js'
 import { hashPassword } from './passwd.js'
+import { entrypointRunsNginx } from './describe.js'
 import { DEFAULT_RESOURCES, PROFILES } from './profiles.js'
 import type { EnvScope, ExposedPort, Formfile, FormfileUser, Step } from './types.js'
 
@@ -507,6 +508,31 @@ class Parser {
     this.steps.push({ kind: 'user', username: username.optValue, line: this.posOf(span.start).line })
   }
 
+  /**
+   * The base image runs nginx on port 80 (the seed's promise). A Formfile whose own ENTRYPOINT
+   * serves port 80 gets a warning unless it turns that nginx off or configures it (a COPY into
+   * /etc/nginx: then nginx is part of the design, e.g. a proxy in front of the entrypoint).
+   */
+  private warnNginxOnPort80(): void {
+    if (!this.entrypoint || !this.entrypointAt || entrypointRunsNginx(this.entrypoint)) return
+    if (!this.expose.some((p) => p.protocol === 'tcp' && p.port <= 80 && (p.endPort ?? p.port) >= 80)) return
+    const handled = this.steps.some(
+      (s) => (s.kind === 'run' && /systemctl\b[^;&|]*\b(disable|mask)\b[^;&|]*\bnginx\b/.test(s.command)) || (s.kind === 'copy' && /^\/etc\/nginx(\/|$)/.test(s.destination)),
+    )
+    if (handled) return
+    this.diagnostics.push({
+      severity: 'warning',
+      code: 'base-nginx-on-port-80',
+      message: "this ENTRYPOINT's server is exposed on port 80, where the base image's nginx already listens",
+      file: this.options.file ?? 'Formfile',
+      line: this.entrypointAt.line,
+      column: this.entrypointAt.column,
+      length: 1,
+      text: this.entrypoint.argv[0] ?? '',
+      hint: 'add RUN systemctl stop nginx && systemctl disable nginx before it (or configure that nginx with a COPY into /etc/nginx)',
+    })
+  }
+
   private finish(): void {
     // A USER line with its own error already has a diagnostic; only a file without any is reported here.
     if (!this.seen.has('USER')) {
@@ -519,6 +545,7 @@ class Parser {
         this.report('error', 'unknown-scope-user', `ENV scope user:${scope.name} names no USER of this Formfile`, word.start, word.end, this.users.length ? `declared users: ${this.users.map((u) => u.username).join(', ')}` : 'declare the user with USER username:...', undefined, line)
       }
     }
+    this.warnNginxOnPort80()
     const copyAll = this.steps.find((s) => s.kind === 'copy' && s.destination === '')
     if (copyAll && copyAll.kind === 'copy') {
       if (this.workdir) copyAll.destination = this.workdir
