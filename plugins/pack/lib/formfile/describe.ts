@@ -1,4 +1,6 @@
-import type { Step } from './types.js'
+import { describeCheck, formatHealthDuration } from '../../../node/index.js'
+import { healthChecks } from './parser.js'
+import type { Formfile, Step } from './types.js'
 
 /** One line per build step, for dry-run listings and build progress (ENV values are never shown). */
 export function describeStep(s: Step): string {
@@ -16,4 +18,12 @@ export function describeStep(s: Step): string {
     case 'env':
       return `ENV (${s.scope.kind === 'system' ? 'system' : `${s.scope.kind}:${s.scope.name}`}) ${Object.keys(s.vars).join(', ')}`
   }
+}
+
+/** What the hosting node will probe on every replica, one line per check, for dry-run listings. */
+export function describeHealth(f: Pick<Formfile, 'healthchecks' | 'expose'>): string[] {
+  const checks = healthChecks(f)
+  if (!checks.length) return [f.healthchecks ? '(none: HEALTHCHECK none)' : '(none: nothing EXPOSEd over TCP)']
+  const d = formatHealthDuration
+  return checks.map((c) => `${describeCheck(c)} every ${d(c.intervalMs)} (timeout ${d(c.timeoutMs)}, unhealthy after ${c.retries} failures, start period ${d(c.startPeriodMs)})${f.healthchecks ? '' : ' (default for EXPOSE)'}`)
 }
