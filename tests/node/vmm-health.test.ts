@@ -64,7 +64,7 @@ t.test('a replica whose service dies is reported unhealthy and restarted by its 
   t.match(steps, /^(running\/healthy → )?running\/unhealthy → booting\/starting → (running\/starting → )?running\/healthy$/, `the records went ${steps}`)
   t.match(back.health, { state: 'healthy', restarts: 1, lastFailure: { reason: /^http \/healthz on 8080: / } }, 'healthy again; the record keeps why it was restarted')
   t.not(await processState(healthy.pid!), 'alive', 'the old VM process is gone')
-  t.match(lab.ok(await lab.form(['manage', 'logs', 'svc'])).stdout, /form-test-guest: the web server was killed[\s\S]*boots=2\b/, 'the guest rebooted from its own disk after its service died')
+  t.match(lab.ok(await lab.form(['manage', 'logs', 'svc', '--bytes', '0'])).stdout, /form-test-guest: the web server was killed[\s\S]*boots=2\b/, 'the guest rebooted from its own disk after its service died')
   t.match(lab.node.output(), /instance unhealthy/, 'the node log says so')
   t.match(lab.ok(await lab.form(['manage', 'list'])).stdout, /^svc: restarted 1 time by its node for failing health checks; the last: http \/healthz on 8080: /m, 'manage list tells why it was restarted')
 
