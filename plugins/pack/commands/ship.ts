@@ -26,7 +26,7 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip } = await import('../lib/ship.js')
+    const { planShip, replicaProgress } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
     type HealthReport = import('../../node/index.js').HealthReport
@@ -80,8 +80,7 @@ export class PackShipCommand extends BuildCommand {
     for (const n of notes) this.context.stderr.write(`${n}\n`)
 
     type Row = { id: string; node: string; state: string; ip: string | null; reason?: string; health?: HealthReport; timings?: { imageMs?: number; diskMs?: number; bootMs?: number } }
-    // running, and passing its checks when its image has some
-    const ready = (r: Row) => r.state === 'running' && (!r.health || r.health.state === 'healthy')
+    const ready = (r: Row) => replicaProgress(r) === 'ready'
     const rows: Row[] = live.map((w) => ({ id: w.id, node: w.desired.node, state: 'requested', ip: null }))
     const summary = () => ({ buildId: build, image: status.image, replicas: rows, scheduledMs: Math.round(scheduledMs) })
     if (this.detach) {
@@ -120,7 +119,7 @@ export class PackShipCommand extends BuildCommand {
       for (;;) {
         task.title = `${row.id} on ${short(row.node)}: ${row.state}${row.health ? `, ${row.health.state}` : ''}${row.ip ? ` at ${row.ip}` : ''}${row.health?.reason ? `: ${row.health.reason}` : ''}`
         if (ready(row)) return
-        if (row.health?.state === 'unhealthy') throw new FormError('SHIP_REPLICA_UNHEALTHY', `${row.id} is unhealthy on node ${row.node}: ${row.health.reason ?? 'no reason given'}`, { hint: `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${row.id}\`` })
+        if (replicaProgress(row) === 'unhealthy') throw new FormError('SHIP_REPLICA_UNHEALTHY', `${row.id} is unhealthy on node ${row.node}: ${row.health?.reason ?? 'no reason given'}`, { hint: `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${row.id}\`` })
         if (row.state === 'failed') throw new FormError('SHIP_REPLICA_FAILED', `${row.id} failed on node ${row.node}: ${row.reason}`, { hint: `see \`form manage logs ${row.id}\`; the node retries on its own` })
         if (Date.now() > deadline) throw new FormError('SHIP_TIMEOUT', `${row.id} is still ${row.state} after ${timeoutS} s`, { hint: 'the nodes keep working on it; check with `form manage list`', exitCode: 4 })
         await new Promise<void>((res) => {
