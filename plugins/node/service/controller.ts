@@ -456,6 +456,8 @@ export class InstanceController {
   private async stopVm(inst: Instance): Promise<StopReport | undefined> {
     const vm = inst.vm
     if (!vm) return undefined
+    // a service going down with its guest is no health failure
+    this.stopHealth(inst)
     inst.stopping = true
     let report: StopReport | undefined
     try {
@@ -523,7 +525,7 @@ export class InstanceController {
 
   /** A change of a running replica's health: recorded, and an unhealthy one is restarted after its backoff. */
   private onHealth(inst: Instance, gen: number, tracker: HealthTracker): void {
-    if (inst.gen !== gen || inst.monitor?.tracker !== tracker || !inst.health || this.stopped) return
+    if (inst.gen !== gen || inst.monitor?.tracker !== tracker || !inst.health || inst.stopping || this.stopped) return
     const h = inst.health
     const now = Date.now()
     const wasHealthyFor = h.state === 'healthy' ? now - h.since : 0
