@@ -113,6 +113,20 @@ export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOV
 export { desiredEntries, hostsOf, livenessFrom, type DesiredEntry, type Liveness } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState, StopReport } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'
+export {
+  defaultHealthChecks,
+  describeCheck,
+  formatDuration as formatHealthDuration,
+  parseDuration as parseHealthDuration,
+  HEALTH_DEFAULTS,
+  HEALTH_LIMITS,
+  HEALTH_PATH,
+  MAX_HEALTH_CHECKS,
+  MAX_HEALTH_PATH,
+  type HealthCheck,
+  type HealthReport,
+  type HealthState,
+} from './lib/vmm/health.js'
 // for the image builder's throwaway build VMs (plugins/pack/lib/builder/vm.ts)
 export { bootableKernel, kvmStatus } from './lib/hypervisor/index.js'
 export { QmpClient } from './lib/hypervisor/qmp.js'

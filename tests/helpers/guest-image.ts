@@ -51,6 +51,7 @@ fi
 mkdir -p /var/log
 acpid -f -c /etc/acpi &
 echo "form-test-guest: hostname=$(hostname) ip=$IP gw=$GW"
+# services: what a test's image runs before it reports ready
 echo FORM-READY
 while :; do sleep 3600; done
 `
@@ -168,9 +169,10 @@ export interface GuestImage {
 
 /**
  * Puts the test image into a node's blob store (`<dataDir>/blobs`) and returns its id. `init`
- * replaces the guest's /init (e.g. one that fails, to see how the node reports it).
+ * replaces the guest's /init (e.g. one that fails, to see how the node reports it); `services` are
+ * shell lines the standard /init runs before it reports ready.
  */
-export async function putGuestImage(dataDir: string, meta: { owner: string; buildId: string; name?: string; init?: string }): Promise<GuestImage> {
+export async function putGuestImage(dataDir: string, meta: { owner: string; buildId: string; name?: string; init?: string; services?: string; expose?: ImageManifest['expose']; health?: ImageManifest['health'] }): Promise<GuestImage> {
   const kernel = await guestKernel()
   const blobs = new BlobStore(join(dataDir, 'blobs'))
   const put = async (data: Buffer) => ({ sha256: await blobs.put(data), size: data.length })
@@ -181,11 +183,12 @@ export async function putGuestImage(dataDir: string, meta: { owner: string; buil
     owner: meta.owner,
     createdAt: new Date().toISOString(),
     kernel: await put(await readFile(kernel.vmlinuz)),
-    initrd: await put(await guestInitrd(kernel, meta.init)),
+    initrd: await put(await guestInitrd(kernel, meta.init ?? (meta.services ? INIT.replace('# services: what a test', `${meta.services}\n# services: what a test`) : undefined))),
     disk: { ...(await put(await guestDisk())), format: 'raw', fs: 'ext4' },
     cmdline: 'root=/dev/vda rw console=ttyS0',
     resources: { vcpus: 1, memoryMb: 256, diskGb: 1 },
-    expose: [],
+    expose: meta.expose ?? [],
+    ...(meta.health ? { health: meta.health } : {}),
     users: [],
     entrypoint: [],
     formfile: '',

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { planShip, shortfallNote, type ShipInput } from '../../plugins/pack/lib/ship.js'
+import { planShip, replicaProgress, shortfallNote, type ShipInput } from '../../plugins/pack/lib/ship.js'
 import { assignHosts, hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
@@ -110,4 +110,15 @@ t.test('assignHosts: distinct hosts among moved replicas, stable for the same in
       return JSON.stringify([...assignHosts([...replicas].reverse(), alive)].sort()) === JSON.stringify([...hosts].sort())
     }),
   )
+})
+
+t.test('a shipped replica is ready once it runs and, when its image has checks, is healthy; unhealthy ends the wait', async (t) => {
+  const health = (state: 'starting' | 'healthy' | 'unhealthy') => ({ state, since: 1, restarts: 0, checks: 1 })
+  t.equal(replicaProgress({ state: 'running' }), 'ready', 'no checks: running is enough')
+  t.equal(replicaProgress({ state: 'booting', health: health('starting') }), 'waiting')
+  t.equal(replicaProgress({ state: 'running', health: health('starting') }), 'waiting', 'running but not yet passing its checks')
+  t.equal(replicaProgress({ state: 'running', health: health('healthy') }), 'ready')
+  t.equal(replicaProgress({ state: 'running', health: health('unhealthy') }), 'unhealthy')
+  t.equal(replicaProgress({ state: 'failed' }), 'failed')
+  t.equal(replicaProgress({ state: 'requested' }), 'waiting')
 })

@@ -2,7 +2,18 @@ import { Command, Option } from 'clipanion'
 import type { NodeClient } from '../../../core/client.js'
 import { table } from '../../../core/output.js'
 import type { UserConfig } from '../../kit/index.js'
+import type { HealthReport } from '../../node/index.js'
 import { InstanceCommand } from './shared.js'
+
+/** Why a replica is unhealthy and when its node restarts it, or how often it was restarted and why. */
+export function healthNote(h: HealthReport, now = Date.now()): string {
+  const times = (n: number) => `${n} time${n === 1 ? '' : 's'}`
+  if (h.state === 'unhealthy') {
+    const when = h.restartAt === undefined ? '' : h.restartAt <= now ? '; its node is restarting it' : `; its node restarts it in ${Math.ceil((h.restartAt - now) / 1000)} s`
+    return `unhealthy: ${h.reason ?? 'no reason given'}${when}${h.restarts ? ` (restarted ${times(h.restarts)} already)` : ''}`
+  }
+  return `restarted ${times(h.restarts)} by its node for failing health checks; the last: ${h.lastFailure?.reason ?? 'no reason given'} (${Math.max(0, Math.round((now - (h.lastFailure?.at ?? now)) / 1000))} s ago)`
+}
 
 export class ManageListCommand extends InstanceCommand {
   static override paths = [['manage', 'list']]
@@ -43,6 +54,8 @@ export class ManageListCommand extends InstanceCommand {
       reason: v.observed?.reason ?? null,
       // how a stopped instance went down: its guest powered off, or its node forced it (and why)
       shutdown: v.observed?.state === 'stopped' ? (v.observed.shutdown ?? null) : null,
+      // whether its service answers the image's health checks (running and booting replicas of images with checks)
+      health: v.observed?.state === 'running' || v.observed?.state === 'booting' ? (v.observed.health ?? null) : null,
       backend: v.observed?.backend ?? null,
       updatedAt: v.observed?.updatedAt ?? null,
       consoleTail: null as string | null,
@@ -52,14 +65,18 @@ export class ManageListCommand extends InstanceCommand {
     this.print({ owner: config.address, instances: rows, hiddenDeleted: hidden }, () => {
       if (!rows.length) return `no instances (ship a build with \`form pack ship\`)\n${note}`
       const lines = table(
-        rows.map((r) => [r.id, r.name || '-', r.buildId.slice(0, 12) || '-', r.desired, r.state === 'failed' ? this.color('red', r.state) : r.state, r.ip ?? '-', `${r.node.slice(0, 10)}…`]),
-        ['ID', 'NAME', 'BUILD', 'DESIRED', 'STATE', 'IP', 'NODE'],
+        rows.map((r) => [r.id, r.name || '-', r.buildId.slice(0, 12) || '-', r.desired, r.state === 'failed' ? this.color('red', r.state) : r.state, r.health ? (r.health.state === 'unhealthy' ? this.color('red', 'unhealthy') : r.health.state) : '-', r.ip ?? '-', `${r.node.slice(0, 10)}…`]),
+        ['ID', 'NAME', 'BUILD', 'DESIRED', 'STATE', 'HEALTH', 'IP', 'NODE'],
       )
       return (
         lines +
         rows
           .filter((x) => x.state === 'failed' && x.reason)
           .map((r) => `${r.id}: ${r.reason}\n${r.consoleTail ? `${r.consoleTail.split('\n').slice(-8).join('\n').replace(/^/gm, '  | ')}\n` : `  (its console: form manage logs ${r.id})\n`}`)
+          .join('') +
+        rows
+          .filter((x) => x.health && (x.health.state === 'unhealthy' || x.health.restarts > 0))
+          .map((r) => `${r.id}: ${healthNote(r.health!)}\n`)
           .join('') +
         rows
           .filter((x) => x.shutdown?.how === 'forced')

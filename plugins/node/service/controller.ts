@@ -10,6 +10,7 @@ import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
+import { HealthMonitor, Limiter, MAX_CONCURRENT_PROBES, RESTART_BACKOFF_MS, restartDelay, type HealthCheck, type HealthReport, type HealthTracker } from '../lib/vmm/health.js'
 import { desiredEntries, hostsOf } from '../lib/vmm/hosts.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
 import {
@@ -76,6 +77,17 @@ interface Instance {
   lastStop?: StopReport
   /** when this process started the current VM (an adopted one has none) */
   bootStartedAt?: number
+  /** what the `running` record carries besides the state (kept for the health updates that rewrite it) */
+  runningExtra?: Partial<ObservedInstance>
+  /** the image's health checks, once its manifest was read */
+  checks?: HealthCheck[]
+  /** probes the current boot while it runs */
+  monitor?: HealthMonitor
+  /** what the observed record says of its health; restarts and the last failure outlive a boot */
+  health?: HealthReport
+  /** health restarts that count for the backoff (reset once it stayed healthy long enough) */
+  backoff: number
+  restartTimer?: NodeJS.Timeout
   queue: Promise<void>
   writes: Promise<void>
   lastWritten?: string
@@ -130,6 +142,8 @@ export class InstanceController {
   private rescanning = false
   private stopped = false
   private readonly startedAt = Date.now()
+  /** every replica's probes share this bound */
+  private readonly probes = new Limiter(MAX_CONCURRENT_PROBES)
 
   constructor(private readonly o: ControllerOptions) {
     this.me = o.state.address
@@ -210,7 +224,7 @@ export class InstanceController {
     const key = `${owner}/${id}`
     let inst = this.instances.get(key)
     if (!inst) {
-      inst = { key, owner, id, short: shortName(owner, id), gen: 0, stopping: false, failures: 0, timings: {}, queue: Promise.resolve(), writes: Promise.resolve() }
+      inst = { key, owner, id, short: shortName(owner, id), gen: 0, stopping: false, failures: 0, backoff: 0, timings: {}, queue: Promise.resolve(), writes: Promise.resolve() }
       this.instances.set(key, inst)
     }
     return inst
@@ -347,6 +361,8 @@ export class InstanceController {
     try {
       const subnet = await this.subnetReady()
       const { manifest, files } = await this.loadImage(local.image)
+      inst.checks = manifest.health ?? []
+      inst.health = inst.checks.length ? { ...inst.health, state: 'starting', since: Date.now(), reason: undefined, restartAt: undefined, restarts: inst.health?.restarts ?? 0, checks: inst.checks.length } : undefined
       await this.o.network.ensureTap(subnet, local.tap, inst.key)
       const kernel = await bootableKernel(files.kernel, manifest.kernel.sha256, this.o.dirs.kernels)
       const spec = this.spec(local, { ...want, kernel: kernel.path, initrd: files.initrd, cmdline: guestCmdline(manifest.cmdline, { ip: local.ip, prefix: subnet.prefix, gateway: subnet.gateway, hostname: local.hostname, dns: subnet.gateway, accel: hv.info.accel }) })
@@ -393,7 +409,9 @@ export class InstanceController {
           inst.retryAt = undefined
           if (inst.bootStartedAt !== undefined) inst.timings.bootMs = Math.round(performance.now() - inst.bootStartedAt)
           inst.bootStartedAt = undefined
-          await this.observe(inst, 'running', { ...(Object.keys(inst.timings).length ? { timings: { ...inst.timings } } : {}), ...(hostKeys.size ? { hostKeys: [...hostKeys] } : {}) })
+          inst.runningExtra = { ...(Object.keys(inst.timings).length ? { timings: { ...inst.timings } } : {}), ...(hostKeys.size ? { hostKeys: [...hostKeys] } : {}) }
+          await this.observe(inst, 'running', inst.runningExtra)
+          if (current()) await this.startHealth(inst, gen)
           return
         }
         carry = text.slice(text.lastIndexOf('\n') + 1).slice(-4096)
@@ -407,6 +425,7 @@ export class InstanceController {
     })().catch((error: Error) => this.o.log.warn('boot watch failed', { instance: inst.key, error: error.message }))
     void vm.exited.then(async () => {
       if (inst.gen !== gen) return
+      this.stopHealth(inst)
       inst.vm = undefined
       inst.running = undefined
       if (inst.stopping || this.stopped) return
@@ -437,6 +456,8 @@ export class InstanceController {
   private async stopVm(inst: Instance): Promise<StopReport | undefined> {
     const vm = inst.vm
     if (!vm) return undefined
+    // a service going down with its guest is no health failure
+    this.stopHealth(inst)
     inst.stopping = true
     let report: StopReport | undefined
     try {
@@ -447,6 +468,7 @@ export class InstanceController {
       if (report?.how === 'forced') this.o.log.warn('VM stop forced', { instance: inst.key, pid: vm.pid, how, ms: report.ms, reason: report.reason })
       else this.o.log.info('VM stopped', { instance: inst.key, pid: vm.pid, how, ms: report?.ms })
     } finally {
+      this.stopHealth(inst)
       inst.gen++
       inst.vm = undefined
       inst.running = undefined
@@ -469,6 +491,78 @@ export class InstanceController {
     await rm(join(this.o.dirs.instances, inst.short), { recursive: true, force: true })
     inst.local = undefined
     inst.retryAt = undefined
+    // a new disk (a new image, or the instance gone): its health starts over
+    inst.checks = undefined
+    inst.health = undefined
+    inst.backoff = 0
+  }
+
+  /** Starts probing the boot `gen` of an instance that reported FORM-READY, when its image has checks. */
+  private async startHealth(inst: Instance, gen: number): Promise<void> {
+    // an adopted VM was not booted by this process: its checks come from the image now
+    inst.checks ??= await this.loadManifest(inst.local!.image).then(
+      (m) => m.health ?? [],
+      (error: Error) => {
+        this.o.log.warn('could not read the health checks of the image', { instance: inst.key, error: error.message })
+        return undefined
+      },
+    )
+    if (!inst.checks?.length || inst.gen !== gen || !inst.local) return
+    this.stopHealth(inst)
+    inst.health ??= { state: 'starting', since: Date.now(), restarts: 0, checks: inst.checks.length }
+    // the start period counts from FORM-READY: the service can only start once the guest is up
+    const monitor = new HealthMonitor({ host: inst.local.ip, checks: inst.checks, limiter: this.probes, bootedAt: Date.now(), onChange: (t) => this.onHealth(inst, gen, t) })
+    inst.monitor = monitor
+    monitor.start()
+  }
+
+  private stopHealth(inst: Instance): void {
+    inst.monitor?.stop()
+    inst.monitor = undefined
+    clearTimeout(inst.restartTimer)
+    inst.restartTimer = undefined
+  }
+
+  /** A change of a running replica's health: recorded, and an unhealthy one is restarted after its backoff. */
+  private onHealth(inst: Instance, gen: number, tracker: HealthTracker): void {
+    if (inst.gen !== gen || inst.monitor?.tracker !== tracker || !inst.health || inst.stopping || this.stopped) return
+    const h = inst.health
+    const now = Date.now()
+    const wasHealthyFor = h.state === 'healthy' ? now - h.since : 0
+    const turned = tracker.state !== h.state
+    Object.assign(h, { state: tracker.state, since: tracker.since, reason: tracker.reason })
+    if (tracker.state === 'unhealthy') {
+      h.lastFailure = { reason: tracker.reason!, at: now }
+      if (turned) {
+        if (wasHealthyFor >= RESTART_BACKOFF_MS.resetAfterHealthyMs) inst.backoff = 0
+        const delay = restartDelay(inst.backoff)
+        this.o.log.warn('instance unhealthy', { instance: inst.key, reason: tracker.reason, restartInMs: delay })
+        h.restartAt = now + delay
+        clearTimeout(inst.restartTimer)
+        inst.restartTimer = setTimeout(() => this.restartUnhealthy(inst, gen), delay)
+        inst.restartTimer.unref()
+      }
+    } else {
+      if (turned) this.o.log.info(`instance ${tracker.state}`, { instance: inst.key })
+      h.restartAt = undefined
+      clearTimeout(inst.restartTimer)
+      inst.restartTimer = undefined
+    }
+    void this.observe(inst, 'running', inst.runningExtra)
+  }
+
+  /** Restarts the VM of a replica that is still unhealthy: stop (power button, then forced), boot again. */
+  private restartUnhealthy(inst: Instance, gen: number): void {
+    inst.queue = inst.queue
+      .then(async () => {
+        if (inst.gen !== gen || !inst.vm || inst.health?.state !== 'unhealthy' || this.stopped) return
+        inst.health.restarts++
+        inst.backoff++
+        this.o.log.warn('restarting an unhealthy instance', { instance: inst.key, reason: inst.health.reason, restarts: inst.health.restarts })
+        await this.stopVm(inst)
+        await this.reconcile(inst)
+      })
+      .catch((error: Error) => this.o.log.error('the restart of an unhealthy instance failed', { instance: inst.key, error: error.stack ?? error.message }))
   }
 
   private async destroy(inst: Instance, reason?: string): Promise<void> {
@@ -499,6 +593,7 @@ export class InstanceController {
       ...extra,
       ...(live ? { ip: inst.local!.ip, mac: inst.local!.mac } : {}),
       ...(inst.vm && (state === 'booting' || state === 'running') ? { pid: inst.vm.pid } : {}),
+      ...(inst.health && (state === 'booting' || state === 'running') ? { health: { ...inst.health } } : {}),
       backend: this.backendLabel,
     }
     const same = JSON.stringify(value)
@@ -530,10 +625,7 @@ export class InstanceController {
 
   /** The image's manifest and local paths of its blobs, fetched from providers when missing. */
   private async loadImage(image: string): Promise<{ manifest: ImageManifest; files: { kernel: string; initrd?: string; disk: string } }> {
-    const m = await this.o.p2p.fetch(image, { maxBytes: MAX_MANIFEST_BYTES }).catch((error: Error) => {
-      throw new FormError('VMM_IMAGE_UNAVAILABLE', `image ${image} is not on this node and could not be fetched: ${error.message}`)
-    })
-    const manifest = parseManifest(await readFile(m.path))
+    const manifest = await this.loadManifest(image)
     const blob = async (what: string, ref: { sha256: string; size: number }) => {
       const got = await this.o.p2p.fetch(ref.sha256, { maxBytes: ref.size }).catch((error: Error) => {
         throw new FormError('VMM_IMAGE_UNAVAILABLE', `the ${what} of image ${image} (${ref.sha256}) could not be fetched: ${error.message}`)
@@ -545,6 +637,13 @@ export class InstanceController {
       manifest,
       files: { kernel: await blob('kernel', manifest.kernel), initrd: manifest.initrd ? await blob('initrd', manifest.initrd) : undefined, disk: await blob('disk', manifest.disk) },
     }
+  }
+
+  private async loadManifest(image: string): Promise<ImageManifest> {
+    const m = await this.o.p2p.fetch(image, { maxBytes: MAX_MANIFEST_BYTES }).catch((error: Error) => {
+      throw new FormError('VMM_IMAGE_UNAVAILABLE', `image ${image} is not on this node and could not be fetched: ${error.message}`)
+    })
+    return parseManifest(await readFile(m.path))
   }
 
   /**
@@ -622,7 +721,7 @@ export class InstanceController {
     return {
       capacity: this.o.capacity,
       used,
-      instances: list.map((i) => ({ owner: i.owner, id: i.id, state: i.phase, ip: i.local?.ip, pid: i.vm?.pid, tap: i.local?.tap })),
+      instances: list.map((i) => ({ owner: i.owner, id: i.id, state: i.phase, health: i.health?.state, ip: i.local?.ip, pid: i.vm?.pid, tap: i.local?.tap })),
     }
   }
 
@@ -641,6 +740,7 @@ export class InstanceController {
     this.abort.abort()
     clearInterval(this.retryTimer)
     clearInterval(this.rescanTimer)
+    for (const inst of this.instances.values()) this.stopHealth(inst)
     await Promise.all(
       [...this.instances.values()].map(async (inst) => {
         await inst.queue.catch(() => {})

@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
 import { formatBytes } from '../../../core/output.js'
-import { describeStep } from '../lib/formfile/index.js'
+import { describeHealth, describeStep, healthChecks } from '../lib/formfile/index.js'
 
 export class PackDryRunCommand extends FormCommand {
   static override paths = [['pack', 'dry-run']]
@@ -29,7 +29,7 @@ export class PackDryRunCommand extends FormCommand {
     const context = await listContextFiles(loaded.contextDir)
     const id = buildId(owner, formfile.name)
     const r = formfile.resources
-    this.print({ buildId: id, owner, name: formfile.name, resources: r, steps: formfile.steps, entrypoint: formfile.entrypoint, expose: formfile.expose, context }, () =>
+    this.print({ buildId: id, owner, name: formfile.name, resources: r, steps: formfile.steps, entrypoint: formfile.entrypoint, expose: formfile.expose, health: healthChecks(formfile), context }, () =>
       [
         `build id  ${id}`,
         `name      ${formfile.name}${formfile.nameGenerated ? ' (from the directory name)' : ''}`,
@@ -40,6 +40,8 @@ export class PackDryRunCommand extends FormCommand {
         ...formfile.steps.map((s, i) => `  ${String(i + 1).padStart(2)}. ${describeStep(s)}`),
         `entrypoint: ${formfile.entrypoint ? formfile.entrypoint.argv.join(' ') : '(none)'}`,
         `exposes: ${formfile.expose.length ? formfile.expose.map((p) => `${p.port}${p.endPort ? `-${p.endPort}` : ''}/${p.protocol}`).join(' ') : '(nothing)'}`,
+        'health checks:',
+        ...describeHealth(formfile).map((l) => `  ${l}`),
         '',
         `context: ${context.files.length} files, ${formatBytes(context.totalBytes)}${context.ignored ? ` (${context.ignored} ignored by .formignore)` : ''}`,
         ...context.files.map((f) => `  ${f.path}  ${formatBytes(f.size)}`),

@@ -10,7 +10,7 @@ export class PackShipCommand extends BuildCommand {
       'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
       'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
       'Shipping again updates the replicas in place: a new image replaces the old one (fresh disks), a higher count adds replicas, a lower one deletes the last ones.',
-      'Then shows each replica\'s node and state until all run (or one fails, with the reason and the console\'s last lines). Ctrl-C or --detach leaves them to the nodes; `form manage list` shows them later.',
+      'Then shows each replica\'s node and state until all run and, when the image has health checks (HEALTHCHECK, or a TCP check for each EXPOSEd TCP port), pass them; a replica that fails, or turns unhealthy (with the failing check and why), fails the ship. Ctrl-C or --detach leaves them to the nodes (which restart an unhealthy replica with backoff); `form manage list` shows them later.',
     ].join('\n\n'),
     examples: [
       ['Ship the build of ./Formfile (3 replicas)', '$0 pack ship'],
@@ -26,9 +26,10 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip, shortfallNote } = await import('../lib/ship.js')
+    const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
+    type HealthReport = import('../../node/index.js').HealthReport
 
     const { config, build, owner } = await this.target()
     const shipDefaults = config.ship ?? {}
@@ -78,7 +79,8 @@ export class PackShipCommand extends BuildCommand {
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)
 
-    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string; timings?: { imageMs?: number; diskMs?: number; bootMs?: number } }
+    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string; health?: HealthReport; timings?: { imageMs?: number; diskMs?: number; bootMs?: number } }
+    const ready = (r: Row) => replicaProgress(r) === 'ready'
     const rows: Row[] = live.map((w) => ({ id: w.id, node: w.desired.node, state: 'requested', ip: null }))
     const summary = () => ({ buildId: build, image: status.image, replicas: rows, scheduledMs: Math.round(scheduledMs) })
     if (this.detach) {
@@ -107,6 +109,7 @@ export class PackShipCommand extends BuildCommand {
           r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
           r.timings = fresh ? o.timings : undefined
           r.reason = fresh && o.state === 'failed' ? (o.reason ?? 'no reason given') : undefined
+          r.health = fresh && (o.state === 'running' || o.state === 'booting') ? o.health : undefined
         }
         settle?.()
         await new Promise((res) => setTimeout(res, 700))
@@ -114,8 +117,9 @@ export class PackShipCommand extends BuildCommand {
     })()
     const waitFor = async (row: Row, task: { title: string }) => {
       for (;;) {
-        task.title = `${row.id} on ${short(row.node)}: ${row.state}${row.ip ? ` at ${row.ip}` : ''}`
-        if (row.state === 'running') return
+        task.title = `${row.id} on ${short(row.node)}: ${row.state}${row.health ? `, ${row.health.state}` : ''}${row.ip ? ` at ${row.ip}` : ''}${row.health?.reason ? `: ${row.health.reason}` : ''}`
+        if (ready(row)) return
+        if (replicaProgress(row) === 'unhealthy') throw new FormError('SHIP_REPLICA_UNHEALTHY', `${row.id} is unhealthy on node ${row.node}: ${row.health?.reason ?? 'no reason given'}`, { hint: `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${row.id}\`` })
         if (row.state === 'failed') throw new FormError('SHIP_REPLICA_FAILED', `${row.id} failed on node ${row.node}: ${row.reason}`, { hint: `see \`form manage logs ${row.id}\`; the node retries on its own` })
         if (Date.now() > deadline) throw new FormError('SHIP_TIMEOUT', `${row.id} is still ${row.state} after ${timeoutS} s`, { hint: 'the nodes keep working on it; check with `form manage list`', exitCode: 4 })
         await new Promise<void>((res) => {
@@ -140,16 +144,19 @@ export class PackShipCommand extends BuildCommand {
       process.off('SIGINT', onInterrupt)
       await poll.catch(() => {})
     }
-    const failed = rows.filter((r) => r.state !== 'running')
+    const failed = rows.filter((r) => !ready(r))
     const result = { ...summary(), readyMs: Math.round(performance.now() - t0) }
     if (failed.length) {
       if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
-      throw new FormError(failed.some((r) => r.state === 'failed') ? 'SHIP_REPLICA_FAILED' : 'SHIP_TIMEOUT', `${failed.length} of ${rows.length} replicas are not running: ${failed.map((r) => `${r.id} (${r.state}${r.reason ? `: ${r.reason.split('\n')[0]}` : ''})`).join(', ')}`, {
+      const unhealthy = failed.some((r) => r.health?.state === 'unhealthy')
+      const broken = failed.some((r) => r.state === 'failed') || unhealthy
+      const why = (r: Row) => `${r.id} (${r.state}${r.health ? `, ${r.health.state}` : ''}${r.reason ? `: ${r.reason.split('\n')[0]}` : r.health?.reason ? `: ${r.health.reason}` : ''})`
+      throw new FormError(failed.some((r) => r.state === 'failed') ? 'SHIP_REPLICA_FAILED' : unhealthy ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT', `${failed.length} of ${rows.length} replicas are not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${failed.map(why).join(', ')}`, {
         hint: 'see `form manage list` and `form manage logs <instance>`',
-        exitCode: failed.some((r) => r.state === 'failed') ? 1 : 4,
+        exitCode: broken ? 1 : 4,
       })
     }
-    this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))
+    this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node}${r.health ? `, ${r.health.state}: ${r.health.checks} check${r.health.checks === 1 ? '' : 's'} pass` : ''})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))
     return 0
   }
 }

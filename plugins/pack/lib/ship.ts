@@ -1,5 +1,5 @@
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, hostsOf, MAX_CANDIDATES, type Liveness, type DesiredEntry, type DesiredInstance } from '../../node/index.js'
+import { desiredEntries, hostsOf, MAX_CANDIDATES, type Liveness, type DesiredEntry, type DesiredInstance, type HealthReport } from '../../node/index.js'
 import type { StateRecord } from '../../state/index.js'
 import { place, type NodeCandidate, type PlacementResult } from './scheduler.js'
 
@@ -131,4 +131,15 @@ export function shortfallNote(plan: ShipPlan, replicas: number): string | undefi
 function replicaIndex(id: string, name: string): number {
   const m = id.startsWith(`${name}-`) ? /^\d+$/.exec(id.slice(name.length + 1)) : null
   return m ? Number(m[0]) : Number.MAX_SAFE_INTEGER
+}
+
+/**
+ * Where a shipped replica stands, from what its node last reported: `ready` once it runs and, when
+ * its image has health checks, passes them; `unhealthy` (a failed ship: the deploy does not serve)
+ * and `failed` end the wait; anything else is still on its way.
+ */
+export function replicaProgress(r: { state: string; health?: HealthReport }): 'ready' | 'waiting' | 'unhealthy' | 'failed' {
+  if (r.state === 'failed') return 'failed'
+  if (r.health?.state === 'unhealthy') return 'unhealthy'
+  return r.state === 'running' && (!r.health || r.health.state === 'healthy') ? 'ready' : 'waiting'
 }

@@ -1,4 +1,5 @@
 import { FormError } from '../../../../core/errors.js'
+import { healthChecksOf, type HealthCheck } from './health.js'
 
 /**
  * The image contract between the builder and the hypervisor manager. An image is a JSON manifest
@@ -26,6 +27,11 @@ export interface ImageManifest {
   cmdline: string
   resources: { vcpus: number; memoryMb: number; diskGb: number; gpu?: { model: string; count: number } }
   expose?: unknown[]
+  /**
+   * What the hosting node probes (see health.ts). Absent in images built before HEALTHCHECK: then
+   * parseManifest fills in a TCP check for each EXPOSEd TCP port; empty means no checks.
+   */
+  health?: HealthCheck[]
   users?: unknown[]
   entrypoint?: unknown[]
   formfile?: string
@@ -59,6 +65,8 @@ export function parseManifest(bytes: Uint8Array | string): ImageManifest {
   const disk = blobRef(m.disk, 'disk')
   if (m.disk.format !== 'raw') throw new FormError('VMM_BAD_IMAGE', `the image disk format is ${JSON.stringify(m.disk.format)}; only "raw" is supported`)
   if (typeof m.cmdline !== 'string') throw new FormError('VMM_BAD_IMAGE', "the image manifest's cmdline must be a string")
+  const health = healthChecksOf(m)
+  if (typeof health === 'string') throw new FormError('VMM_BAD_IMAGE', `the image manifest's ${health}`, { hint: 'rebuild the image with this version of form' })
   const r = m.resources ?? {}
   for (const f of ['vcpus', 'memoryMb', 'diskGb']) {
     if (!Number.isInteger(r[f]) || r[f] <= 0) throw new FormError('VMM_BAD_IMAGE', `the image manifest's resources.${f} must be a positive whole number`)
@@ -74,6 +82,7 @@ export function parseManifest(bytes: Uint8Array | string): ImageManifest {
     initrd,
     disk: { ...disk, format: 'raw', fs: String(m.disk.fs ?? '') },
     cmdline: m.cmdline,
+    health,
     resources: {
       vcpus: r.vcpus,
       memoryMb: r.memoryMb,

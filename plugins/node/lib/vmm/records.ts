@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { HealthReport } from './health.js'
 
 /**
  * The instance records in state (collection `instances`, see plugins/state/lib/rules.ts):
@@ -52,6 +53,8 @@ export interface ObservedInstance {
    * console is written by the guest alone, so `form manage ssh` trusts these for strict checking.
    */
   hostKeys?: string[]
+  /** with `booting` and `running`, when the image has health checks: whether its service answers them */
+  health?: HealthReport
   updatedAt: number
 }
 

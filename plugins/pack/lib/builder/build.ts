@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
 import type { BlobStore } from '../../../net/index.js'
 import { IMAGE_SCHEMA, parseManifest, type ImageManifest } from '../../../node/index.js'
-import { describeStep, printFormfile, type Formfile, type Step } from '../formfile/index.js'
+import { describeStep, healthChecks, printFormfile, type Formfile, type Step } from '../formfile/index.js'
 import { AGENT, BOOT_DISK_BYTES, BOOT_INITRD_OFFSET, finalizeScript, planScript, stepScript } from './agent.js'
 import { baseKey, BUILD_DISK_GB, BUILD_INIT, prepareVmBase } from './base.js'
 import type { BaseProgress } from './base-progress.js'
@@ -449,6 +449,8 @@ async function runBuild(o: BuildOptions, s: RunState): Promise<BuildResult> {
       owner: o.owner,
       resources: { vcpus: f.resources.vcpus, memoryMb: f.resources.memoryMb, diskGb: f.resources.diskGb, ...(f.resources.gpu ? { gpu: f.resources.gpu } : {}) },
       expose: f.expose,
+      // what its hosting node probes (the defaults for EXPOSE spelled out: the node reads no Formfile)
+      health: healthChecks(f),
       // what the image's users are, never their secrets
       users: f.users.map((u) => ({ username: u.username, sudo: u.sudo, shell: u.shell, groups: u.groups, sshKeys: u.sshAuthorizedKeys.length, password: Boolean(u.passwordHash) && !u.lockPasswd })),
       entrypoint: f.entrypoint ? f.entrypoint.argv : [],

@@ -1,3 +1,5 @@
+import { describeCheck, formatHealthDuration } from '../../../node/index.js'
+import { healthChecks } from './parser.js'
 import type { Formfile, Step } from './types.js'
 
 /** One line per build step, for dry-run listings and build progress (ENV values are never shown). */
@@ -27,4 +29,12 @@ export function entrypointRunsNginx(entrypoint: Formfile['entrypoint']): boolean
   const words = entrypoint.form === 'shell' ? (entrypoint.command ?? entrypoint.argv.join(' ')).trim().split(/\s+/) : entrypoint.argv
   const program = words[0] === 'exec' ? words[1] : words[0]
   return program?.split('/').pop() === 'nginx'
+}
+
+/** What the hosting node will probe on every replica, one line per check, for dry-run listings. */
+export function describeHealth(f: Pick<Formfile, 'healthchecks' | 'expose'>): string[] {
+  const checks = healthChecks(f)
+  if (!checks.length) return [f.healthchecks ? '(none: HEALTHCHECK none)' : '(none: nothing EXPOSEd over TCP)']
+  const d = formatHealthDuration
+  return checks.map((c) => `${describeCheck(c)} every ${d(c.intervalMs)} (timeout ${d(c.timeoutMs)}, unhealthy after ${c.retries} failures, start period ${d(c.startPeriodMs)})${f.healthchecks ? '' : ' (default for EXPOSE)'}`)
 }

@@ -4,7 +4,8 @@ import { logicalLines, splitWords, type LogicalLine, type Word } from './lexer.j
 import { hashPassword } from './passwd.js'
 import { entrypointRunsNginx } from './describe.js'
 import { DEFAULT_RESOURCES, PROFILES } from './profiles.js'
-import type { EnvScope, ExposedPort, Formfile, FormfileUser, Step } from './types.js'
+import type { EnvScope, ExposedPort, Formfile, FormfileUser, HealthCheck, Step } from './types.js'
+import { defaultHealthChecks, describeCheck, formatHealthDuration, HEALTH_DEFAULTS, HEALTH_LIMITS, HEALTH_PATH, MAX_HEALTH_CHECKS, MAX_HEALTH_PATH, parseHealthDuration } from '../../../node/index.js'
 
 export interface ParseOptions {
   /** shown in diagnostics */
@@ -40,6 +41,7 @@ const ALIASES: Record<string, string> = {
   ENV: 'ENV',
   ENTRYPOINT: 'ENTRYPOINT',
   EXPOSE: 'EXPOSE',
+  HEALTHCHECK: 'HEALTHCHECK',
 }
 const ONCE = new Set(['NAME', 'WORKDIR', 'VCPU', 'MEM', 'DISK', 'DESCRIPTION', 'GPU'])
 const USER_OPTIONS = ['username', 'passwd', 'ssh_authorized_keys', 'lock_passwd', 'sudo', 'shell', 'ssh_pwauth', 'disable_root', 'chpasswd_expire', 'groups']
@@ -78,6 +80,20 @@ export function nameFromDirectory(dir: string): string {
   return slug || 'formation-app'
 }
 
+/** HEALTHCHECK options: the field each sets, and whether it is a duration (else a count). */
+const HEALTH_OPTIONS: Record<string, { field: keyof typeof HEALTH_LIMITS; duration: boolean }> = {
+  interval: { field: 'intervalMs', duration: true },
+  timeout: { field: 'timeoutMs', duration: true },
+  retries: { field: 'retries', duration: false },
+  'start-period': { field: 'startPeriodMs', duration: true },
+}
+const HEALTH_KINDS = ['tcp', 'http', 'none']
+
+/** The checks a node probes for this Formfile: its HEALTHCHECK lines, else a TCP check per EXPOSEd TCP port. */
+export function healthChecks(f: Pick<Formfile, 'healthchecks' | 'expose'>): HealthCheck[] {
+  return f.healthchecks ?? defaultHealthChecks(f.expose)
+}
+
 const BOOLEANS: Record<string, boolean> = { true: true, yes: true, '1': true, false: false, no: false, '0': false }
 
 class Parser {
@@ -95,6 +111,8 @@ class Parser {
   private entrypoint?: Formfile['entrypoint']
   private entrypointAt?: { line: number; column: number }
   private expose: ExposedPort[] = []
+  private health: { check: HealthCheck; word: Word; line: LogicalLine }[] = []
+  private healthNone?: { word: Word; line: LogicalLine }
   private readonly profile: (typeof PROFILES)[string]
 
   constructor(
@@ -149,6 +167,7 @@ class Parser {
         env,
         entrypoint: this.entrypoint,
         expose: this.expose,
+        ...(this.healthNone ? { healthchecks: [] } : this.health.length ? { healthchecks: this.health.map((h) => h.check) } : {}),
       },
     }
   }
@@ -397,6 +416,102 @@ class Parser {
       }
     },
     USER: (span) => this.user(span),
+    HEALTHCHECK: (span) => this.healthcheck(span),
+  }
+
+  private healthcheck(span: { start: number; end: number }): void {
+    const words = this.words(span)
+    if (!words) return
+    const opts = new Map<string, Word & { optValue: string }>()
+    const args: Word[] = []
+    for (const w of words) {
+      if (w.quoted || !w.value.startsWith('--')) {
+        args.push(w)
+        continue
+      }
+      const m = /^--([^=]*)(?:=(.*))?$/.exec(w.value)!
+      const option = HEALTH_OPTIONS[m[1]]
+      if (!option) {
+        const guess = suggest(m[1], Object.keys(HEALTH_OPTIONS))
+        this.error('invalid-healthcheck-option', `unknown HEALTHCHECK option "--${m[1]}"`, w, guess ? `did you mean --${guess}?` : `options are ${Object.keys(HEALTH_OPTIONS).map((o) => `--${o}`).join(', ')}`)
+        return
+      }
+      if (!m[2]) {
+        this.error('invalid-healthcheck-option', `--${m[1]} needs a value`, w, option.duration ? `e.g. --${m[1]}=10s (ms, s, m or h)` : `e.g. --${m[1]}=3`)
+        return
+      }
+      if (opts.has(m[1])) {
+        this.error('invalid-healthcheck-option', `--${m[1]} is given twice`, w, 'keep one')
+        return
+      }
+      opts.set(m[1], { ...w, optValue: m[2] })
+    }
+    const kind = args[0]
+    if (!kind) {
+      this.error('missing-argument', 'HEALTHCHECK needs a check: tcp, http or none', span, USAGE.HEALTHCHECK)
+      return
+    }
+    const k = kind.value.toLowerCase()
+    if (k === 'none') {
+      const extra = args[1] ?? [...opts.values()][0]
+      if (extra) {
+        this.error('too-many-arguments', 'HEALTHCHECK none takes no port or option', extra, 'write HEALTHCHECK none alone to turn the checks off')
+        return
+      }
+      this.healthNone ??= { word: kind, line: this.line }
+      return
+    }
+    if (k !== 'tcp' && k !== 'http') {
+      const guess = suggest(kind.value, HEALTH_KINDS)
+      this.error('invalid-healthcheck', `"${kind.value}" is not a kind of check`, kind, guess ? `did you mean ${guess}? ${USAGE.HEALTHCHECK}` : USAGE.HEALTHCHECK)
+      return
+    }
+    const want = k === 'http' ? 3 : 2
+    if (args.length < want) {
+      this.error('missing-argument', k === 'http' ? 'HEALTHCHECK http needs a path and a port' : 'HEALTHCHECK tcp needs a port', args.at(-1)!, k === 'http' ? 'e.g. HEALTHCHECK http /healthz 8080' : 'e.g. HEALTHCHECK tcp 5432')
+      return
+    }
+    if (args.length > want) {
+      this.error('too-many-arguments', `HEALTHCHECK ${k} takes ${k === 'http' ? 'a path and a port' : 'one port'}`, { start: args[want].start, end: args.at(-1)!.end }, 'one check a line: write another HEALTHCHECK for another port')
+      return
+    }
+    const path = k === 'http' ? args[1] : undefined
+    if (path && (!HEALTH_PATH.test(path.value) || path.value.length > MAX_HEALTH_PATH)) {
+      this.error('invalid-health-path', `"${path.value}" is not a path to check`, path, `an absolute path of visible ASCII characters (no spaces), at most ${MAX_HEALTH_PATH}, e.g. /healthz or /status?full=1`)
+      return
+    }
+    const portWord = args[want - 1]
+    const port = /^\d+$/.test(portWord.value) ? Number(portWord.value) : NaN
+    if (!(port >= 1 && port <= 65535)) {
+      this.error('invalid-port', `"${portWord.value}" is not a port (1-65535)`, portWord, USAGE.HEALTHCHECK)
+      return
+    }
+    const check: HealthCheck = { kind: k, port, ...(path ? { path: path.value } : {}), ...HEALTH_DEFAULTS }
+    for (const [name, w] of opts) {
+      const { field, duration } = HEALTH_OPTIONS[name]
+      const n = duration ? parseHealthDuration(w.optValue) : /^\d+$/.test(w.optValue) ? Number(w.optValue) : undefined
+      if (n === undefined) {
+        this.error(duration ? 'invalid-duration' : 'invalid-number', `--${name} must be ${duration ? 'a duration' : 'a whole number'} (got "${w.optValue}")`, w, duration ? 'a number and a unit: ms, s, m or h, e.g. 500ms, 10s, 1m30s' : `e.g. --${name}=3`)
+        return
+      }
+      const [min, max] = HEALTH_LIMITS[field]
+      if (n < min || n > max) {
+        const show = (v: number) => (duration ? formatHealthDuration(v) : String(v))
+        this.error('out-of-range', `--${name}=${w.optValue} is outside ${show(min)}-${show(max)}`, w, `--${name} takes ${show(min)} to ${show(max)}`)
+        return
+      }
+      check[field] = n
+    }
+    if (check.timeoutMs > check.intervalMs) {
+      this.error('out-of-range', `--timeout=${formatHealthDuration(check.timeoutMs)} is longer than the interval (${formatHealthDuration(check.intervalMs)})`, opts.get('timeout') ?? opts.get('interval') ?? kind, 'a probe must end before the next one starts: shorten --timeout or lengthen --interval')
+      return
+    }
+    const same = this.health.find((h) => h.check.kind === check.kind && h.check.port === check.port && h.check.path === check.path)
+    if (same) {
+      this.error('duplicate-healthcheck', `${describeCheck(check)} is checked twice`, { start: kind.start, end: args.at(-1)!.end }, 'remove one of the two lines', { ...same.line.positions[same.word.start], message: 'the first is here' })
+      return
+    }
+    this.health.push({ check, word: kind, line: this.line })
   }
 
   private jsonArray(name: string, span: { start: number; end: number }): Word[] | undefined {
@@ -546,6 +661,19 @@ class Parser {
       }
     }
     this.warnNginxOnPort80()
+    const first = this.health[0]
+    if (this.healthNone && first) {
+      const { word, line } = this.healthNone
+      this.report('error', 'healthcheck-none-mixed', 'HEALTHCHECK none turns the checks off, but this Formfile also asks for one', word.start, word.end, 'keep either HEALTHCHECK none or the checks', { ...first.line.positions[first.word.start], message: `the ${describeCheck(first.check)} check` }, line)
+    }
+    if (this.health.length > MAX_HEALTH_CHECKS) {
+      const { word, line } = this.health[MAX_HEALTH_CHECKS]
+      this.report('error', 'too-many-healthchecks', `a Formfile may have at most ${MAX_HEALTH_CHECKS} health checks (this is number ${MAX_HEALTH_CHECKS + 1})`, word.start, word.end, 'check the ports that matter; each check is probed on every replica', undefined, line)
+    }
+    for (const { check, word, line } of this.health) {
+      if (this.expose.some((e) => e.protocol === 'tcp' && check.port >= e.port && check.port <= (e.endPort ?? e.port))) continue
+      this.report('warning', 'healthcheck-port-not-exposed', `${describeCheck(check)}: port ${check.port} is not EXPOSEd`, word.start, word.end, `add EXPOSE ${check.port} if the service listens there`, undefined, line)
+    }
     const copyAll = this.steps.find((s) => s.kind === 'copy' && s.destination === '')
     if (copyAll && copyAll.kind === 'copy') {
       if (this.workdir) copyAll.destination = this.workdir
@@ -596,6 +724,7 @@ const USAGE: Record<string, string> = {
   ENV: 'usage: ENV [--scope=system|user:<name>|service:<name>] KEY=value ...',
   ENTRYPOINT: 'usage: ENTRYPOINT ["cmd", "arg"] or ENTRYPOINT cmd arg',
   EXPOSE: 'usage: EXPOSE <port>[/tcp|/udp] ...',
+  HEALTHCHECK: 'usage: HEALTHCHECK [--interval=10s] [--timeout=3s] [--retries=3] [--start-period=30s] tcp <port> | http <path> <port> | none',
 }
 
 export function parseFormfile(source: string, options: ParseOptions = {}): ParseResult {

@@ -1,3 +1,4 @@
+import { formatHealthDuration } from '../../../node/index.js'
 import { quoteTemplate, quoteWord } from './lexer.js'
 import type { Formfile, Step } from './types.js'
 
@@ -46,5 +47,10 @@ export function printFormfile(f: Formfile): string {
     out.push(f.entrypoint.form === 'exec' ? `ENTRYPOINT ${JSON.stringify(f.entrypoint.argv)}` : `ENTRYPOINT ${f.entrypoint.command}`)
   }
   if (f.expose.length) out.push(`EXPOSE ${f.expose.map((p) => `${p.port}${p.endPort ? `-${p.endPort}` : ''}/${p.protocol}`).join(' ')}`)
+  if (f.healthchecks?.length === 0) out.push('HEALTHCHECK none')
+  for (const c of f.healthchecks ?? []) {
+    const opts = `--interval=${formatHealthDuration(c.intervalMs)} --timeout=${formatHealthDuration(c.timeoutMs)} --retries=${c.retries} --start-period=${formatHealthDuration(c.startPeriodMs)}`
+    out.push(`HEALTHCHECK ${opts} ${c.kind === 'http' ? `http ${quoteWord(c.path!)}` : 'tcp'} ${c.port}`)
+  }
   return out.join('\n') + '\n'
 }

@@ -1,3 +1,7 @@
+import type { HealthCheck } from '../../../node/index.js'
+
+export type { HealthCheck }
+
 /** The typed Formfile: what validation produces and the image builder consumes. */
 
 export interface FormfileUser {
@@ -45,4 +49,9 @@ export interface Formfile {
   env: { system: Record<string, string>; users: Record<string, Record<string, string>>; services: Record<string, Record<string, string>> }
   entrypoint?: { form: 'exec' | 'shell'; argv: string[]; command?: string }
   expose: ExposedPort[]
+  /**
+   * The HEALTHCHECK lines: undefined when there are none (every EXPOSEd TCP port then gets a TCP
+   * check, see healthChecks), empty for `HEALTHCHECK none`.
+   */
+  healthchecks?: HealthCheck[]
 }
