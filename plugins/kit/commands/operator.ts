@@ -1,7 +1,11 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
-import { DEFAULT_FORMNET_CIDR } from '../../net/index.js'
+import { DEFAULT_FORMNET_CIDR, netConfiguration } from '../../net/index.js'
+
+const NET = netConfiguration.defaults
+/** The node's own listen addresses, facing the network: an operator's node is dialled by others. */
+const NETWORK_LISTEN = NET.listen.map((a) => a.replace(/^\/ip4\/127\.0\.0\.1\//, '/ip4/0.0.0.0/'))
 
 const MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
@@ -50,7 +54,7 @@ export class KitOperatorCommand extends FormCommand {
   announce = Option.Array('--announce', { description: 'Address announced to peers (repeatable)' })
   bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr (repeatable)' })
   formnetCidr = Option.String('--formnet-cidr', { description: `formnet address space, the same on every node of a network (default ${DEFAULT_FORMNET_CIDR})` })
-  bridgeName = Option.String('--bridge-name', { description: 'Bridge for instances (default formbr0)' })
+  bridgeName = Option.String('--bridge-name', { description: `Bridge for instances (default ${NET.bridge_name})` })
   bridgeSubnet = Option.String('--bridge-subnet', { description: 'Bridge subnet (default: the node\'s formnet subnet)' })
   hypervisor = Option.String('--hypervisor', { description: 'auto, qemu or cloud-hypervisor' })
   vcpus = Option.String('--vcpus', { description: 'vCPUs offered' })
@@ -70,11 +74,11 @@ export class KitOperatorCommand extends FormCommand {
       data_dir: this.dataDirPath ?? this.dirs.dataDir,
       // a config being replaced keeps its operator key (a new one needs --new-key)
       operator_keystore: this.operatorKeystore ?? (await this.existingKeystore()) ?? join(this.dirs.configDir, 'operator-key.json'),
-      listen: this.listen ?? ['/ip4/0.0.0.0/tcp/3010'],
+      listen: this.listen ?? NETWORK_LISTEN,
       announce: this.announce ?? [],
       bootstrap: this.bootstrap ?? [],
       formnet_cidr: this.formnetCidr ?? DEFAULT_FORMNET_CIDR,
-      bridge_name: this.bridgeName ?? 'formbr0',
+      bridge_name: this.bridgeName ?? NET.bridge_name,
       bridge_subnet: this.bridgeSubnet ?? '',
       hypervisor: this.hypervisor ?? 'auto',
       // empty: the node measures its host when it starts
@@ -113,7 +117,7 @@ export class KitOperatorCommand extends FormCommand {
         resources: Object.fromEntries((['vcpus', 'memory_mb', 'disk_gb'] as const).filter((k) => values[k] !== '').map((k) => [k, positive(k, values[k])])),
       },
       kit: { operator_keystore: values.operator_keystore },
-      net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: 51820, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
+      net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: NET.formnet_port, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
     }
     const operatorAddress = await this.ensureOperatorKey(values.operator_keystore)
     const file = this.output ?? this.dirs.operatorConfig

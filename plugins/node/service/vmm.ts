@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { NetConfig, P2PHandle } from '../../net/index.js'
+import { netConfiguration, type NetConfig, type P2PHandle } from '../../net/index.js'
 import type { StateHandle } from '../../state/index.js'
 import type { NodeConfig } from '../index.js'
 import { openHypervisor, type Hypervisor } from '../lib/hypervisor/index.js'
@@ -29,7 +29,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     log.warn('this node cannot run VMs', { reason: unavailable })
   }
 
-  const bridge = net.bridge_name ?? 'formbr0'
+  const bridge = net.bridge_name ?? netConfiguration.defaults.bridge_name
   const controller = new InstanceController({
     state,
     health: ctx.health,
