@@ -148,12 +148,13 @@ export class PackShipCommand extends BuildCommand {
     const result = { ...summary(), readyMs: Math.round(performance.now() - t0) }
     if (failed.length) {
       if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
-      const unhealthy = failed.some((r) => r.health?.state === 'unhealthy')
-      const broken = failed.some((r) => r.state === 'failed') || unhealthy
+      const progress = failed.map(replicaProgress)
+      const code = progress.includes('failed') ? 'SHIP_REPLICA_FAILED' : progress.includes('unhealthy') ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT'
       const why = (r: Row) => `${r.id} (${r.state}${r.health ? `, ${r.health.state}` : ''}${r.reason ? `: ${r.reason.split('\n')[0]}` : r.health?.reason ? `: ${r.health.reason}` : ''})`
-      throw new FormError(failed.some((r) => r.state === 'failed') ? 'SHIP_REPLICA_FAILED' : unhealthy ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT', `${failed.length} of ${rows.length} replicas are not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${failed.map(why).join(', ')}`, {
+      throw new FormError(code, `${failed.length} of ${rows.length} replicas are not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${failed.map(why).join(', ')}`, {
         hint: 'see `form manage list` and `form manage logs <instance>`',
-        exitCode: broken ? 1 : 4,
+        // a replica that failed or turned unhealthy broke the deploy; one still on its way only ran out of time
+        exitCode: code === 'SHIP_TIMEOUT' ? 4 : 1,
       })
     }
     this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node}${r.health ? `, ${r.health.state}: ${r.health.checks} check${r.health.checks === 1 ? '' : 's'} pass` : ''})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))

@@ -20,17 +20,6 @@ export function describeStep(s: Step): string {
   }
 }
 
-/**
- * Whether the ENTRYPOINT is nginx itself (`nginx ...`, `/usr/sbin/nginx ...`, `exec nginx ...`): the
- * base image's own nginx.service would take port 80 before it, so the builder turns that one off.
- */
-export function entrypointRunsNginx(entrypoint: Formfile['entrypoint']): boolean {
-  if (!entrypoint) return false
-  const words = entrypoint.form === 'shell' ? (entrypoint.command ?? entrypoint.argv.join(' ')).trim().split(/\s+/) : entrypoint.argv
-  const program = words[0] === 'exec' ? words[1] : words[0]
-  return program?.split('/').pop() === 'nginx'
-}
-
 /** What the hosting node will probe on every replica, one line per check, for dry-run listings. */
 export function describeHealth(f: Pick<Formfile, 'healthchecks' | 'expose'>): string[] {
   const checks = healthChecks(f)

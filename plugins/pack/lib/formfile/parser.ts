@@ -2,7 +2,6 @@ import { basename } from 'node:path'
 import type { Diagnostic } from './diagnostics.js'
 import { logicalLines, splitWords, type LogicalLine, type Word } from './lexer.js'
 import { hashPassword } from './passwd.js'
-import { entrypointRunsNginx } from './describe.js'
 import { DEFAULT_RESOURCES, PROFILES } from './profiles.js'
 import type { EnvScope, ExposedPort, Formfile, FormfileUser, HealthCheck, Step } from './types.js'
 import { defaultHealthChecks, describeCheck, formatHealthDuration, HEALTH_DEFAULTS, HEALTH_LIMITS, HEALTH_PATH, MAX_HEALTH_CHECKS, MAX_HEALTH_PATH, parseHealthDuration } from '../../../node/index.js'
@@ -88,6 +87,17 @@ const HEALTH_OPTIONS: Record<string, { field: keyof typeof HEALTH_LIMITS; durati
   'start-period': { field: 'startPeriodMs', duration: true },
 }
 const HEALTH_KINDS = ['tcp', 'http', 'none']
+
+/**
+ * Whether the ENTRYPOINT is nginx itself (`nginx ...`, `/usr/sbin/nginx ...`, `exec nginx ...`): the
+ * base image's own nginx.service would take port 80 before it, so the builder turns that one off.
+ */
+export function entrypointRunsNginx(entrypoint: Formfile['entrypoint']): boolean {
+  if (!entrypoint) return false
+  const words = entrypoint.form === 'shell' ? (entrypoint.command ?? entrypoint.argv.join(' ')).trim().split(/\s+/) : entrypoint.argv
+  const program = words[0] === 'exec' ? words[1] : words[0]
+  return program?.split('/').pop() === 'nginx'
+}
 
 /** The checks a node probes for this Formfile: its HEALTHCHECK lines, else a TCP check per EXPOSEd TCP port. */
 export function healthChecks(f: Pick<Formfile, 'healthchecks' | 'expose'>): HealthCheck[] {
