@@ -49,8 +49,8 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
-    const { planRollout, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
+    const { planShip, shortfallNote } = await import('../lib/ship.js')
+    const { planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
     type Before = import('../lib/rollout.js').Before
     type Row = import('../lib/rollout.js').RolloutRow
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
@@ -172,33 +172,12 @@ export class PackShipCommand extends BuildCommand {
     const result = { ...summary(), steps: rollout().map((s, i) => ({ ...s, ...(outcome.steps[i] ? { ms: outcome.steps[i].ms, result: outcome.steps[i].result } : { result: 'not started' }) })), readyMs: Math.round(performance.now() - t0) }
     if (outcome.stopped) {
       if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
-      const { result: code0, rows: broken, index } = outcome.stopped
-      const code = code0 === 'failed' ? 'SHIP_REPLICA_FAILED' : code0 === 'unhealthy' ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT'
-      const why = (r: Row) => `${r.id} on node ${short(r.node)} (${r.state}${r.health ? `, ${r.health.state}` : ''}${r.reason ? `: ${r.reason.split('\n')[0]}` : r.health?.reason ? `: ${r.health.reason}` : ''})`
       // a replica whose VM died (during boot, say): its console tells why; only its owner may read it
-      const tails: string[] = []
-      for (const r of broken.filter((x) => x.state === 'failed')) {
-        const tail = await this.consoleTailOf(config, signer, r.node, r.id).catch((e: Error) => `(its console could not be read: ${e.message})`)
-        tails.push(`last lines of ${r.id}'s console:\n${tail}`)
+      const tails = new Map<string, string>()
+      for (const r of outcome.stopped.rows.filter((x) => x.state === 'failed')) {
+        tails.set(r.id, await this.consoleTailOf(config, signer, r.node, r.id).catch((e: Error) => `(its console could not be read: ${e.message})`))
       }
-      const oldServing = steps.slice(index + 1).filter((s) => s.replaces).flatMap((s) => s.ids)
-      const stepNote = rolling && steps[index].replaces
-        ? ` The rollout stopped at step ${index + 1} of ${steps.length}: ${oldServing.length ? `${oldServing.join(', ')} still run${oldServing.length === 1 ? 's' : ''} the old image, untouched` : 'no replica is left on the old image'}.`
-        : rolling
-          ? ` The rollout stopped before replacing any running replica: ${oldServing.join(', ')} still run${oldServing.length === 1 ? 's' : ''} the old image, untouched.`
-          : ''
-      const failedCount = rows.filter((r) => written.has(r.id) && replicaProgress(r) !== 'ready').length
-      throw new FormError(code, `${failedCount || broken.length} of ${rows.length} replicas are not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${broken.map(why).join(', ')}.${stepNote}${tails.length ? `\n${tails.join('\n')}` : ''}`, {
-        hint: rolling
-          ? `fix the image and ship again (\`form pack build && form pack ship\`): the rollout starts over from the replicas not yet on the new image; to roll back, ship the previous Formfile's build the same way. See \`form manage list\` and \`form manage logs ${broken[0]?.id ?? '<instance>'}\``
-          : code === 'SHIP_REPLICA_FAILED'
-            ? `see \`form manage logs ${broken[0]?.id ?? '<instance>'}\`; the node retries on its own`
-            : code === 'SHIP_REPLICA_UNHEALTHY'
-              ? `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${broken[0]?.id ?? '<instance>'}\``
-              : 'the nodes keep working on it; check with `form manage list`',
-        // a replica that failed or turned unhealthy broke the deploy; one still on its way only ran out of time
-        exitCode: code === 'SHIP_TIMEOUT' ? 4 : 1,
-      })
+      throw rolloutFailure(outcome.stopped, steps, rows, tails)
     }
     this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node}${r.health ? `, ${r.health.state}: ${r.health.checks} check${r.health.checks === 1 ? '' : 's'} pass` : ''})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))
     return 0

@@ -171,3 +171,33 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutOutcome> {
   }
   return { steps: reports, notWritten: [] }
 }
+
+/**
+ * The error of a stopped ship: which replicas broke it and why (a failed one with the end of its
+ * console, from `tails`), and, in a rolling update, which replicas still run the old image.
+ */
+export function rolloutFailure(stopped: NonNullable<RolloutOutcome['stopped']>, steps: RolloutStep[], rows: RolloutRow[], tails: Map<string, string> = new Map()): FormError {
+  const { result, rows: broken, index } = stopped
+  const code = result === 'failed' ? 'SHIP_REPLICA_FAILED' : result === 'unhealthy' ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT'
+  const rolling = steps.some((s) => s.replaces)
+  const short = (a: string) => `${a.slice(0, 10)}…`
+  const why = (r: RolloutRow) => `${r.id} on node ${short(r.node)} (${r.state}${r.health ? `, ${r.health.state}` : ''}${r.reason ? `: ${r.reason.split('\n')[0]}` : r.health?.reason ? `: ${r.health.reason}` : ''})`
+  const untouched = steps.slice(index + 1).filter((s) => s.replaces).flatMap((s) => s.ids)
+  const runs = (ids: string[]) => `${ids.join(', ')} still run${ids.length === 1 ? 's' : ''} the old image, untouched`
+  const stepNote = !rolling ? '' : steps[index].replaces
+    ? ` The rollout stopped at step ${index + 1} of ${steps.length}: ${untouched.length ? runs(untouched) : 'no replica is left on the old image'}.`
+    : ` The rollout stopped before replacing any running replica: ${runs(untouched)}.`
+  const console = broken.filter((r) => tails.has(r.id)).map((r) => `\nlast lines of ${r.id}'s console:\n${tails.get(r.id)}`).join('')
+  const first = broken[0]?.id ?? '<instance>'
+  return new FormError(code, `${broken.length} of ${rows.length} replicas ${broken.length === 1 ? 'is' : 'are'} not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${broken.map(why).join(', ')}.${stepNote}${console}`, {
+    hint: rolling
+      ? `fix the image and ship again (\`form pack build && form pack ship\`): the rollout goes on from the replicas not yet on the new image; to roll back, build and ship the previous Formfile the same way. See \`form manage list\` and \`form manage logs ${first}\``
+      : code === 'SHIP_REPLICA_FAILED'
+        ? `see \`form manage logs ${first}\`; the node retries on its own`
+        : code === 'SHIP_REPLICA_UNHEALTHY'
+          ? `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${first}\``
+          : 'the nodes keep working on it; check with `form manage list`',
+    // a replica that failed or turned unhealthy broke the deploy; one still on its way only ran out of time
+    exitCode: code === 'SHIP_TIMEOUT' ? 4 : 1,
+  })
+}
