@@ -1,5 +1,5 @@
 import t from 'tap'
-import { planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
+import { consoleExcerpt, planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
 import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
 
@@ -93,4 +93,18 @@ t.test('runRollout: each batch ready before the next is written; a broken one st
   const first = await runRollout({ ...common, rows: rows(), ...dead })
   t.match(first.stopped, { index: 0, result: 'failed', rows: [{ id: 'web-1', reason: 'the VM exited during boot' }] })
   t.same(first.notWritten, ['web-2', 'web-3'])
+})
+
+t.test('a console excerpt ends at a kernel panic, not in its stack trace', async (t) => {
+  const boot = Array.from({ length: 30 }, (_, i) => `boot line ${i}`)
+  t.equal(consoleExcerpt(boot.join('\n'), 20), boot.slice(-20).join('\n'), 'no panic: the last lines')
+  const trace = Array.from({ length: 25 }, (_, i) => `[ 11.0] trace ${i}`)
+  const panicked = [...boot, 'guest: about to fail', '[ 11.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100', ...trace].join('\n')
+  const excerpt = consoleExcerpt(panicked, 20).split('\n')
+  t.equal(excerpt.length, 21)
+  t.match(excerpt.at(-2), /Kernel panic - not syncing/)
+  t.equal(excerpt.at(-3), 'guest: about to fail')
+  t.equal(excerpt.at(-1), '(25 more lines: the kernel\'s stack trace)')
+  const short = ['a', '[ 1.0] Kernel panic - not syncing: x', 'b'].join('\n')
+  t.equal(consoleExcerpt(short, 20), short, 'a panic within the last lines: those lines')
 })

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { loadInstanceRecords, consoleTail } from '../../plugins/manage/index.js'
 import type { DesiredInstance } from '../../plugins/node/index.js'
-import { planRollout, rolloutFailure, runRollout, type Before, type RolloutRow, type Strategy } from '../../plugins/pack/lib/rollout.js'
+import { consoleExcerpt, planRollout, rolloutFailure, runRollout, type Before, type RolloutRow, type Strategy } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
 import { createClient } from '../../core/client.js'
 import { signRequest } from '../../core/auth/sign.js'
@@ -21,7 +21,7 @@ const run = promisify(execFile)
  * a new image, a broken one and one that panics at boot. Planning across nodes is planShip's (tested
  * in ship-plan); what is tested here is that the old replicas keep serving while new ones come up.
  */
-const CHECK = { kind: 'http' as const, port: 8080, path: '/', intervalMs: 1000, timeoutMs: 2000, retries: 2, startPeriodMs: 0 }
+const CHECK = { kind: 'http' as const, port: 8080, path: '/', intervalMs: 2000, timeoutMs: 2000, retries: 2, startPeriodMs: 0 }
 const web = (version: string) => `mkdir -p /www && echo ${version} > /www/index.html
 httpd -p 8080 -h /www`
 const IDS = ['web-1', 'web-2']
@@ -131,11 +131,12 @@ t.test('rolling updates on real VMs', { skip }, async (t) => {
     const { steps, rows, outcome } = await ship(v2, panics)
     const ms = Date.now() - t0
     t.match(outcome.stopped, { result: 'failed', rows: [{ id: 'web-1', state: 'failed', reason: /exited on its own/ }] })
-    const tail = await consoleTail(signed, 'web-1', 8192)
-    const error = rolloutFailure(outcome.stopped!, steps, rows, new Map([['web-1', tail.split('\n').slice(-20).join('\n')]]))
+    const tail = await consoleTail(signed, 'web-1', 16384)
+    const error = rolloutFailure(outcome.stopped!, steps, rows, new Map([['web-1', consoleExcerpt(tail)]]))
     t.match(error.message, /web-1 on node .*\(failed: the VM process \(pid \d+\) exited on its own\)/)
     t.match(error.message, /last lines of web-1's console:\n[\s\S]*form-test-guest: about to fail: no root filesystem here[\s\S]*Kernel panic - not syncing: Attempted to kill init/, 'the guest\'s last words and the panic')
-    t.ok(error.message.split("console:\n")[1].split('\n').length <= 20, 'at most 20 lines of it')
+    t.ok(error.message.split("console:\n")[1].split('\n').length <= 21, 'at most 20 lines of it (and a note on the stack trace left out)')
+    t.comment(`the error:\n${error.message}`)
     t.equal((await lab.observed('web-2'))!.image, v2.image, 'web-2 still runs the old image')
     t.comment(`panic at boot: the rollout stopped ${ms} ms after the write`)
   })

@@ -40,8 +40,8 @@ export class PackShipCommand extends BuildCommand {
       const client = await this.client({ url, signer })
       const here = await client.get<{ address: string }>('/v1/state/info').then((i) => i.address, () => undefined)
       if (here !== node) continue
-      const text = await consoleTail(client, id, 8192)
-      return text.split('\n').slice(-lines).join('\n') || '(the console is empty)'
+      const { consoleExcerpt } = await import('../lib/rollout.js')
+      return consoleExcerpt(await consoleTail(client, id, 16384), lines) || '(the console is empty)'
     }
     return `(its node ${node} is not one this CLI talks to; read it there with \`form manage logs ${id} --node <its API URL>\`)`
   }

@@ -201,3 +201,15 @@ export function rolloutFailure(stopped: NonNullable<RolloutOutcome['stopped']>, 
     exitCode: code === 'SHIP_TIMEOUT' ? 4 : 1,
   })
 }
+
+/**
+ * The part of a failed replica's console worth showing: its last `lines` lines, but when the guest
+ * kernel panicked, the lines up to the panic (what the guest said last, and why it panicked)
+ * instead of the stack trace after it.
+ */
+export function consoleExcerpt(text: string, lines = 20): string {
+  const all = text.split('\n')
+  const panic = all.findLastIndex((l) => /Kernel panic - not syncing/.test(l))
+  if (panic === -1 || panic >= all.length - lines) return all.slice(-lines).join('\n')
+  return [...all.slice(Math.max(0, panic + 1 - lines), panic + 1), `(${all.length - panic - 1} more lines: the kernel's stack trace)`].join('\n')
+}
