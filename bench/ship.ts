@@ -5,7 +5,17 @@
 // answering). Three nodes and a developer in network namespaces, as in tests/e2e/journey.test.ts.
 // Round 1 is cold (one chosen node must fetch the image); then the replicas are deleted and
 // shipped again (every chosen node holds the image): the baseline of the ratio.
+// Round 3 is a rollout: the app changed (a new GREETING), built again and shipped over the two
+// running replicas (--strategy rolling, one at a time): the time from `form pack ship` to both
+// replicas healthy on the new image, and the longest interval in which no replica was healthy (by
+// its node's health report) or answered HTTP (polled from the developer's side), target none.
 // Run: npm run build && npx tsx bench/ship.ts   (root, qemu-system-x86, wireguard-go, mmdebstrap, ssh, curl)
+import { execFile } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { createClient } from '../core/client.js'
+import { loadInstanceRecords } from '../plugins/manage/index.js'
 import { JourneyLab, type Replica } from '../tests/helpers/journey-lab.js'
 import { benchScope, recordResults } from './results.js'
 
@@ -42,6 +52,55 @@ try {
   j.lab.ok(await j.devForm(['manage', 'delete', '--build-id', buildId, '--yes', '--wait'], 300_000))
   const warm = await round()
 
+  // round 3: a new image rolled over the running replicas
+  const formfile = join(j.app, 'Formfile')
+  await writeFile(formfile, (await readFile(formfile, 'utf8')).replace('GREETING="hello from formation"', 'GREETING="hello from the rollout"'))
+  const rebuilt = JSON.parse(j.lab.ok(await j.devForm(['pack', 'build', '--json'], 1_200_000)).stdout)
+  if (rebuilt.buildId !== buildId || rebuilt.status.image === built.status.image) throw new Error('the rebuild did not give a new image of the same build')
+  const owner: string = JSON.parse(j.lab.ok(await j.devForm(['pack', 'status', '--json'])).stdout).owner
+  const { listInstances } = await loadInstanceRecords()
+  const state = createClient({ socket: j.nodes[0].env.socket })
+  const before = await j.replicas(buildId)
+  const run = promisify(execFile)
+  const samples: { at: number; healthy: number; healthyNew: number; http: number }[] = []
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      const [views, answers] = await Promise.all([
+        listInstances(state, owner).catch(() => undefined),
+        Promise.all(before.map((r) => run('ip', ['netns', 'exec', j.dev.ns, 'curl', '-sS', '--max-time', '2', `http://${r.ip}:8080/`]).then((x) => (x.stdout ? 1 : 0), () => 0))),
+      ])
+      if (views) {
+        const healthy = views.filter((v) => v.observed?.state === 'running' && v.observed.health?.state === 'healthy')
+        samples.push({ at: performance.now(), healthy: healthy.length, healthyNew: healthy.filter((v) => v.observed!.image === rebuilt.status.image).length, http: answers.reduce((a, b) => a + b, 0) })
+      }
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  })()
+  const t3 = performance.now()
+  const rolled = JSON.parse(j.lab.ok(await j.devForm(['pack', 'ship', '--replicas', '2', '--json'], 1_500_000)).stdout)
+  const shipMs = performance.now() - t3
+  await new Promise((r) => setTimeout(r, 2000))
+  sampling = false
+  await sampler
+  const allHealthyNewMs = (samples.find((x) => x.at >= t3 && x.healthyNew === 2)?.at ?? NaN) - t3
+  /** The longest stretch between two samples where `ok` held, with none in between where it did. */
+  const longestGap = (ok: (x: (typeof samples)[number]) => boolean) => {
+    let last: number | undefined
+    let worst = 0
+    let down = false
+    for (const x of samples) {
+      if (ok(x)) {
+        if (down && last !== undefined) worst = Math.max(worst, x.at - last)
+        last = x.at
+        down = false
+      } else down = true
+    }
+    return { worst, unresolved: down }
+  }
+  const healthGap = longestGap((x) => x.healthy > 0)
+  const httpGap = longestGap((x) => x.http > 0)
+
   const s = (ms: number | undefined) => (ms === undefined ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
   const slowest = (r: Awaited<ReturnType<typeof round>>, k: 'imageMs' | 'diskMs' | 'bootMs') => Math.max(0, ...r.shipped.replicas.map((x) => x.timings?.[k] ?? 0))
   const row = (name: string, r: Awaited<ReturnType<typeof round>>) => {
@@ -62,6 +121,13 @@ try {
     row('warm: both nodes hold the image', warm),
     '',
     `Ratio cold / warm: **${(cold.totalMs / warm.totalMs).toFixed(2)}** (the image transfer is the difference).`,
+    '',
+    `Rollout (round 3): the GREETING changed, built again, \`form pack ship --replicas 2\` over the two running replicas (rolling, one at a time; health and HTTP sampled every ~250 ms plus the time of a read, ${samples.length} samples):`,
+    '',
+    '| ship of a new image → both replicas healthy on it | the ship command returned | longest interval without a healthy replica | longest interval without an HTTP answer |',
+    '|---|---|---|---|',
+    `| ${s(allHealthyNewMs)} | ${s(shipMs)} (steps: ${rolled.steps.map((x: { replicas: string[]; ms?: number }) => `${x.replicas.join(', ')} ${s(x.ms)}`).join('; ')}) | ${healthGap.worst ? s(healthGap.worst) : 'none'}${healthGap.unresolved ? ' (still none at the end)' : ''} | ${httpGap.worst ? s(httpGap.worst) : 'none'}${httpGap.unresolved ? ' (still none at the end)' : ''} |`,
+    '',
     `Per replica (cold): ${cold.shipped.replicas.map((r) => `${r.id} image ${s(r.timings?.imageMs)}, disk ${s(r.timings?.diskMs)}, boot ${s(r.timings?.bootMs)}`).join('; ')}.`,
   ].join('\n')
   console.log(body)

@@ -29,6 +29,8 @@ t.test('pack ship refuses what it cannot ship, with the reason and what to do', 
     [['--replicas', 'two'], /--replicas must be a whole number/],
     [['--failover-after', '2'], /--failover-after must be a whole number of seconds from 5/],
     [['--timeout', '0'], /--timeout must be a positive number/],
+    [['--strategy', 'canary'], /--strategy must be one of rolling, immediate \(got "canary"\)/],
+    [['--max-unavailable', '0'], /--max-unavailable must be a whole number of at least 1 \(got "0"\)/],
   ] as const) {
     const r = await run(['pack', 'ship', ...args])
     t.equal(r.code, 1, args.join(' '))

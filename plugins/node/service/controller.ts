@@ -591,7 +591,8 @@ export class InstanceController {
     const value: Omit<ObservedInstance, 'updatedAt'> = {
       state,
       ...extra,
-      ...(live ? { ip: inst.local!.ip, mac: inst.local!.mac } : {}),
+      // the image says which deploy this report is about: a rolling ship waits for the new one
+      ...(live ? { ip: inst.local!.ip, mac: inst.local!.mac, image: inst.local!.image } : {}),
       ...(inst.vm && (state === 'booting' || state === 'running') ? { pid: inst.vm.pid } : {}),
       ...(inst.health && (state === 'booting' || state === 'running') ? { health: { ...inst.health } } : {}),
       backend: this.backendLabel,

@@ -9,27 +9,52 @@ export class PackShipCommand extends BuildCommand {
     details: [
       'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
       'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
-      'Shipping again updates the replicas in place: a new image replaces the old one (fresh disks), a higher count adds replicas, a lower one deletes the last ones.',
-      'Then shows each replica\'s node and state until all run and, when the image has health checks (HEALTHCHECK, or a TCP check for each EXPOSEd TCP port), pass them; a replica that fails, or turns unhealthy (with the failing check and why), fails the ship. Ctrl-C or --detach leaves them to the nodes (which restart an unhealthy replica with backoff); `form manage list` shows them later.',
+      'Shipping again updates the replicas in place: a higher count adds replicas, a lower one deletes the last ones, and a new image replaces the old one (fresh disks). New and deleted replicas go at once. Running replicas that get a new image are replaced a few at a time (--strategy rolling, the default): --max-unavailable of them (default 1) are rebooted on the new image while the others keep serving the old one, and the next ones follow only once these run and pass their health checks. With 2 replicas on 2 nodes, one is replaced while the other serves, then the other.',
+      'A replica that fails (its VM exits or panics, say: the ship ends at once, with the last lines of its console, which only you as its owner can read) or turns unhealthy (with the failing check and why) stops the rollout: the replicas not yet replaced keep running the old image, and the error names them. Fix the image and ship again to go on; ship the previous build to roll back. --strategy immediate writes every replica at once (every replaced replica is down while it reboots).',
+      'Then shows each replica\'s node and state until all run and, when the image has health checks (HEALTHCHECK, or a TCP check for each EXPOSEd TCP port), pass them. Ctrl-C leaves what was written to the nodes (which restart an unhealthy replica with backoff); --detach writes everything at once and returns (with a rollout to do, only with --strategy immediate). `form manage list` shows them later. --json prints the replicas and the rollout steps (each with its replicas, time and result).',
     ].join('\n\n'),
     examples: [
       ['Ship the build of ./Formfile (3 replicas)', '$0 pack ship'],
       ['Two replicas, then print their addresses', '$0 pack ship --replicas 2 && form manage get-ip --build-id <id>'],
       ['Return once the records are written', '$0 pack ship --detach --json'],
+      ['Ship a new image to 4 replicas, two at a time', '$0 pack ship --replicas 4 --max-unavailable 2'],
+      ['Replace every replica at once (an outage while they reboot)', '$0 pack ship --strategy immediate'],
     ],
   })
   replicas = Option.String('--replicas', { description: 'How many instances, each on its own node (default 3)' })
   failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60, or ship.failoverAfterS in the CLI config)' })
   detach = Option.Boolean('--detach', false, { description: 'Write the desired instances and return' })
-  timeout = Option.String('--timeout', '900', { description: 'Seconds to wait for every replica to run' })
+  strategy = Option.String('--strategy', 'rolling', { description: 'How a new image replaces running replicas: rolling (a few at a time, each new one healthy before the next) or immediate (all at once: an outage)' })
+  maxUnavailable = Option.String('--max-unavailable', { description: 'With --strategy rolling: how many replicas are replaced at a time (default 1: all but one keep serving)' })
+  timeout = Option.String('--timeout', '900', { description: 'Seconds to wait for every replica to run: a last resort, since a replica that fails or turns unhealthy ends the ship at once' })
+
+  /**
+   * The last lines of a replica's console, read from its node as its owner (the console may hold
+   * the owner's secrets: only a signed request gets it): the node this command talks to, or the
+   * configured host that is that node.
+   */
+  async consoleTailOf(config: import('../../kit/index.js').UserConfig, signer: import('../../../core/auth/sign.js').Signer, node: string, id: string, lines = 20): Promise<string> {
+    const { consoleTail } = await import('../../manage/index.js')
+    const urls = [this.nodeUrl(config), ...config.hosts.filter((h) => /^https?:\/\//.test(h)).map((h) => h.replace(/\/$/, ''))]
+    for (const url of [...new Set(urls)]) {
+      const client = await this.client({ url, signer })
+      const here = await client.get<{ address: string }>('/v1/state/info').then((i) => i.address, () => undefined)
+      if (here !== node) continue
+      const { consoleExcerpt } = await import('../lib/rollout.js')
+      return consoleExcerpt(await consoleTail(client, id, 16384), lines) || '(the console is empty)'
+    }
+    return `(its node ${node} is not one this CLI talks to; read it there with \`form manage logs ${id} --node <its API URL>\`)`
+  }
 
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
+    const { planShip, shortfallNote } = await import('../lib/ship.js')
+    const { planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
+    type Before = import('../lib/rollout.js').Before
+    type Row = import('../lib/rollout.js').RolloutRow
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
-    type HealthReport = import('../../node/index.js').HealthReport
 
     const { config, build, owner } = await this.target()
     const shipDefaults = config.ship ?? {}
@@ -37,6 +62,10 @@ export class PackShipCommand extends BuildCommand {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) throw new FormError('USAGE', `--replicas must be a whole number from 1 to 64 (got "${this.replicas}")`)
     const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? DEFAULT_FAILOVER_MS / 1000) : Number(this.failoverAfter)
     if (!Number.isInteger(failoverS) || failoverS < 5 || failoverS > 7 * 24 * 3600) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from 5 to 604800 (got "${this.failoverAfter}")`)
+    const strategy = this.strategy as (typeof STRATEGIES)[number]
+    if (!STRATEGIES.includes(strategy)) throw new FormError('USAGE', `--strategy must be one of ${STRATEGIES.join(', ')} (got "${this.strategy}")`)
+    const maxUnavailable = this.maxUnavailable === undefined ? DEFAULT_MAX_UNAVAILABLE : Number(this.maxUnavailable)
+    if (!Number.isInteger(maxUnavailable) || maxUnavailable < 1) throw new FormError('USAGE', `--max-unavailable must be a whole number of at least 1 (got "${this.maxUnavailable}")`)
     const timeoutS = Number(this.timeout)
     if (!(timeoutS > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
 
@@ -70,8 +99,16 @@ export class PackShipCommand extends BuildCommand {
       now: liveness.now,
     })
     const scheduledMs = performance.now() - t0
-    for (const w of plan.writes) await writeDesiredRecord(client, signer, w.id, w.desired, existing.get(w.id)?.record?.t)
     const live = plan.writes.filter((w) => w.action !== 'delete')
+    const before: Before = new Map(plan.writes.map((w) => [w.id, existing.get(w.id)?.desired ? { image: existing.get(w.id)!.desired!.image, state: existing.get(w.id)!.desired!.state } : undefined]))
+    const steps = planRollout(plan.writes, before, { strategy, maxUnavailable })
+    const rolling = steps.some((s) => s.replaces)
+    if (this.detach && rolling) {
+      throw new FormError('USAGE', `this ship replaces the image of ${steps.filter((s) => s.replaces).flatMap((s) => s.ids).join(', ')}: a rolling update is driven by this command and cannot be detached`, {
+        hint: 'follow it (drop --detach), or replace them all at once with --strategy immediate --detach',
+      })
+    }
+    const write = (w: (typeof plan.writes)[number]) => writeDesiredRecord(client, signer, w.id, w.desired, existing.get(w.id)?.record?.t)
     const short = (a: string) => `${a.slice(0, 10)}…`
     const notes = [
       ...[shortfallNote(plan, replicas)].filter((n) => n !== undefined),
@@ -79,83 +116,68 @@ export class PackShipCommand extends BuildCommand {
     ]
     for (const n of notes) this.context.stderr.write(`${n}\n`)
 
-    type Row = { id: string; node: string; state: string; ip: string | null; reason?: string; health?: HealthReport; timings?: { imageMs?: number; diskMs?: number; bootMs?: number } }
-    const ready = (r: Row) => replicaProgress(r) === 'ready'
     const rows: Row[] = live.map((w) => ({ id: w.id, node: w.desired.node, state: 'requested', ip: null }))
-    const summary = () => ({ buildId: build, image: status.image, replicas: rows, scheduledMs: Math.round(scheduledMs) })
+    const rollout = () => steps.map((s, i) => ({ step: i + 1, replicas: s.ids, replaces: s.replaces }))
+    const summary = () => ({ buildId: build, image: status.image, strategy, ...(rolling ? { maxUnavailable } : {}), replicas: rows, steps: rollout(), scheduledMs: Math.round(scheduledMs) })
     if (this.detach) {
+      for (const w of plan.writes) await write(w)
       this.print(summary(), () => [...rows.map((r) => `${r.id}: requested on node ${r.node}`), `follow them with: form manage list`].join('\n'))
       return 0
     }
 
-    // a replica is done once its host reports it running after this ship (not from before it)
+    // a replica that keeps its image counts as soon as its host reports it running
     const unchanged = new Set(plan.writes.filter((w) => w.action === 'update' && existing.get(w.id)?.desired?.image === w.desired.image).map((w) => w.id))
     const deadline = Date.now() + timeoutS * 1000
-    const { Listr } = await import('listr2')
-    const tty = Boolean((this.context.stdout as { isTTY?: boolean }).isTTY) && !this.json
-    let settle: (() => void) | undefined
-    let stop = false
-    const poll = (async () => {
-      while (!stop) {
-        // a failed read (the node busy, say) changes nothing shown; the next one will
-        const views = await listInstances(client, owner).catch(() => undefined)
-        const now = new Map((views ?? []).map((v) => [v.id, v]))
-        for (const r of views ? rows : []) {
-          const v = now.get(r.id)
-          const o = v?.observed
-          r.node = v?.host ?? r.node
-          const fresh = o && (unchanged.has(r.id) || o.updatedAt !== existing.get(r.id)?.observed?.updatedAt)
-          r.state = fresh ? o.state : 'requested'
-          r.ip = fresh && o.state === 'running' ? (o.ip ?? null) : null
-          r.timings = fresh ? o.timings : undefined
-          r.reason = fresh && o.state === 'failed' ? (o.reason ?? 'no reason given') : undefined
-          r.health = fresh && (o.state === 'running' || o.state === 'booting') ? o.health : undefined
-        }
-        settle?.()
-        await new Promise((res) => setTimeout(res, 700))
-      }
-    })()
-    const waitFor = async (row: Row, task: { title: string }) => {
-      for (;;) {
-        task.title = `${row.id} on ${short(row.node)}: ${row.state}${row.health ? `, ${row.health.state}` : ''}${row.ip ? ` at ${row.ip}` : ''}${row.health?.reason ? `: ${row.health.reason}` : ''}`
-        if (ready(row)) return
-        if (replicaProgress(row) === 'unhealthy') throw new FormError('SHIP_REPLICA_UNHEALTHY', `${row.id} is unhealthy on node ${row.node}: ${row.health?.reason ?? 'no reason given'}`, { hint: `its node restarts it with backoff; see \`form manage list\` and \`form manage logs ${row.id}\`` })
-        if (row.state === 'failed') throw new FormError('SHIP_REPLICA_FAILED', `${row.id} failed on node ${row.node}: ${row.reason}`, { hint: `see \`form manage logs ${row.id}\`; the node retries on its own` })
-        if (Date.now() > deadline) throw new FormError('SHIP_TIMEOUT', `${row.id} is still ${row.state} after ${timeoutS} s`, { hint: 'the nodes keep working on it; check with `form manage list`', exitCode: 4 })
-        await new Promise<void>((res) => {
-          settle = res
-          setTimeout(res, 1000)
-        })
-      }
-    }
-    const tasks = new Listr(
-      rows.map((row) => ({ title: `${row.id} on ${short(row.node)}`, task: (_: unknown, task: { title: string }) => waitFor(row, task) })),
-      { concurrent: true, exitOnError: false, renderer: 'default', fallbackRenderer: 'simple', fallbackRendererCondition: !tty, silentRendererCondition: this.json, registerSignalListeners: false } as never,
-    )
+    const err = this.context.stderr
+    const quiet = this.json
+    const written = new Set<string>()
+    const line = (r: Row) => `${r.id} on ${short(r.node)}: ${written.has(r.id) ? `${r.state}${r.health ? `, ${r.health.state}` : ''}${r.ip ? ` at ${r.ip}` : ''}${r.health?.reason ? `: ${r.health.reason}` : ''}` : 'waiting its turn (the old image serves)'}`
+    const shown = new Map<string, string>()
     const onInterrupt = () => {
-      this.context.stderr.write(`\nStopped following; the nodes go on. See them with: form manage list\n`)
+      err.write(`\nStopped following; the nodes go on${rolling ? ' with the steps written so far (the rest of the rollout is not written)' : ''}. See them with: form manage list\n`)
       process.exit(0)
     }
     process.once('SIGINT', onInterrupt)
+    let outcome: Awaited<ReturnType<typeof runRollout>>
     try {
-      await tasks.run()
-    } finally {
-      stop = true
-      process.off('SIGINT', onInterrupt)
-      await poll.catch(() => {})
-    }
-    const failed = rows.filter((r) => !ready(r))
-    const result = { ...summary(), readyMs: Math.round(performance.now() - t0) }
-    if (failed.length) {
-      if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
-      const progress = failed.map(replicaProgress)
-      const code = progress.includes('failed') ? 'SHIP_REPLICA_FAILED' : progress.includes('unhealthy') ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT'
-      const why = (r: Row) => `${r.id} (${r.state}${r.health ? `, ${r.health.state}` : ''}${r.reason ? `: ${r.reason.split('\n')[0]}` : r.health?.reason ? `: ${r.health.reason}` : ''})`
-      throw new FormError(code, `${failed.length} of ${rows.length} replicas are not running${rows.some((r) => r.health) ? ' and healthy' : ''}: ${failed.map(why).join(', ')}`, {
-        hint: 'see `form manage list` and `form manage logs <instance>`',
-        // a replica that failed or turned unhealthy broke the deploy; one still on its way only ran out of time
-        exitCode: code === 'SHIP_TIMEOUT' ? 4 : 1,
+      outcome = await runRollout({
+        steps,
+        writes: plan.writes,
+        image: status.image,
+        rows,
+        before: new Map(plan.writes.map((w) => [w.id, existing.get(w.id)?.observed])),
+        unchanged,
+        write,
+        list: () => listInstances(client, owner),
+        deadline,
+        onStep: (step, i) => {
+          for (const id of step.ids) written.add(id)
+          if (!quiet && rolling) {
+            const others = rows.filter((r) => !step.ids.includes(r.id))
+            err.write(step.replaces ? `step ${i + 1}/${steps.length}: replacing ${step.ids.join(', ')}${others.length ? ` while ${others.map((r) => r.id).join(', ')} serve${others.length === 1 ? 's' : ''}` : ''}\n` : `step ${i + 1}/${steps.length}: ${step.ids.join(', ')} at once (new, deleted or unchanged replicas)\n`)
+          }
+        },
+        onChange: () => {
+          if (quiet) return
+          for (const r of rows) {
+            const text = line(r)
+            if (shown.get(r.id) !== text) err.write(`  ${text}\n`)
+            shown.set(r.id, text)
+          }
+        },
       })
+    } finally {
+      process.off('SIGINT', onInterrupt)
+    }
+    const result = { ...summary(), steps: rollout().map((s, i) => ({ ...s, ...(outcome.steps[i] ? { ms: outcome.steps[i].ms, result: outcome.steps[i].result } : { result: 'not started' }) })), readyMs: Math.round(performance.now() - t0) }
+    if (outcome.stopped) {
+      if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')
+      // a replica whose VM died (during boot, say): its console tells why; only its owner may read it
+      const tails = new Map<string, string>()
+      for (const r of outcome.stopped.rows.filter((x) => x.state === 'failed')) {
+        tails.set(r.id, await this.consoleTailOf(config, signer, r.node, r.id).catch((e: Error) => `(its console could not be read: ${e.message})`))
+      }
+      throw rolloutFailure(outcome.stopped, steps, rows, tails)
     }
     this.print(result, () => [`${rows.length} replica${rows.length === 1 ? '' : 's'} of build ${build} running:`, ...rows.map((r) => `  ${r.id}  ${r.ip}  (node ${r.node}${r.health ? `, ${r.health.state}: ${r.health.checks} check${r.health.checks === 1 ? '' : 's'} pass` : ''})`), `ssh to one: form manage ssh ${rows[0].id}`].join('\n'))
     return 0

@@ -41,6 +41,8 @@ export interface ObservedInstance {
   reason?: string
   ip?: string
   mac?: string
+  /** the image of the disk this node created for it (with any state but `deleted`) */
+  image?: string
   pid?: number
   /** how long the last creation and boot took here, in ms: fetching the image, copying its disk, booting to FORM-READY */
   timings?: { imageMs?: number; diskMs?: number; bootMs?: number }

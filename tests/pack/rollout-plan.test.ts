@@ -1,0 +1,110 @@
+import t from 'tap'
+import { consoleExcerpt, planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
+import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
+import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+
+const OLD = '0'.repeat(64)
+const NEW = '1'.repeat(64)
+const desired = (id: string, image = NEW, state: DesiredInstance['state'] = 'running'): DesiredInstance => ({ buildId: 'b', image, node: `node-${id}`, state, name: id, vcpus: 1, memoryMb: 256, diskGb: 1 })
+type Write = ShipPlan['writes'][number]
+const w = (id: string, action: Write['action'], image = NEW): Write => ({ id, action, desired: desired(id, image, action === 'delete' ? 'deleted' : 'running') })
+const before = (entries: [string, string, DesiredInstance['state']?][]): Before => new Map(entries.map(([id, image, state]) => [id, { image, state: state ?? 'running' }]))
+
+t.test('a new image replaces running replicas one at a time after the new, deleted and unchanged ones', async (t) => {
+  const writes = [w('web-1', 'update'), w('web-2', 'update'), w('web-3', 'update'), w('web-4', 'create'), w('web-5', 'delete', OLD)]
+  const was = before([['web-1', OLD], ['web-2', OLD], ['web-3', NEW], ['web-5', OLD]])
+  t.same(planRollout(writes, was, { strategy: 'rolling', maxUnavailable: 1 }), [
+    { ids: ['web-3', 'web-4', 'web-5'], replaces: false },
+    { ids: ['web-1'], replaces: true },
+    { ids: ['web-2'], replaces: true },
+  ])
+  t.same(planRollout(writes, was, { strategy: 'rolling', maxUnavailable: 2 }).map((s) => s.ids), [['web-3', 'web-4', 'web-5'], ['web-1', 'web-2']], 'two at a time')
+  t.same(planRollout(writes, was, { strategy: 'immediate', maxUnavailable: 1 }), [{ ids: ['web-1', 'web-2', 'web-3', 'web-4', 'web-5'], replaces: false }], 'immediate: one step, as before')
+})
+
+t.test('only running replicas with another image are rolled; a stopped one changes at once', async (t) => {
+  const writes = [w('web-1', 'update'), w('web-2', 'update')]
+  t.same(planRollout(writes, before([['web-1', OLD, 'stopped'], ['web-2', OLD]]), { strategy: 'rolling', maxUnavailable: 1 }), [
+    { ids: ['web-1'], replaces: false },
+    { ids: ['web-2'], replaces: true },
+  ])
+  t.same(planRollout(writes, before([['web-1', NEW], ['web-2', NEW]]), { strategy: 'rolling', maxUnavailable: 1 }), [{ ids: ['web-1', 'web-2'], replaces: false }], 'same image: nothing to roll')
+  t.throws(() => planRollout(writes, new Map(), { strategy: 'rolling', maxUnavailable: 0 }), { code: 'USAGE' })
+})
+
+t.test('a report counts for the shipped image only', async (t) => {
+  const o = (extra: Partial<ObservedInstance>): ObservedInstance => ({ state: 'running', backend: 'qemu-tcg', updatedAt: 5, ...extra })
+  t.notOk(reportsOn(o({ image: OLD, updatedAt: 9 }), NEW, o({ image: OLD }), false), 'the old VM still running, however fresh its record')
+  t.ok(reportsOn(o({ image: NEW }), NEW, o({ image: OLD }), false))
+  t.ok(reportsOn(o({ state: 'failed', updatedAt: 9 }), NEW, o({}), false), 'a failure without a disk, written after the ship')
+  t.notOk(reportsOn(o({ state: 'failed' }), NEW, o({}), false), 'the failure seen before the ship')
+  t.notOk(reportsOn(undefined, NEW, undefined, true))
+})
+
+/** Nodes as a script: each list() moves every written replica one phase on; `fate` says where one ends. */
+function fakeNetwork(fate: Record<string, 'ok' | 'failed' | 'unhealthy'>) {
+  const phases = new Map<string, number>()
+  const log: string[] = []
+  const list = async (): Promise<RolloutView[]> => {
+    const views: RolloutView[] = []
+    for (const id of Object.keys(fate)) {
+      const p = phases.get(id)
+      if (p === undefined) {
+        views.push({ id, host: 'n', observed: { state: 'running', image: OLD, backend: 'x', updatedAt: 1, health: { state: 'healthy' } as never } })
+        continue
+      }
+      phases.set(id, p + 1)
+      const end = fate[id]
+      const observed: ObservedInstance =
+        p < 1 ? { state: 'booting', image: NEW, backend: 'x', updatedAt: 2 + p }
+        : end === 'failed' ? { state: 'failed', reason: 'the VM exited during boot', image: NEW, backend: 'x', updatedAt: 9 }
+        : { state: 'running', image: NEW, backend: 'x', updatedAt: 9, health: { state: end === 'ok' ? 'healthy' : 'unhealthy', reason: 'http / on 8080: connection refused' } as never }
+      views.push({ id, host: 'n', observed })
+    }
+    // replicas written but not yet running healthy on the new image: the ones not serving
+    log.push(Object.keys(fate).filter((id) => (phases.get(id) ?? 99) <= 1).join(' ') + '|' + Object.keys(fate).map((id) => `${id}:${phases.has(id) ? 'new' : 'old'}`).join(' '))
+    return views
+  }
+  const write = async (x: Write) => {
+    phases.set(x.id, 0)
+  }
+  return { list, write, log }
+}
+
+t.test('runRollout: each batch ready before the next is written; a broken one stops it with the rest untouched', async (t) => {
+  const writes = [w('web-1', 'update'), w('web-2', 'update'), w('web-3', 'update')]
+  const steps = planRollout(writes, before([['web-1', OLD], ['web-2', OLD], ['web-3', OLD]]), { strategy: 'rolling', maxUnavailable: 1 })
+  const rows = (): RolloutRow[] => writes.map((x) => ({ id: x.id, node: 'n', state: 'requested', ip: null }))
+  const common = { steps, writes, image: NEW, before: new Map(), unchanged: new Set<string>(), deadline: Date.now() + 60_000, intervalMs: 1 }
+
+  const ok = fakeNetwork({ 'web-1': 'ok', 'web-2': 'ok', 'web-3': 'ok' })
+  const done = await runRollout({ ...common, rows: rows(), ...ok })
+  t.same(done.steps.map((s) => [s.ids, s.result]), [[['web-1'], 'ready'], [['web-2'], 'ready'], [['web-3'], 'ready']])
+  t.notOk(done.stopped)
+  t.ok(ok.log.every((l) => l.split('|')[0].split(' ').filter(Boolean).length <= 1), `never more than one replica down at a time: ${ok.log.map((l) => l.split('|')[0] || '-').join(', ')}`)
+
+  const broken = fakeNetwork({ 'web-1': 'ok', 'web-2': 'unhealthy', 'web-3': 'ok' })
+  const stopped = await runRollout({ ...common, rows: rows(), ...broken })
+  t.match(stopped.stopped, { index: 1, result: 'unhealthy', rows: [{ id: 'web-2', health: { state: 'unhealthy', reason: /connection refused/ } }] })
+  t.same(stopped.notWritten, ['web-3'], 'web-3 was never written: it keeps the old image')
+  t.ok(broken.log.every((l) => l.includes('web-3:old')))
+
+  const dead = fakeNetwork({ 'web-1': 'failed', 'web-2': 'ok', 'web-3': 'ok' })
+  const first = await runRollout({ ...common, rows: rows(), ...dead })
+  t.match(first.stopped, { index: 0, result: 'failed', rows: [{ id: 'web-1', reason: 'the VM exited during boot' }] })
+  t.same(first.notWritten, ['web-2', 'web-3'])
+})
+
+t.test('a console excerpt ends at a kernel panic, not in its stack trace', async (t) => {
+  const boot = Array.from({ length: 30 }, (_, i) => `boot line ${i}`)
+  t.equal(consoleExcerpt(boot.join('\n'), 20), boot.slice(-20).join('\n'), 'no panic: the last lines')
+  const trace = Array.from({ length: 25 }, (_, i) => `[ 11.0] trace ${i}`)
+  const panicked = [...boot, 'guest: about to fail', '[ 11.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100', ...trace].join('\n')
+  const excerpt = consoleExcerpt(panicked, 20).split('\n')
+  t.equal(excerpt.length, 21)
+  t.match(excerpt.at(-2), /Kernel panic - not syncing/)
+  t.equal(excerpt.at(-3), 'guest: about to fail')
+  t.equal(excerpt.at(-1), '(25 more lines: the kernel\'s stack trace)')
+  const short = ['a', '[ 1.0] Kernel panic - not syncing: x', 'b'].join('\n')
+  t.equal(consoleExcerpt(short, 20), short, 'a panic within the last lines: those lines')
+})
