@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import { netConfiguration, type NetConfig, type P2PHandle } from '../../net/index.js'
+import { netConfiguration, type FormnetHandle, type NetConfig, type P2PHandle } from '../../net/index.js'
 import type { StateHandle } from '../../state/index.js'
 import type { NodeConfig } from '../index.js'
 import { openHypervisor, type Hypervisor } from '../lib/hypervisor/index.js'
@@ -17,6 +17,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
   const net = (ctx.sections.net ?? {}) as Partial<NetConfig>
   const state = ctx.use<StateHandle>('state')
   const p2p = ctx.use<P2PHandle>('p2p')
+  const formnet = ctx.use<FormnetHandle>('formnet')
   const log = ctx.log
 
   let hypervisor: Hypervisor | undefined
@@ -39,6 +40,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     network: new InstanceNetwork({ bridge, nat: config.nat, formnetCidr: net.formnet_cidr, allowCidrs: config.instance_allow_cidrs, dnsPort: net.dns_port }, log),
     capacity: { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb },
     bridgeSubnet: net.bridge_subnet ?? '',
+    formnetSubnet: () => formnet.subnet(),
     dirs: {
       instances: join(ctx.paths.dataDir, 'vmm', 'instances'),
       kernels: join(ctx.paths.cacheDir, 'vmm', 'kernels'),
