@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { FormError } from '../../../core/errors.js'
+import { fileGrowth } from '../../../core/files.js'
 import type { Logger } from '../../../core/log.js'
 import type { ServiceHealth } from '../../../core/plugin.js'
 import { allocateHost, parseCidr, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
@@ -686,13 +687,18 @@ export class InstanceController {
   }
 
   /** The console log of an instance hosted here, for its owner. */
-  async console(owner: string, id: string, offset: number | undefined, tailBytes: number): Promise<{ data: string; offset: number; size: number }> {
+  async console(owner: string, id: string, offset: number | undefined, tailBytes: number, wait?: { ms: number; signal: AbortSignal }): Promise<{ data: string; offset: number; size: number }> {
     const inst = this.instances.get(`${owner}/${id}`)
     if (!inst?.local) {
       throw new FormError('VMM_INSTANCE_NOT_HERE', `instance ${id} is not hosted on this node`, { httpStatus: 404, hint: 'ask the node that hosts it (`form manage list` shows it), with --node' })
     }
     const file = join(this.o.dirs.instances, inst.short, 'console.log')
-    const size = await stat(file).then((s) => s.size, () => 0)
+    let size = await stat(file).then((s) => s.size, () => 0)
+    // a follower asks to be answered when the guest has printed more, instead of asking again and again
+    if (wait && offset !== undefined && offset >= size) {
+      await fileGrowth(file, size, wait.ms, wait.signal)
+      size = await stat(file).then((s) => s.size, () => 0)
+    }
     const from = offset === undefined ? Math.max(0, size - tailBytes) : Math.min(offset, size)
     const data = await readRange(file, from, Math.min(size, from + 1024 * 1024))
     // base64: a chunk may end inside a multi-byte character; the client writes the bytes as they are

@@ -69,7 +69,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
   ctx.api.post(
     '/instances/console',
     async (req) => {
-      const body = req.json<{ owner?: unknown; id?: unknown; offset?: unknown; tail?: unknown }>() ?? {}
+      const body = req.json<{ owner?: unknown; id?: unknown; offset?: unknown; tail?: unknown; waitMs?: unknown }>() ?? {}
       if (typeof body.id !== 'string' || (body.offset !== undefined && !(Number.isSafeInteger(body.offset) && (body.offset as number) >= 0))) {
         throw new FormError('VMM_BAD_REQUEST', 'expected {"id": "<instance>", "offset"?: <byte offset>, "tail"?: <bytes>}', { httpStatus: 400 })
       }
@@ -78,7 +78,9 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
         throw new FormError('VMM_NOT_OWNER', `only the owner of instance ${body.id} may read its console`, { httpStatus: 403, hint: 'sign the request with the wallet that owns the instance' })
       }
       const tail = Number.isSafeInteger(body.tail) && (body.tail as number) > 0 ? Math.min(body.tail as number, 1024 * 1024) : 16 * 1024
-      return controller.console(owner, body.id, body.offset as number | undefined, tail)
+      // a wait holds a request and a watch: bounded like a build log's
+      const waitMs = Number.isSafeInteger(body.waitMs) ? Math.min(Math.max(body.waitMs as number, 0), 25_000) : 0
+      return controller.console(owner, body.id, body.offset as number | undefined, tail, waitMs ? { ms: waitMs, signal: req.signal } : undefined)
     },
     { auth: 'signed' },
   )
