@@ -20,6 +20,14 @@ export interface ApiServerOptions {
   authenticate?: Authenticator
 }
 
+/**
+ * Streams (watches, follows) held open by remote callers: each holds a socket and a listener until
+ * the caller leaves, so one address may not hold more than a follower needs, nor all callers more
+ * than the node can carry. The operator's local socket is not counted.
+ */
+export const MAX_STREAMS_PER_ADDRESS = 16
+export const MAX_REMOTE_STREAMS = 512
+
 /** How long a connection may go on sending a refused body once its error answer is out, before it is closed. */
 const LINGER_MS = 5_000
 const tooLarge = (limit: number, what = 'request body') =>
@@ -169,6 +177,8 @@ export class ApiServer {
   /** TCP listeners for remote callers: only 'open' and 'signed' routes answer there */
   private readonly remote: Server[] = []
   private socketPath?: string
+  /** remote address → streams it holds open */
+  private readonly streams = new Map<string, number>()
 
   constructor(private readonly options: ApiServerOptions) {
     this.server = createServer((req, res) => void this.handle(req, res, true))
@@ -237,8 +247,14 @@ export class ApiServer {
         signal: abort.signal,
       }
       const result = await route.handler(request)
-      if (result instanceof ApiStream) await sendStream(res, result, abort.signal)
-      else sendJson(res, 200, result ?? { ok: true })
+      if (result instanceof ApiStream) {
+        const release = local ? () => {} : this.holdStream(req.socket.remoteAddress ?? '?', result)
+        try {
+          await sendStream(res, result, abort.signal)
+        } finally {
+          release()
+        }
+      } else sendJson(res, 200, result ?? { ok: true })
     } catch (error) {
       if (res.headersSent) {
         this.options.log.warn('API stream failed', { path, error: (error as Error).message })
@@ -251,6 +267,29 @@ export class ApiServer {
         this.options.log.error('API handler failed', { path, error: (error as Error).stack ?? String(error) })
         sendJson(res, 500, { error: { code: 'INTERNAL', message: (error as Error).message ?? String(error) } })
       }
+    }
+  }
+
+  /** Counts a remote caller's open stream, or refuses it (ending its source) when over a limit. */
+  private holdStream(address: string, stream: ApiStream): () => void {
+    const mine = this.streams.get(address) ?? 0
+    let total = 0
+    for (const n of this.streams.values()) total += n
+    if (mine >= MAX_STREAMS_PER_ADDRESS || total >= MAX_REMOTE_STREAMS) {
+      void stream.source[Symbol.asyncIterator]().return?.()
+      throw new FormError('API_TOO_MANY_STREAMS', mine >= MAX_STREAMS_PER_ADDRESS ? `this address already holds ${mine} open streams (watches) on this node, the most one address may` : `this node already serves ${total} open streams (watches), the most it takes`, {
+        httpStatus: 429,
+        hint: 'close some (a `form state watch`, a waiting `form pack ship`) or try again later',
+      })
+    }
+    this.streams.set(address, mine + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = (this.streams.get(address) ?? 1) - 1
+      if (left > 0) this.streams.set(address, left)
+      else this.streams.delete(address)
     }
   }
 

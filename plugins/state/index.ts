@@ -86,3 +86,7 @@ export { isTime } from './lib/collections.js'
 
 /** Signing operations as a developer's wallet (loaded on demand: it needs the crypto libraries). */
 export const loadOwnerOps = () => import('./lib/owner-ops.js')
+
+/** Following a collection over a node's watch stream, for commands that wait on records (see lib/follow.ts). */
+export const loadFollow = () => import('./lib/follow.js')
+export type { FollowOptions } from './lib/follow.js'

@@ -2,8 +2,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { readFile, stat, writeFile, access } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { fixture, form, linkPlugin, makeEnv, startNode, type FormEnv } from '../helpers/form.js'
+import { FORM_BIN, fixture, form, linkPlugin, makeEnv, startNode, until, type FormEnv } from '../helpers/form.js'
 import { createClient } from '../../core/client.js'
 
 async function withFixture(t: Test, config: string): Promise<{ fe: FormEnv; events: string }> {
@@ -139,6 +140,12 @@ t.test('--detach, status, logs and stop', async (t) => {
   const logs = await form(fe, ['node', 'logs', '-n', '5'])
   t.equal(logs.code, 0)
   t.match(logs.stdout, /node ready/)
+  // a follower that has printed the last line goes on with what the node writes next
+  const follower = spawn(process.execPath, [FORM_BIN, 'node', 'logs', '-f', '-n', '1'], { env: fe.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => follower.kill('SIGKILL'))
+  let followed = ''
+  follower.stdout!.on('data', (d) => (followed += d))
+  await until('node logs -f to print the last line', async () => (followed.length ? true : undefined))
   const stop = await form(fe, ['node', 'stop', '--json'])
   t.equal(stop.code, 0, stop.stderr)
   t.match(JSON.parse(stop.stdout), { stopped: true, pid })
@@ -146,6 +153,9 @@ t.test('--detach, status, logs and stop', async (t) => {
   t.equal(after.code, 3)
   t.same(JSON.parse(after.stdout), { running: false, socket: fe.socket })
   t.match((await form(fe, ['node', 'logs'])).stdout, /node stopped/)
+  await until('node logs -f to print the stop', async () => (/node stopped/.test(followed) ? true : undefined), 30_000)
+  t.pass('node logs -f printed the lines written after it started')
+  follower.kill()
   t.equal((await form(fe, ['node', 'stop'])).code, 0, 'stopping a stopped node is not an error')
 })
 

@@ -1,12 +1,12 @@
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
 import { signRequest } from '../../core/auth/sign.js'
 import { loadSigner } from '../../plugins/kit/index.js'
 import { builderSkip, shareCachedBase } from '../helpers/builder.js'
-import { form, makeEnv, startNode, until, type FormEnv } from '../helpers/form.js'
+import { FORM_BIN, form, makeEnv, startNode, until, type FormEnv } from '../helpers/form.js'
 
 const skip = builderSkip()
 const PASSWORD = 'correct horse battery staple'
@@ -131,15 +131,16 @@ t.test('form pack cancel stops a running build and its build VM', { skip }, asyn
   const dir = await project(join(env.dir, 'slow'), `NAME slow\nUSER username:ada lock_passwd:true\nRUN echo ${marker}; sleep 600\n`)
   const detached = JSON.parse(ok(await inDir(env, dir, ['pack', 'build', '--detach', '--json'])).stdout)
   t.equal(detached.state, 'requested', '--detach returns once the build is requested')
-  await until(
-    'the step to run in the build VM',
-    async () => {
-      const logs = await inDir(env, dir, ['pack', 'logs'])
-      return logs.stdout.includes(marker) && spawnSync('pgrep', ['-f', work]).status === 0 ? true : undefined
-    },
-    1_200_000,
-  )
+  // one `pack logs -f`, started before the builder took the build, prints the step's output as it comes
+  const follower = spawn(process.execPath, [FORM_BIN, 'pack', 'logs', '-f'], { cwd: dir, env: env.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => follower.kill('SIGKILL'))
+  let followed = ''
+  follower.stdout!.on('data', (d) => (followed += d))
+  follower.stderr!.on('data', (d) => (followed += d))
+  const followerExit = new Promise<number | null>((r) => follower.on('exit', r))
+  await until('the step to run in the build VM', async () => (followed.includes(marker) && spawnSync('pgrep', ['-f', work]).status === 0 ? true : undefined), 1_200_000)
   ok(await inDir(env, dir, ['pack', 'cancel']))
+  t.equal(await followerExit, 0, `pack logs -f ends by itself when the build is cancelled:\n${followed}`)
   const status = await until(
     'the build to be cancelled',
     async () => {

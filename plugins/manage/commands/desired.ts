@@ -41,7 +41,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
     }
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
-    const { selectInstances, writeDesired, listInstances } = await import('../lib/instances.js')
+    const { selectInstances, writeDesired, followInstances } = await import('../lib/instances.js')
     const chosen = selectInstances(views, { instance: this.instance, buildId: this.buildId })
     const deleted = chosen.filter((v) => v.desired!.state === 'deleted')
     if (this.target !== 'deleted' && deleted.length) {
@@ -58,27 +58,33 @@ abstract class DesiredStateCommand extends InstanceCommand {
     for (const v of chosen) await writeDesired(client, signer, v, this.target)
     const result: { id: string; name: string; node: string; desired: DesiredState; state: string; shutdown?: StopReport }[] = chosen.map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, desired: this.target, state: v.observed?.state ?? 'unreported' }))
     if (this.wait) {
-      const deadline = Date.now() + seconds * 1000
-      for (;;) {
-        const now = new Map((await listInstances(client, config.address)).map((v) => [v.id, v]))
-        for (const r of result) {
-          const o = now.get(r.id)?.observed
-          r.state = o?.state ?? r.state
-          r.shutdown = this.target === 'stopped' && o?.state === 'stopped' ? o.shutdown : undefined
+      // the node tells of every change to these records as it happens; nothing is re-read on a timer
+      const stop = new AbortController()
+      const timer = setTimeout(() => stop.abort(), seconds * 1000)
+      let reached = false
+      try {
+        for await (const views of followInstances(client, config.address, stop.signal)) {
+          const now = new Map(views.map((v) => [v.id, v]))
+          for (const r of result) {
+            const o = now.get(r.id)?.observed
+            r.state = o?.state ?? r.state
+            r.shutdown = this.target === 'stopped' && o?.state === 'stopped' ? o.shutdown : undefined
+          }
+          const failed = result.filter((r) => {
+            const o = now.get(r.id)?.observed
+            return o?.state === 'failed' && o.updatedAt !== before.get(r.id)
+          })
+          if (failed.length) {
+            const reasons = failed.map((r) => `${r.id}: ${now.get(r.id)?.observed?.reason ?? 'no reason given'}`).join('; ')
+            throw new FormError('INSTANCE_FAILED', `the hosting node could not make it ${this.target}: ${reasons}`, { hint: 'see `form manage list` and `form manage logs <instance>`', details: result })
+          }
+          if ((reached = result.every((r) => r.state === this.target))) break
         }
-        const failed = result.filter((r) => {
-          const o = now.get(r.id)?.observed
-          return o?.state === 'failed' && o.updatedAt !== before.get(r.id)
-        })
-        if (failed.length) {
-          const reasons = failed.map((r) => `${r.id}: ${now.get(r.id)?.observed?.reason ?? 'no reason given'}`).join('; ')
-          throw new FormError('INSTANCE_FAILED', `the hosting node could not make it ${this.target}: ${reasons}`, { hint: 'see `form manage list` and `form manage logs <instance>`', details: result })
-        }
-        if (result.every((r) => r.state === this.target)) break
-        if (Date.now() > deadline) {
-          throw new FormError('INSTANCE_WAIT_TIMEOUT', `still waiting after ${seconds} s: ${result.filter((r) => r.state !== this.target).map((r) => `${r.id} is ${r.state}`).join(', ')}`, { hint: 'the node keeps working on it; check with `form manage list`', exitCode: 4 })
-        }
-        await new Promise((r) => setTimeout(r, 500))
+      } finally {
+        clearTimeout(timer)
+      }
+      if (!reached) {
+        throw new FormError('INSTANCE_WAIT_TIMEOUT', `still waiting after ${seconds} s: ${result.filter((r) => r.state !== this.target).map((r) => `${r.id} is ${r.state}`).join(', ')}`, { hint: 'the node keeps working on it; check with `form manage list`', exitCode: 4 })
       }
     }
     const how = (s?: StopReport) => (!s ? '' : s.how === 'powered-off' ? `, powered off by the guest in ${(s.ms / 1000).toFixed(1)} s` : `, forced after ${(s.ms / 1000).toFixed(1)} s: ${s.reason}`)

@@ -6,7 +6,7 @@ import { InstanceCommand } from './shared.js'
 type ConsoleChunk = { data: string; offset: number; size: number }
 
 /** Reads an instance's console from its hosting node (`signed` by its owner): from `offset`, else its last `tail` bytes. */
-export function readConsole(signed: NodeClient, id: string, at: { offset: number } | { tail: number }): Promise<ConsoleChunk> {
+export function readConsole(signed: NodeClient, id: string, at: { offset: number; waitMs?: number } | { tail: number }): Promise<ConsoleChunk> {
   return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
 }
 
@@ -68,9 +68,9 @@ export class ManageLogsCommand extends InstanceCommand {
     // a console larger than one answer comes in pieces
     while (chunk.offset < chunk.size) emit((chunk = await read(chunk.offset)))
     if (!this.follow) return 0
+    // the node answers when the guest has printed more, or after 20 s with nothing
     for (;;) {
-      await new Promise((r) => setTimeout(r, 500))
-      const next = await read(chunk.offset)
+      const next = await readConsole(signed, view.id, { offset: chunk.offset, waitMs: 20_000 })
       emit(next)
       chunk = next
     }

@@ -2,7 +2,7 @@ import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
 import { desiredEntries, desiredKey, hostsOf, livenessFrom, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
-import type { StateRecord, Timestamp } from '../../state/index.js'
+import { loadFollow, type StateRecord, type Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
 export interface InstanceView {
@@ -37,6 +37,19 @@ export async function listRecords(client: NodeClient, collection: string, prefix
 export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
   const [records, live] = await Promise.all([listRecords(client, 'instances', `${owner}/`), readLiveness(client)])
   return instanceViews(records, live.seen, owner, live.now)
+}
+
+/**
+ * `owner`'s instances, followed over the node's watch stream: yields them once read, then after
+ * every change to their records (see followRecords). The node's liveness is read with each change,
+ * since it decides which node hosts a replica.
+ */
+export async function* followInstances(client: NodeClient, owner: string, signal?: AbortSignal): AsyncGenerator<InstanceView[]> {
+  const { followRecords } = await loadFollow()
+  for await (const records of followRecords(client, 'instances', { prefix: `${owner}/`, signal })) {
+    const live = await readLiveness(client)
+    yield instanceViews([...records.values()], live.seen, owner, live.now)
+  }
 }
 
 /** Which nodes the node the CLI talks to has heard from, and when, by its clock (not this machine's). */

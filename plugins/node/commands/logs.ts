@@ -43,8 +43,10 @@ export class NodeLogsCommand extends FormCommand {
       if (tail.length) this.context.stdout.write(tail.join('\n') + '\n')
       if (!this.follow) return 0
       let offset = size
+      const { fileGrowth } = await import('../../../core/files.js')
       for (;;) {
-        await new Promise((r) => setTimeout(r, 250))
+        // woken by the write itself; the bound catches a rotated log, which the watch of the old file misses
+        await fileGrowth(file, offset, 2000)
         const now = (await stat(file)).size
         if (now < offset) offset = 0 // rotated or truncated
         if (now > offset) {

@@ -3,9 +3,10 @@ import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { FormError } from '../../../core/errors.js'
+import { fileGrowth } from '../../../core/files.js'
 import type { Logger } from '../../../core/log.js'
 import type { ServiceHealth } from '../../../core/plugin.js'
-import { allocateHost, claimsOf, parseCidr, subnetOf, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
+import { allocateHost, parseCidr, formatCidr, nodeAddress, subnetAddressesInUse, type P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep } from '../lib/hypervisor/process.js'
@@ -105,6 +106,8 @@ export interface ControllerOptions {
   capacity: Resources
   /** `[net] bridge_subnet`, or '' for the node's formnet subnet */
   bridgeSubnet: string
+  /** the subnet this node holds on formnet (the formnet service claims it before the vmm starts) */
+  formnetSubnet: () => string
   dirs: { instances: string; kernels: string; run: string }
   shutdownTimeoutMs: number
   bootTimeoutMs: number
@@ -647,29 +650,11 @@ export class InstanceController {
     return parseManifest(await readFile(m.path))
   }
 
-  /**
-   * The subnet instances get addresses from: `[net] bridge_subnet`, else the subnet this node won in
-   * state (`cidrs`, claimed by the formnet service). Waits for the claim, saying so once.
-   */
+  /** The subnet instances get addresses from: `[net] bridge_subnet`, else this node's formnet subnet. */
   subnetReady(): Promise<{ gateway: string; prefix: number; cidr: string }> {
     this.subnet ??= (async () => {
-      let cidr = this.o.bridgeSubnet
-      if (cidr) {
-        const c = parseCidr(cidr)
-        return { gateway: nodeAddress(c), prefix: c.prefix, cidr: formatCidr(c) }
-      }
-      let told = false
-      for (;;) {
-        const key = subnetOf(this.me, claimsOf(await this.o.state.store.all('cidrs')))
-        if (key) {
-          const c = parseCidr(key.replace('_', '/'))
-          return { gateway: nodeAddress(c), prefix: c.prefix, cidr: formatCidr(c) }
-        }
-        if (!told) this.o.log.info('waiting for this node to hold a formnet subnet (a claim in state `cidrs`) before creating instances; set [net] bridge_subnet to use a fixed one')
-        told = true
-        if (this.abort.signal.aborted) throw new FormError('VMM_STOPPING', 'the node is stopping')
-        await sleep(500)
-      }
+      const c = parseCidr(this.o.bridgeSubnet || this.o.formnetSubnet())
+      return { gateway: nodeAddress(c), prefix: c.prefix, cidr: formatCidr(c) }
     })()
     return this.subnet
   }
@@ -703,13 +688,18 @@ export class InstanceController {
   }
 
   /** The console log of an instance hosted here, for its owner. */
-  async console(owner: string, id: string, offset: number | undefined, tailBytes: number): Promise<{ data: string; offset: number; size: number }> {
+  async console(owner: string, id: string, offset: number | undefined, tailBytes: number, wait?: { ms: number; signal: AbortSignal }): Promise<{ data: string; offset: number; size: number }> {
     const inst = this.instances.get(`${owner}/${id}`)
     if (!inst?.local) {
       throw new FormError('VMM_INSTANCE_NOT_HERE', `instance ${id} is not hosted on this node`, { httpStatus: 404, hint: 'ask the node that hosts it (`form manage list` shows it), with --node' })
     }
     const file = join(this.o.dirs.instances, inst.short, 'console.log')
-    const size = await stat(file).then((s) => s.size, () => 0)
+    let size = await stat(file).then((s) => s.size, () => 0)
+    // a follower asks to be answered when the guest has printed more, instead of asking again and again
+    if (wait && offset !== undefined && offset >= size) {
+      await fileGrowth(file, size, wait.ms, wait.signal)
+      size = await stat(file).then((s) => s.size, () => 0)
+    }
     const from = offset === undefined ? Math.max(0, size - tailBytes) : Math.min(offset, size)
     const data = await readRange(file, from, Math.min(size, from + 1024 * 1024))
     // base64: a chunk may end inside a multi-byte character; the client writes the bytes as they are

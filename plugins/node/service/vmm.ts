@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import { netConfiguration, type NetConfig, type P2PHandle } from '../../net/index.js'
+import { netConfiguration, type FormnetHandle, type NetConfig, type P2PHandle } from '../../net/index.js'
 import type { StateHandle } from '../../state/index.js'
 import type { NodeConfig } from '../index.js'
 import { openHypervisor, type Hypervisor } from '../lib/hypervisor/index.js'
@@ -17,6 +17,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
   const net = (ctx.sections.net ?? {}) as Partial<NetConfig>
   const state = ctx.use<StateHandle>('state')
   const p2p = ctx.use<P2PHandle>('p2p')
+  const formnet = ctx.use<FormnetHandle>('formnet')
   const log = ctx.log
 
   let hypervisor: Hypervisor | undefined
@@ -39,6 +40,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     network: new InstanceNetwork({ bridge, nat: config.nat, formnetCidr: net.formnet_cidr, allowCidrs: config.instance_allow_cidrs, dnsPort: net.dns_port }, log),
     capacity: { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb },
     bridgeSubnet: net.bridge_subnet ?? '',
+    formnetSubnet: () => formnet.subnet(),
     dirs: {
       instances: join(ctx.paths.dataDir, 'vmm', 'instances'),
       kernels: join(ctx.paths.cacheDir, 'vmm', 'kernels'),
@@ -67,7 +69,7 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
   ctx.api.post(
     '/instances/console',
     async (req) => {
-      const body = req.json<{ owner?: unknown; id?: unknown; offset?: unknown; tail?: unknown }>() ?? {}
+      const body = req.json<{ owner?: unknown; id?: unknown; offset?: unknown; tail?: unknown; waitMs?: unknown }>() ?? {}
       if (typeof body.id !== 'string' || (body.offset !== undefined && !(Number.isSafeInteger(body.offset) && (body.offset as number) >= 0))) {
         throw new FormError('VMM_BAD_REQUEST', 'expected {"id": "<instance>", "offset"?: <byte offset>, "tail"?: <bytes>}', { httpStatus: 400 })
       }
@@ -76,7 +78,9 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
         throw new FormError('VMM_NOT_OWNER', `only the owner of instance ${body.id} may read its console`, { httpStatus: 403, hint: 'sign the request with the wallet that owns the instance' })
       }
       const tail = Number.isSafeInteger(body.tail) && (body.tail as number) > 0 ? Math.min(body.tail as number, 1024 * 1024) : 16 * 1024
-      return controller.console(owner, body.id, body.offset as number | undefined, tail)
+      // a wait holds a request and a watch: bounded like a build log's
+      const waitMs = Number.isSafeInteger(body.waitMs) ? Math.min(Math.max(body.waitMs as number, 0), 25_000) : 0
+      return controller.console(owner, body.id, body.offset as number | undefined, tail, waitMs ? { ms: waitMs, signal: req.signal } : undefined)
     },
     { auth: 'signed' },
   )

@@ -62,15 +62,21 @@ export class PackLogsCommand extends BuildCommand {
   followFlag = Option.Boolean('-f,--follow', false, { description: 'Keep printing until the build ends' })
 
   async run() {
-    const { config, build } = await this.target()
+    const { config, build, owner } = await this.target()
     const client = await this.signedClient(config, this.nodeUrl(config))
+    if (this.followFlag) {
+      // right after `form pack build --detach` the builder may not have taken the build yet: wait until it has
+      const { followBuild } = await import('../lib/follow.js')
+      const taken = new AbortController()
+      await followBuild(client, owner, build, (v) => v.status && taken.abort(), taken.signal)
+    }
     let offset = 0
     for (;;) {
-      const r = await client.post<{ text: string; offset: number; done: boolean }>('/v1/pack/logs', { build, offset })
+      // following, the node answers when there is more (or the build ended), within 20 s
+      const r = await client.post<{ text: string; offset: number; done: boolean }>('/v1/pack/logs', { build, offset, ...(this.followFlag ? { waitMs: 20_000 } : {}) })
       if (r.text) this.context.stdout.write(r.text)
       offset = r.offset
       if (!this.followFlag || r.done) return
-      if (!r.text) await new Promise((res) => setTimeout(res, 500))
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import type { StateRecord } from '../../state/index.js'
+import { loadFollow, type StateRecord } from '../../state/index.js'
 import { describeBaseProgress } from './builder/base-progress.js'
 import { FINAL_STATES, parseBuildRequest, requestKey, statusKey, type BuildRequest, type BuildStatus, type PrivateFailure } from './builds.js'
 
@@ -27,25 +27,40 @@ export async function readBuild(client: NodeClient, owner: string, build: string
   const parsed = record ? parseBuildRequest(record.value) : undefined
   const request = parsed && 'request' in parsed ? parsed.request : undefined
   const statusRecord = request ? await getRecord(client, 'builds', statusKey(owner, build, request.node)) : undefined
+  return buildView(owner, build, record, statusRecord)
+}
+
+function buildView(owner: string, build: string, record: StateRecord | undefined, statusRecord: StateRecord | undefined): BuildView {
+  const parsed = record ? parseBuildRequest(record.value) : undefined
+  const request = parsed && 'request' in parsed ? parsed.request : undefined
   const status = statusRecord?.value as BuildStatus | undefined
   // a report of an earlier attempt says nothing about this one
   return { owner, build, request, record, status: status && status.request === request?.request ? status : undefined }
 }
 
-/** Polls the build until it ends (or `signal` aborts); calls `onChange` with every new view. */
-export async function followBuild(client: NodeClient, owner: string, build: string, onChange: (v: BuildView) => void, signal?: AbortSignal, intervalMs = 400): Promise<BuildView> {
-  let last = ''
-  for (;;) {
-    const view = await readBuild(client, owner, build)
+/**
+ * Follows the build over the node's watch stream until it ends (or `signal` aborts); calls
+ * `onChange` with every new view.
+ */
+export async function followBuild(client: NodeClient, owner: string, build: string, onChange: (v: BuildView) => void, signal?: AbortSignal): Promise<BuildView> {
+  const { followRecords } = await loadFollow()
+  const key = requestKey(owner, build)
+  let last: string | undefined
+  let view = buildView(owner, build, undefined, undefined)
+  // the prefix also matches other builds whose id starts with this one's: the keys are looked up exactly
+  for await (const records of followRecords(client, 'builds', { prefix: key, signal })) {
+    const record = records.get(key)
+    const parsed = record ? parseBuildRequest(record.value) : undefined
+    const node = parsed && 'request' in parsed ? parsed.request.node : undefined
+    view = buildView(owner, build, record, node ? records.get(statusKey(owner, build, node)) : undefined)
     const text = JSON.stringify(view.status ?? null)
     if (text !== last) {
       last = text
       onChange(view)
     }
     if (view.status && FINAL_STATES.includes(view.status.state)) return view
-    if (signal?.aborted) return view
-    await new Promise((r) => setTimeout(r, intervalMs))
   }
+  return view
 }
 
 /**

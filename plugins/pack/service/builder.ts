@@ -3,6 +3,7 @@ import { createWriteStream, existsSync } from 'node:fs'
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { FormError, isFormError } from '../../../core/errors.js'
+import { fileGrowth } from '../../../core/files.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { P2PHandle } from '../../net/index.js'
 import type { StateHandle, StateRecord } from '../../state/index.js'
@@ -38,6 +39,8 @@ const ADDRESS = /^0x[0-9a-f]{40}$/
 const REQUEST = /^[0-9a-f]{16}$/
 /** what a failed build's private record keeps of the step's output */
 const MAX_FAILURE_OUTPUT = 64 * 1024
+/** the longest a log read waits for more (it holds a request and a watch that long) */
+const MAX_LOG_WAIT_MS = 25_000
 /** How often a base build's package counts are written to its status (a phase change is written at once). */
 const BASE_PROGRESS_INTERVAL_MS = 3000
 
@@ -453,25 +456,40 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   ctx.api.post(
     '/logs',
     async (req) => {
-      const body = req.json<{ build?: unknown; owner?: unknown; request?: unknown; offset?: unknown }>() ?? {}
-      const { build, status, request } = await ownBuild(req.caller!, body)
+      const body = req.json<{ build?: unknown; owner?: unknown; request?: unknown; offset?: unknown; waitMs?: unknown }>() ?? {}
+      const { build, request } = await ownBuild(req.caller!, body)
       const file = logFile(req.caller!, build, request)
-      const size = await stat(file).then((s) => s.size).catch(() => 0)
-      const offset = Number.isSafeInteger(body.offset) && (body.offset as number) >= 0 ? Math.min(body.offset as number, size) : 0
-      let text = ''
-      if (size > offset && existsSync(file)) {
-        const fh = await open(file, 'r')
-        try {
-          const length = Math.min(size - offset, 1024 * 1024)
-          const buf = Buffer.alloc(length)
-          await fh.read(buf, 0, length, offset)
-          text = buf.toString('utf8')
-        } finally {
-          await fh.close()
+      const read = async () => {
+        const status = (await state.get('builds', statusKey(req.caller!, build, me)))?.value as BuildStatus | undefined
+        const size = await stat(file).then((s) => s.size).catch(() => 0)
+        const offset = Number.isSafeInteger(body.offset) && (body.offset as number) >= 0 ? Math.min(body.offset as number, size) : 0
+        let text = ''
+        if (size > offset && existsSync(file)) {
+          const fh = await open(file, 'r')
+          try {
+            const length = Math.min(size - offset, 1024 * 1024)
+            const buf = Buffer.alloc(length)
+            await fh.read(buf, 0, length, offset)
+            text = buf.toString('utf8')
+          } finally {
+            await fh.close()
+          }
         }
+        const done = status?.request === request && FINAL_STATES.includes(status.state)
+        return { request, text, offset: offset + Buffer.byteLength(text), done: done && offset + Buffer.byteLength(text) >= size, state: status?.state, size }
       }
-      const done = status?.request === request && FINAL_STATES.includes(status.state)
-      return { request, text, offset: offset + Buffer.byteLength(text), done: done && offset + Buffer.byteLength(text) >= size, state: status?.state }
+      const first = await read()
+      // a follower (`form pack logs -f`) may ask to be answered when there is more, instead of asking again and again
+      const waitMs = Number.isSafeInteger(body.waitMs) ? Math.min(Math.max(body.waitMs as number, 0), MAX_LOG_WAIT_MS) : 0
+      if (first.text || first.done || !waitMs) return { ...first, size: undefined }
+      const woken = new AbortController()
+      const stop = AbortSignal.any([woken.signal, req.signal])
+      const statusChange = (async () => {
+        for await (const _ of state.store.watch('builds', statusKey(req.caller!, build, me), stop)) return
+      })()
+      await Promise.race([fileGrowth(file, first.size, waitMs, stop), statusChange])
+      woken.abort()
+      return { ...(await read()), size: undefined }
     },
     { auth: 'signed' },
   )

@@ -165,7 +165,14 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     },
     { auth: 'open', maxBody: config.max_api_batch_bytes },
   )
-  api.get('/watch/:collection', (req) => new ApiStream(store.watch(req.params.collection, req.query.get('prefix') ?? '', req.signal)))
+  // ?snapshot=1 first sends the records as they are, then {"synced": true}, then the changes: what a
+  // follower needs to keep a current copy without polling (see lib/follow.ts)
+  api.get('/watch/:collection', (req) => {
+    const { collection } = req.params
+    const prefix = req.query.get('prefix') ?? ''
+    const changes = store.watch(collection, prefix, req.signal)
+    return new ApiStream(req.query.get('snapshot') === '1' ? snapshotThenChanges(store, collection, prefix, changes) : changes)
+  })
   api.get('/dump', () =>
     new ApiStream(
       (async function* () {
@@ -248,4 +255,24 @@ export function clockStatus(store: StateStore, maxSkewMs: number): { ok: boolean
     ...r,
     message: `clock: this node's clock is about ${s} s ${way} its ${r.peers} peer(s); operations more than ${Math.round(maxSkewMs / 1000)} s ahead are held until due (${r.held} held now). Fix the clock (NTP: timedatectl set-ntp true)`,
   }
+}
+
+/**
+ * The records of a collection, a marker, then its changes. The watch listens before the first page
+ * is read, so a change made while the pages go out is not missed (it may arrive twice, which a
+ * follower keyed by record key absorbs). Pages keep a large collection out of memory.
+ */
+async function* snapshotThenChanges(store: StateStore, collection: string, prefix: string, changes: AsyncGenerator<StateRecord>): AsyncGenerator<StateRecord | { synced: true }> {
+  const first = changes.next()
+  let cursor: string | undefined
+  do {
+    const page = await store.list(collection, { prefix, cursor, limit: 1000 })
+    yield* page.records
+    cursor = page.cursor
+  } while (cursor !== undefined)
+  yield { synced: true }
+  const next = await first
+  if (next.done) return
+  yield next.value
+  yield* changes
 }
