@@ -53,7 +53,7 @@ export class PackShipCommand extends BuildCommand {
     const { planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
     type Before = import('../lib/rollout.js').Before
     type Row = import('../lib/rollout.js').RolloutRow
-    const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
+    const { followInstances, instanceViews, listRecords, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
     const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
     const { config, build, owner } = await this.target()
@@ -138,6 +138,38 @@ export class PackShipCommand extends BuildCommand {
       process.exit(0)
     }
     process.once('SIGINT', onInterrupt)
+    // the node tells of every change to the owner's instances as it happens; nothing is re-read on a timer
+    const following = new AbortController()
+    const lost = new AbortController()
+    const feed = { views: undefined as import('../../manage/index.js').InstanceView[] | undefined, version: 0, read: -1, wake: undefined as (() => void) | undefined, error: undefined as unknown }
+    const follower = (async () => {
+      for await (const views of followInstances(client, owner, following.signal)) {
+        feed.views = views
+        feed.version++
+        feed.wake?.()
+      }
+    })().catch((error: unknown) => {
+      // the node could not be followed at all: the rollout stops, and the ship fails with why
+      feed.error = error
+      lost.abort()
+      feed.wake?.()
+    })
+    const list = async () => {
+      if (feed.error) throw feed.error
+      feed.read = feed.version
+      return feed.views ?? []
+    }
+    const changed = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (feed.version !== feed.read || feed.error) return resolve()
+        const timer = setTimeout(done, ms)
+        function done() {
+          clearTimeout(timer)
+          feed.wake = undefined
+          resolve()
+        }
+        feed.wake = done
+      })
     let outcome: Awaited<ReturnType<typeof runRollout>>
     try {
       outcome = await runRollout({
@@ -148,7 +180,9 @@ export class PackShipCommand extends BuildCommand {
         before: new Map(plan.writes.map((w) => [w.id, existing.get(w.id)?.observed])),
         unchanged,
         write,
-        list: () => listInstances(client, owner),
+        list,
+        changed,
+        signal: lost.signal,
         deadline,
         onStep: (step, i) => {
           for (const id of step.ids) written.add(id)
@@ -168,7 +202,10 @@ export class PackShipCommand extends BuildCommand {
       })
     } finally {
       process.off('SIGINT', onInterrupt)
+      following.abort()
+      await follower
     }
+    if (feed.error) throw feed.error
     const result = { ...summary(), steps: rollout().map((s, i) => ({ ...s, ...(outcome.steps[i] ? { ms: outcome.steps[i].ms, result: outcome.steps[i].result } : { result: 'not started' }) })), readyMs: Math.round(performance.now() - t0) }
     if (outcome.stopped) {
       if (this.json) this.context.stdout.write(JSON.stringify(result, null, 2) + '\n')

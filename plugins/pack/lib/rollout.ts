@@ -104,6 +104,11 @@ export interface RolloutOptions {
   unchanged: Set<string>
   write(w: Write): Promise<void>
   list(): Promise<RolloutView[]>
+  /**
+   * resolves when what list() returns may have changed since it was last called, or after `ms`
+   * (for the deadline); without it, list() is read again every `intervalMs`
+   */
+  changed?(ms: number): Promise<void>
   deadline: number
   intervalMs?: number
   /** called with each step before it is written */
@@ -160,7 +165,7 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutOutcome> {
       else if (progress.includes('unhealthy')) result = 'unhealthy'
       else if (Date.now() > o.deadline) result = 'timeout'
       if (result || o.signal?.aborted) break
-      await new Promise((res) => setTimeout(res, o.intervalMs ?? 700))
+      await (o.changed ? o.changed(Math.max(0, Math.min(5_000, o.deadline - Date.now() + 10))) : new Promise((res) => setTimeout(res, o.intervalMs ?? 700)))
     }
     if (!result) break
     reports.push({ step: index, ids: step.ids, replaces: step.replaces, ms: Math.round(performance.now() - t0), result })
