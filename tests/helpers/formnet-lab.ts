@@ -57,9 +57,10 @@ export class FormnetLab {
   /**
    * Starts a node in a new namespace; every node after the first bootstraps from the first.
    * `config` adds lines to sections of its operator config (e.g. `{ node: ['hypervisor = "qemu"'] }`);
-   * `beforeStart` prepares its directories (e.g. a cached builder base) or its namespace.
+   * `beforeStart` prepares its directories (e.g. a cached builder base) or its namespace; a loaded
+   * machine may need more than `startTimeoutMs` (60 s) for a node to answer.
    */
-  async addNode(options: { config?: Record<string, string[]>; beforeStart?: (env: FormEnv, ns: string) => Promise<void> } = {}): Promise<LabNode> {
+  async addNode(options: { config?: Record<string, string[]>; beforeStart?: (env: FormEnv, ns: string) => Promise<void>; startTimeoutMs?: number } = {}): Promise<LabNode> {
     const i = ++this.hosts
     const ns = this.net.namespace(`fn${i}`)
     const ip = `${this.lan}.${i}`
@@ -76,7 +77,7 @@ export class FormnetLab {
     })
     await this.writeOperatorConfig(env, i, ip, options.config ?? {})
     await options.beforeStart?.(env, ns)
-    const node: LabNode = { ns, env, ip, interface: this.net.name(`fw${i}`), proc: await startNode(env, [], 60_000, ns) }
+    const node: LabNode = { ns, env, ip, interface: this.net.name(`fw${i}`), proc: await startNode(env, [], options.startTimeoutMs ?? 60_000, ns) }
     this.t.teardown(() => node.proc.stop())
     node.multiaddr = (await createClient({ socket: env.socket }).get<{ multiaddrs: string[] }>('/v1/net/p2p')).multiaddrs.find((m) => m.includes(ip))
     if (first) await admit(first.env, env)

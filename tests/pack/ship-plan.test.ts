@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { planShip, replicaProgress, shortfallNote, type ShipInput } from '../../plugins/pack/lib/ship.js'
-import { assignHosts, hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
+import { hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
 const now = 10_000_000
@@ -93,21 +93,26 @@ t.test('a replica of a gone node moves to the first free live candidate, and bac
   t.same([...hosts([r1, r2]).values()], [spare, r2], 'two gone, one spare: the first replica gets it')
 })
 
-t.test('assignHosts: distinct hosts among moved replicas, stable for the same inputs', async (t) => {
+t.test('hostsOf: distinct hosts among moved replicas, stable for the same inputs', async (t) => {
+  const nodes = ['a', 'b', 'c', 'd', 'e'].map(addr)
   fc.assert(
-    fc.property(fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { minLength: 1, maxLength: 4 }), fc.subarray(['a', 'b', 'c', 'd', 'e']), (primaries, dead) => {
-      const replicas = primaries.map((node, i) => ({ id: `r${i}`, node, candidates: ['a', 'b', 'c', 'd', 'e'] }))
+    fc.property(fc.array(fc.constantFrom(...nodes), { minLength: 1, maxLength: 4 }), fc.subarray(nodes), (primaries, dead) => {
+      const records = primaries.map((node, i) =>
+        rec('instances', `${OWNER}/r${i}/desired`, { buildId: BUILD, image: IMAGE, node, state: 'running', name: `r${i}`, vcpus: 1, memoryMb: 256, diskGb: 1, candidates: nodes, failoverMs: 30_000 }),
+      )
+      const beats = new Map(nodes.map((n) => [n, dead.includes(n) ? now - 60_000 : now]))
       const alive = (n: string) => !dead.includes(n)
-      const hosts = assignHosts(replicas, alive)
-      const moved = replicas.filter((r) => hosts.get(r.id) !== r.node).map((r) => hosts.get(r.id)!)
+      const hosts = hostsOf(desiredEntries(records), beats, now, { nodes: nodes.map((n) => nodeRec(n)) })
+      const moved = primaries.map((node, i) => [node, hosts.get(`${OWNER}/r${i}`)!]).filter(([from, to]) => from !== to).map(([, to]) => to)
       // a moved replica lands on a live node that nobody else holds
       for (const m of moved) {
         if (!alive(m)) return false
         if ([...hosts.values()].filter((h) => h === m).length !== 1) return false
       }
       // a replica of a live node never moves
-      if (replicas.some((r) => alive(r.node) && hosts.get(r.id) !== r.node)) return false
-      return JSON.stringify([...assignHosts([...replicas].reverse(), alive)].sort()) === JSON.stringify([...hosts].sort())
+      if (primaries.some((node, i) => alive(node) && hosts.get(`${OWNER}/r${i}`) !== node)) return false
+      const again = hostsOf(desiredEntries([...records].reverse()), beats, now, { nodes: nodes.map((n) => nodeRec(n)).reverse() })
+      return JSON.stringify([...again].sort()) === JSON.stringify([...hosts].sort())
     }),
   )
 })

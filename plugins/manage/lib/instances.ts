@@ -1,7 +1,7 @@
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, desiredKey, hostsOf, livenessFrom, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import { desiredEntries, desiredKey, hostsOf, livenessFrom, type HostsOptions, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
 import { loadFollow, type StateRecord, type Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
@@ -33,33 +33,41 @@ export async function listRecords(client: NodeClient, collection: string, prefix
   return records
 }
 
-/** Every instance record of `owner`, joined by instance, with the node that hosts each now. */
+/**
+ * Every instance record of `owner`, joined by instance, with the node that hosts each now as the
+ * node the CLI talks to computes it (its liveness, its clock, its quorum: see hostsOf).
+ */
 export async function listInstances(client: NodeClient, owner: string): Promise<InstanceView[]> {
-  const [records, live] = await Promise.all([listRecords(client, 'instances', `${owner}/`), readLiveness(client)])
-  return instanceViews(records, live.seen, owner, live.now)
+  // every owner's instances: theirs hold room on the nodes this owner's replicas may move to
+  const [records, nodes, live] = await Promise.all([listRecords(client, 'instances'), listRecords(client, 'nodes'), readLiveness(client)])
+  return instanceViews(records, live.seen, owner, live.now, { nodes, self: live.self })
 }
 
 /**
  * `owner`'s instances, followed over the node's watch stream: yields them once read, then after
- * every change to their records (see followRecords). The node's liveness is read with each change,
- * since it decides which node hosts a replica.
+ * every change to an instance record (see followRecords). Hosts are computed as in listInstances,
+ * from every owner's instances, the nodes and the node's liveness, read again with each change.
  */
 export async function* followInstances(client: NodeClient, owner: string, signal?: AbortSignal): AsyncGenerator<InstanceView[]> {
   const { followRecords } = await loadFollow()
-  for await (const records of followRecords(client, 'instances', { prefix: `${owner}/`, signal })) {
-    const live = await readLiveness(client)
-    yield instanceViews([...records.values()], live.seen, owner, live.now)
+  for await (const records of followRecords(client, 'instances', { signal })) {
+    const [nodes, live] = await Promise.all([listRecords(client, 'nodes'), readLiveness(client)])
+    yield instanceViews([...records.values()], live.seen, owner, live.now, { nodes, self: live.self })
   }
 }
 
-/** Which nodes the node the CLI talks to has heard from, and when, by its clock (not this machine's). */
-export async function readLiveness(client: NodeClient): Promise<{ now: number; seen: Liveness }> {
-  return livenessFrom(await client.get<{ now: number; seen: Record<string, number> }>('/v1/state/liveness'))
+/** Which nodes the node the CLI talks to has heard from, and when, by its clock (not this machine's), and its address. */
+export async function readLiveness(client: NodeClient): Promise<{ now: number; self?: string; seen: Liveness }> {
+  return livenessFrom(await client.get<{ now: number; self?: string; seen: Record<string, number> }>('/v1/state/liveness'))
 }
 
-/** `owner`'s instances among records of collection `instances` (others' are skipped), given the node's liveness view. */
-export function instanceViews(records: StateRecord[], seen: Liveness, owner: string, now: number): InstanceView[] {
-  const hosts = hostsOf(desiredEntries(records), seen, now)
+/**
+ * `owner`'s instances among records of collection `instances` (others' are skipped), given the node's
+ * liveness view; `hosts` gives the nodes' records and the node's address, so that fallbacks and
+ * fencing come out as that node computes them.
+ */
+export function instanceViews(records: StateRecord[], seen: Liveness, owner: string, now: number, hosts: HostsOptions = {}): InstanceView[] {
+  const hostOf = hostsOf(desiredEntries(records), seen, now, hosts)
   const byId = new Map<string, InstanceView>()
   const view = (id: string) => {
     let v = byId.get(id)
@@ -77,7 +85,7 @@ export function instanceViews(records: StateRecord[], seen: Liveness, owner: str
       if ('desired' in parsed) v.desired = parsed.desired
     } else observed.push({ id: k.id, node: k.node, value: r.value as ObservedInstance })
   }
-  for (const v of byId.values()) v.host = hosts.get(`${owner}/${v.id}`)
+  for (const v of byId.values()) v.host = hostOf.get(`${owner}/${v.id}`)
   for (const o of observed) {
     const v = view(o.id)
     if (v.host === o.node) v.observed = o.value

@@ -12,9 +12,10 @@ import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hy
 import { readRange, sleep } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
 import { HealthMonitor, Limiter, MAX_CONCURRENT_PROBES, RESTART_BACKOFF_MS, restartDelay, type HealthCheck, type HealthReport, type HealthTracker } from '../lib/vmm/health.js'
-import { desiredEntries, hostsOf } from '../lib/vmm/hosts.js'
+import { desiredEntries, hasQuorum, hostsOf } from '../lib/vmm/hosts.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
 import {
+  DEFAULT_FAILOVER_MS,
   desiredKey,
   guestCmdline,
   hostnameFor,
@@ -190,17 +191,35 @@ export class InstanceController {
     if (known || (!change.deleted && this.concerns(change.value))) this.schedule(known ?? this.entry(k.owner, k.id))
   }
 
-  /** Whether a desired record could put its instance here: as its node or one of its candidates. */
+  /**
+   * Whether a desired record could put its instance here: as its node, or, for a replica shipped
+   * with fallbacks, on any member (fallbacks follow the network, see hostsOf).
+   */
   private concerns(value: unknown): boolean {
     const v = value as { node?: unknown; candidates?: unknown } | undefined
-    return v?.node === this.me || (Array.isArray(v?.candidates) && v.candidates.includes(this.me))
+    return v?.node === this.me || (Array.isArray(v?.candidates) && v.candidates.length > 0)
   }
 
-  /** The node that hosts every instance now (see hostsOf). */
-  private async hosts(): Promise<Map<string, string>> {
-    const records = await this.o.state.store.all('instances')
+  /** This node's clock for liveness: during the startup grace every known node counts as alive. */
+  private livenessNow(): number {
     const now = Date.now()
-    return hostsOf(desiredEntries(records), this.o.state.store.liveness(), now - this.startedAt < (this.o.startupGraceMs ?? 30_000) ? -Infinity : now)
+    return now - this.startedAt < (this.o.startupGraceMs ?? 30_000) ? -Infinity : now
+  }
+
+  /** The node that hosts every instance now, as this node sees the network (see hostsOf). */
+  async hosts(): Promise<Map<string, string>> {
+    const [records, nodes] = await Promise.all([this.o.state.store.all('instances'), this.o.state.store.all('nodes')])
+    return hostsOf(desiredEntries(records), this.o.state.store.liveness(), this.livenessNow(), { nodes, self: this.me })
+  }
+
+  /** Why this node gives up an instance it no longer hosts. */
+  private letGo(desired: DesiredInstance, host: string | undefined): string {
+    const beats = this.o.state.store.liveness()
+    const windowMs = desired.failoverMs ?? DEFAULT_FAILOVER_MS
+    const now = this.livenessNow()
+    if (hasQuorum(this.me, beats, now, windowMs)) return `reassigned to node ${host}`
+    const seen = [...beats].filter(([n, at]) => n !== this.me && now - at <= windowMs).length + 1
+    return `fenced: this node sees ${seen} of the ${new Set([...beats.keys(), this.me]).size} members it knows, so the other side runs it (on node ${host})`
   }
 
   /** Takes up the instances that moved here and lets go of those that moved away. */
@@ -252,7 +271,7 @@ export class InstanceController {
     inst.host = host
 
     if (!rec || rec.deleted || (desired && (host !== this.me || desired.state === 'deleted'))) {
-      const reason = desired && host !== this.me ? `reassigned to node ${host}` : undefined
+      const reason = desired && host !== this.me ? this.letGo(desired, host) : undefined
       if (inst.local || inst.vm || (inst.phase && inst.phase !== 'deleted')) await this.destroy(inst, reason)
       if (!inst.local && !inst.vm) this.instances.delete(inst.key)
       return

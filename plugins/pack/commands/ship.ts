@@ -83,7 +83,7 @@ export class PackShipCommand extends BuildCommand {
 
     const t0 = performance.now()
     const [nodes, instances, liveness] = await Promise.all([listRecords(client, 'nodes'), listRecords(client, 'instances'), readLiveness(client)])
-    const existing = new Map(instanceViews(instances, liveness.seen, owner, liveness.now).map((v) => [v.id, v]))
+    const existing = new Map(instanceViews(instances, liveness.seen, owner, liveness.now, { nodes, self: liveness.self }).map((v) => [v.id, v]))
     const plan = planShip({
       owner,
       build,

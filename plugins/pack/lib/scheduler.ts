@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { rendezvous, shortOf } from '../../node/index.js'
 
 export interface Resources {
   vcpus: number
@@ -51,21 +51,9 @@ export interface SchedulerOptions {
 
 function unfit(node: NodeCandidate, req: PlacementRequest, opts: SchedulerOptions): string | undefined {
   if (opts.now - node.heartbeat > opts.heartbeatTimeoutMs) return `no heartbeat for ${Math.round((opts.now - node.heartbeat) / 1000)}s`
-  const free = (k: keyof Resources) => node.capacity[k] - node.used[k]
-  const r = req.resources
-  if (free('vcpus') < r.vcpus) return `needs ${r.vcpus} vCPU, ${free('vcpus')} free`
-  if (free('memoryMb') < r.memoryMb) return `needs ${r.memoryMb} MB memory, ${free('memoryMb')} free`
-  if (free('diskGb') < r.diskGb) return `needs ${r.diskGb} GB disk, ${free('diskGb')} free`
-  if (req.gpu) {
-    const have = (node.capacity.gpus?.[req.gpu.model] ?? 0) - (node.used.gpus?.[req.gpu.model] ?? 0)
-    if (have < req.gpu.count) return `needs ${req.gpu.count} × ${req.gpu.model} GPU, ${have} free`
-  }
-  return undefined
-}
-
-/** Rendezvous hashing: each (seed, node) pair gets a stable score, so builds spread over nodes. */
-function score(seed: string, node: string): string {
-  return createHash('sha256').update(seed).update('\0').update(node).digest('hex')
+  const gpus = node.capacity.gpus && Object.fromEntries(Object.entries(node.capacity.gpus).map(([m, n]) => [m, n - (node.used.gpus?.[m] ?? 0)]))
+  const free = { vcpus: node.capacity.vcpus - node.used.vcpus, memoryMb: node.capacity.memoryMb - node.used.memoryMb, diskGb: node.capacity.diskGb - node.used.diskGb, gpus }
+  return shortOf(free, { ...req.resources, gpu: req.gpu })
 }
 
 /**
@@ -85,7 +73,7 @@ export function place(req: PlacementRequest, nodes: NodeCandidate[], opts: Sched
   }
   const hasImage = (n: NodeCandidate) => (req.image !== undefined && (n.images ?? []).includes(req.image) ? 0 : 1)
   const ranked = fit
-    .map((n) => ({ n, image: hasImage(n), score: score(req.seed, n.id) }))
+    .map((n) => ({ n, image: hasImage(n), score: rendezvous(req.seed, n.id) }))
     .sort((a, b) => a.image - b.image || (a.score < b.score ? -1 : a.score > b.score ? 1 : 0))
   const chosen = ranked.slice(0, Math.max(0, req.replicas)).map((x) => x.n.id)
   skipped.sort((a, b) => (a.node < b.node ? -1 : 1))

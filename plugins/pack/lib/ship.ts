@@ -66,7 +66,7 @@ export function candidatesFrom(nodes: StateRecord[], seen: Liveness, entries: De
 export function planShip(input: ShipInput): ShipPlan {
   if (!Number.isInteger(input.replicas) || input.replicas < 1) throw new FormError('USAGE', `the replica count must be a whole number of at least 1, not ${input.replicas}`)
   const entries = desiredEntries(input.instances)
-  const hosts = hostsOf(entries, input.seen, input.now)
+  const hosts = hostsOf(entries, input.seen, input.now, { nodes: input.nodes })
   const mine = entries
     .filter((e) => e.owner === input.owner && e.desired.buildId === input.build && e.desired.state !== 'deleted')
     .sort((a, b) => replicaIndex(a.id, input.name) - replicaIndex(b.id, input.name) || a.id.localeCompare(b.id))

@@ -187,8 +187,19 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
   )
   api.get('/info', async () => ({ address: author.address, ...store.stats(), storage: await store.inventory(), membership: membershipStatus(), clock: clockStatus(store, config.max_clock_skew_ms) }))
   api.get('/members', () => ({ self: author.address, admins, threshold: config.admission_threshold, ...membershipStatus(), members: store.members() }))
-  // Liveness as this node has seen it (arrival times by its own clock), for the CLI's placement.
-  api.get('/liveness', () => ({ now: Date.now(), seen: Object.fromEntries(store.liveness()) }))
+  // Liveness as this node has seen it (arrival times by its own clock), for the CLI's placement;
+  // with ?window=<ms>, also which members this node judges alive (heard from within it, by its clock).
+  api.get('/liveness', (req) => {
+    const now = Date.now()
+    const seen = store.liveness()
+    const raw = req.query.get('window')
+    const windowMs = raw === null ? undefined : Number(raw)
+    if (windowMs !== undefined && !(Number.isInteger(windowMs) && windowMs > 0)) {
+      throw new FormError('STATE_BAD_REQUEST', `window must be a whole number of milliseconds above 0, not ${JSON.stringify(raw)}`, { httpStatus: 400 })
+    }
+    const alive = windowMs === undefined ? undefined : [...seen].filter(([n, at]) => n === author.address || now - at <= windowMs).map(([n]) => n).sort()
+    return { now, self: author.address, seen: Object.fromEntries(seen), ...(alive ? { windowMs, alive } : {}) }
+  })
   // Admission signed by this node's own key, when this node is an admin (a devnet's genesis node).
   api.post(
     '/members',

@@ -22,7 +22,7 @@ export interface DesiredInstance {
   vcpus: number
   memoryMb: number
   diskGb: number
-  /** nodes the replica may move to when `node` is gone, best first (see assignHosts) */
+  /** nodes the replica may move to when `node` is gone, best first; other live members with room follow them (see hostsOf) */
   candidates?: string[]
   /** a node without a heartbeat for this long is gone (every node must use the same value) */
   failoverMs?: number
