@@ -4,7 +4,7 @@
 // derived from that one declaration, so none of them can say something the others do not.
 import * as t from 'typanion'
 import type { PluginConfiguration } from './plugin.js'
-import { isCidr, isInterfaceName, isLowerAddress, isTcpMultiaddr, isAddress } from './validators.js'
+import { isAddress, isCidr, isCidrOrEmpty, isInterfaceName, isLowerAddress, isTcpMultiaddr } from './validators.js'
 
 export interface Setting<T> {
   kind: 'setting'
@@ -20,6 +20,8 @@ export interface Setting<T> {
    * when they are left out (the default then is only the fallback)
    */
   example?: T
+  /** the values an enumerated setting takes (for a wizard's choices) */
+  choices?: readonly string[]
   /** comment lines the template puts before the key, introducing a group of keys */
   before?: string
 }
@@ -38,7 +40,7 @@ export type SettingsOf<D extends SettingsDeclaration> = {
   [K in keyof D]: D[K] extends { kind: 'table'; settings: infer S extends SettingsDeclaration } ? SettingsOf<S> : D[K] extends Setting<infer T> ? T : never
 }
 
-type Extra<T> = Partial<Pick<Setting<T>, 'example' | 'before' | 'type'>>
+type Extra<T> = Partial<Pick<Setting<T>, 'example' | 'before'>>
 
 function setting<T>(validator: t.StrictValidator<unknown, T>, type: string, def: T, description: string, extra: Extra<T> = {}): Setting<T> {
   return { kind: 'setting', validator, type, default: def, description, ...extra }
@@ -73,8 +75,8 @@ export const s = {
   optionalString(description: string, extra: Extra<string> = {}): Setting<string | undefined> {
     return setting(t.isOptional(t.isString()), 'string', undefined, description, extra as Extra<string | undefined>)
   },
-  oneOf<const V extends readonly string[]>(values: V, def: V[number], description: string, extra: Extra<V[number]> = {}): Setting<V[number]> {
-    return setting(t.isEnum(values), values.join(' | '), def, description, extra)
+  oneOf<const V extends readonly string[]>(values: V, def: V[number], description: string, extra: Extra<V[number]> = {}): Setting<V[number]> & { choices: V } {
+    return { ...setting(t.isEnum(values), values.join(' | '), def, description, extra), choices: values }
   },
   list(item: t.StrictValidator<unknown, string>, itemType: string, def: string[], description: string, extra: Extra<string[]> = {}): Setting<string[]> {
     return setting(t.isArray(item), `list of ${itemType}`, def, description, extra)
@@ -89,6 +91,7 @@ export const s = {
 /** The validators the settings of several plugins share, with the type names the man page shows. */
 export const kinds = {
   cidr: [isCidr, 'IPv4 CIDR'],
+  cidrOrEmpty: [isCidrOrEmpty, 'IPv4 CIDR, or empty'],
   interfaceName: [isInterfaceName, 'interface name'],
   tcpMultiaddr: [isTcpMultiaddr, 'TCP multiaddr'],
   address: [isAddress, 'address (0x + 40 hex digits)'],

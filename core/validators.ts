@@ -45,3 +45,5 @@ export const isInterfaceName = checked((v) => INTERFACE_NAME.test(v), 'an interf
 export const isTcpMultiaddr = checked((v) => TCP_MULTIADDR.test(v), 'a TCP multiaddr such as /ip4/0.0.0.0/tcp/3010')
 export const isAddress = checked((v) => ADDRESS_ANY_CASE.test(v), 'an address (0x and 40 hex digits)')
 export const isLowerAddress = checked((v) => ADDRESS.test(v), 'an address (0x and 40 lower-case hex digits)')
+/** An IPv4 CIDR, or '' where empty means "worked out by the node". */
+export const isCidrOrEmpty = checked((v) => v === '' || parseIpv4Cidr(v) !== undefined, 'an IPv4 CIDR such as 10.20.0.0/16, or ""')

@@ -1,15 +1,13 @@
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
-import { defineSettings, s, type SettingsOf } from '../../core/settings.js'
+import { defineSettings, type SettingsOf } from '../../core/settings.js'
+import { kitSettings } from './lib/settings.js'
 import { KitExportCommand } from './commands/export.js'
 import { KitInitCommand } from './commands/init.js'
 import { KitOperatorCommand } from './commands/operator.js'
 import { KitShowCommand } from './commands/show.js'
 import { KitAgentCommand, KitLockCommand, KitUnlockCommand } from './commands/unlock.js'
 
-export const kitSettings = {
-  operator_keystore: s.string('', "the operator's v3 keystore; empty: the node's own generated key"),
-}
-
+export { kitSettings }
 export type KitConfig = SettingsOf<typeof kitSettings>
 
 export default definePlugin({

@@ -18,7 +18,7 @@ export const netSettings = {
   formnet_cidr: s.string(DEFAULT_FORMNET_CIDR, "the formnet range, the same on every node of a network. Default: RFC 2544's benchmarking block, which no LAN, cloud VPC, Docker, Kubernetes, Tailscale or carrier NAT uses (10/8, 172.16/12, 192.168/16 and 100.64/10 all are); 512 /24s. A node claims only a subnet that overlaps none of the host's addresses, routes (but the default route) and resolvers, and refuses to start when none is left. Its interface holds its own /32; each peer's subnet is routed on its own.", { check: cidr[0], type: cidr[1] }),
   formnet_port: s.int(51820, 'WireGuard UDP port (bound on every address while formnet runs)', { max: 65535 }),
   bridge_name: s.string('formbr0', "bridge for this node's instances", { check: interfaceName[0], type: interfaceName[1] }),
-  bridge_subnet: s.string('', "empty: the node's formnet subnet", { check: t.isOneOf([t.isLiteral(''), cidr[0]]), type: `${cidr[1]}, or empty` }),
+  bridge_subnet: s.string('', "the instances' bridge subnet; empty: the node's formnet subnet", { check: kinds.cidrOrEmpty[0], type: kinds.cidrOrEmpty[1] }),
   discovery_interval_ms: s.int(10_000, 'how often to re-dial bootstrap peers and look for peers in the DHT'),
   formnet: s.oneOf(['auto', 'on', 'off'] as const, 'auto', 'auto: run formnet when this machine can (root + WireGuard); on: fail to start when it cannot; off'),
   formnet_interface: s.string('formnet0', 'WireGuard interface name (unique per host: UAPI sockets are shared)', { check: interfaceName[0], type: interfaceName[1] }),

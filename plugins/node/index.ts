@@ -14,8 +14,8 @@ import { NodeStopCommand } from './commands/stop.js'
 const nonEmpty = t.cascade(t.isString(), t.hasMinLength(1))
 
 export const nodeSettings = {
-  data_dir: s.optionalString('state, keys, images, logs (a flag or FORM_DATA_DIR wins)', { example: '/var/lib/form' }),
-  hypervisor: s.oneOf(['auto', 'qemu', 'cloud-hypervisor'] as const, 'auto', 'auto | qemu | cloud-hypervisor'),
+  data_dir: s.optionalString("the node's data directory: state, keys, images, logs (a flag or FORM_DATA_DIR wins)", { example: '/var/lib/form' }),
+  hypervisor: s.oneOf(['auto', 'qemu', 'cloud-hypervisor'] as const, 'auto', 'the hypervisor: auto uses Cloud Hypervisor when it and KVM are usable, else QEMU'),
   api_listen: s.list(t.cascade(t.isString(), t.matchesRegExp(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/)), 'host:port', [], 'host:port for remote callers (developers\' form manage join), e.g. ["0.0.0.0:3004"]'),
   // instances reach the internet by default (the seed's promise); [node] nat = false turns it off
   nat: s.bool(true, 'instances reach the internet through this node (iptables masquerade); the bridge is [net] bridge_name. Always, NAT or not: instances reach this node only for DNS and ICMP, and no private range (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) but formnet and their own subnet'),
