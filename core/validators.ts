@@ -1,30 +1,7 @@
-// The shapes several plugins check (interface names, CIDRs, multiaddrs, addresses, hashes), in one
-// place: a rule written twice drifts (the interface-name rule was written four times, CIDRs three).
-// The patterns are plain RegExps for code that checks a flag or a request; the typanion validators
-// below wrap them for schemas (settings, state records), so both say the same thing.
+// Typanion validators for the shared shapes of core/patterns.ts, for schemas (settings, records): the
+// error reads as typanion's own (`.path: Expected …`), so config errors name the key as the others do.
 import * as t from 'typanion'
-
-/** A Linux network interface name: at most 15 bytes (IFNAMSIZ less the NUL), no '/' or spaces. */
-export const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/
-/** A libp2p TCP address, as the node listens on and dials: /ip4|ip6|dns…/<host>/tcp/<port>[/p2p/<peer id>]. */
-export const TCP_MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
-/** An account or node address as state keys hold it: 0x and 40 lower-case hex digits. */
-export const ADDRESS = /^0x[0-9a-f]{40}$/
-/** An address as a person may write it (EIP-55 mixed case allowed). */
-export const ADDRESS_ANY_CASE = /^0x[0-9a-fA-F]{40}$/
-/** A SHA-256 in hex: content hashes, build ids, digests. */
-export const HEX64 = /^[0-9a-f]{64}$/
-
-const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
-
-/** The octets and prefix of an IPv4 CIDR (a.b.c.d/n, each octet at most 255, n at most 32), or undefined. */
-export function parseIpv4Cidr(text: string): { octets: number[]; prefix: number } | undefined {
-  const m = IPV4_CIDR.exec(text)
-  if (!m) return undefined
-  const octets = m.slice(1, 5).map(Number)
-  const prefix = Number(m[5])
-  return octets.some((o) => o > 255) || prefix > 32 ? undefined : { octets, prefix }
-}
+import { ADDRESS, ADDRESS_ANY_CASE, INTERFACE_NAME, TCP_MULTIADDR, parseIpv4Cidr } from './patterns.js'
 
 function checked(test: (value: string) => boolean, expected: string): t.StrictValidator<unknown, string> {
   return t.cascade(
@@ -32,7 +9,6 @@ function checked(test: (value: string) => boolean, expected: string): t.StrictVa
     t.makeValidator<string>({
       test: (value, state) => {
         if (test(value)) return true
-        // typanion's own error format (`.path: Expected …`), so config errors read as the others do
         state?.errors?.push(`${state.p ?? '.'}: Expected ${expected} (got ${JSON.stringify(value)})`)
         return false
       },
