@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { BuildCommand } from './status.js'
+import { FAILOVER_S, REPLICAS } from '../../node/index.js'
 
 export class PackShipCommand extends BuildCommand {
   static override paths = [['pack', 'ship']]
@@ -7,7 +8,7 @@ export class PackShipCommand extends BuildCommand {
     category: 'Pack',
     description: 'Run redundant instances of a built image on the network',
     details: [
-      'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
+      `Writes the desired instances of your build (signed by your wallet): \`--replicas\` of them (default ${REPLICAS.default}, or \`ship.replicas\` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.`,
       'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
       'Shipping again updates the replicas in place: a new image replaces the old one (fresh disks), a higher count adds replicas, a lower one deletes the last ones.',
       'Then shows each replica\'s node and state until all run and, when the image has health checks (HEALTHCHECK, or a TCP check for each EXPOSEd TCP port), pass them; a replica that fails, or turns unhealthy (with the failing check and why), fails the ship. Ctrl-C or --detach leaves them to the nodes (which restart an unhealthy replica with backoff); `form manage list` shows them later.',
@@ -18,8 +19,8 @@ export class PackShipCommand extends BuildCommand {
       ['Return once the records are written', '$0 pack ship --detach --json'],
     ],
   })
-  replicas = Option.String('--replicas', { description: 'How many instances, each on its own node (default 3)' })
-  failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60, or ship.failoverAfterS in the CLI config)' })
+  replicas = Option.String('--replicas', { description: `How many instances, each on its own node (default ${REPLICAS.default})` })
+  failoverAfter = Option.String('--failover-after', { description: `Seconds without a heartbeat after which a node counts as gone and its replicas move (default ${FAILOVER_S.default}, or ship.failoverAfterS in the CLI config)` })
   detach = Option.Boolean('--detach', false, { description: 'Write the desired instances and return' })
   timeout = Option.String('--timeout', '900', { description: 'Seconds to wait for every replica to run' })
 
@@ -28,15 +29,14 @@ export class PackShipCommand extends BuildCommand {
     const { readBuild } = await import('../lib/follow.js')
     const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
     const { instanceViews, listRecords, listInstances, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
-    const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
     type HealthReport = import('../../node/index.js').HealthReport
 
     const { config, build, owner } = await this.target()
     const shipDefaults = config.ship ?? {}
-    const replicas = this.replicas === undefined ? (shipDefaults.replicas ?? 3) : Number(this.replicas)
-    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) throw new FormError('USAGE', `--replicas must be a whole number from 1 to 64 (got "${this.replicas}")`)
-    const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? DEFAULT_FAILOVER_MS / 1000) : Number(this.failoverAfter)
-    if (!Number.isInteger(failoverS) || failoverS < 5 || failoverS > 7 * 24 * 3600) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from 5 to 604800 (got "${this.failoverAfter}")`)
+    const replicas = this.replicas === undefined ? (shipDefaults.replicas ?? REPLICAS.default) : Number(this.replicas)
+    if (!Number.isInteger(replicas) || replicas < REPLICAS.min || replicas > REPLICAS.max) throw new FormError('USAGE', `--replicas must be a whole number from ${REPLICAS.min} to ${REPLICAS.max} (got "${this.replicas}")`)
+    const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? FAILOVER_S.default) : Number(this.failoverAfter)
+    if (!Number.isInteger(failoverS) || failoverS < FAILOVER_S.min || failoverS > FAILOVER_S.max) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from ${FAILOVER_S.min} to ${FAILOVER_S.max} (got "${this.failoverAfter}")`)
     const timeoutS = Number(this.timeout)
     if (!(timeoutS > 0)) throw new FormError('USAGE', `--timeout must be a positive number of seconds (got "${this.timeout}")`)
 
