@@ -24,3 +24,9 @@ export function parseIpv4Cidr(text: string): { octets: number[]; prefix: number 
   const prefix = Number(m[5])
   return octets.some((o) => o > 255) || prefix > 32 ? undefined : { octets, prefix }
 }
+
+/**
+ * The IPv4 ranges that are never the public internet a guest may reach: RFC 1918, carrier NAT,
+ * link-local, loopback. Instances and build VMs are both kept out of them (each adds its exceptions).
+ */
+export const PRIVATE_IPV4_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8']

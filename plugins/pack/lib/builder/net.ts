@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
-import { parseIpv4Cidr } from '../../../../core/patterns.js'
+import { parseIpv4Cidr, PRIVATE_IPV4_RANGES } from '../../../../core/patterns.js'
 
 /**
  * The build VM's network. QEMU's user-mode stack (slirp) gives the guest outbound TCP/UDP and a
@@ -14,7 +14,7 @@ import { parseIpv4Cidr } from '../../../../core/patterns.js'
  */
 
 /** Ranges a build never reaches unless the operator allows them. */
-export const BLOCKED_RANGES = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/3']
+export const BLOCKED_RANGES = ['0.0.0.0/8', ...PRIVATE_IPV4_RANGES, '224.0.0.0/3']
 
 export interface BuildNetwork {
   /** QEMU's -netdev */
