@@ -10,6 +10,7 @@ import type { Logger } from '../log.js'
 import type { BodyDigest } from '../auth/canonical.js'
 import { ApiStream, RouteTable, type ApiRequest, type HttpMethod } from './router.js'
 import { listenUnix } from './socket.js'
+import { HEX64 } from '../patterns.js'
 
 /** Verifies a signed request and returns the caller's address (installed by core/auth). */
 export type Authenticator = (req: { method: string; path: string; body: Buffer | BodyDigest; headers: IncomingMessage['headers']; receivedAt: number }) => string
@@ -98,7 +99,7 @@ function declaredUpload(req: IncomingMessage, limit: number, signed: boolean): B
   if (length === undefined) throw new FormError('API_LENGTH_REQUIRED', 'an upload must declare its length (content-length)', { httpStatus: 411 })
   if (length > limit) throw tooLarge(limit, 'upload')
   const sha = req.headers[HEADERS_BODY_SHA256]
-  const sha256 = typeof sha === 'string' && /^[0-9a-f]{64}$/.test(sha) ? sha : ''
+  const sha256 = typeof sha === 'string' && HEX64.test(sha) ? sha : ''
   if (signed && !sha256) {
     throw new FormError('AUTH_MISSING', `a signed upload must declare its SHA-256 in ${HEADERS_BODY_SHA256}`, { httpStatus: 401, hint: 'use form (it declares and signs the hash), or update it' })
   }

@@ -1,15 +1,14 @@
-import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { defineSettings, type SettingsOf } from '../../core/settings.js'
+import { kitSettings } from './lib/settings.js'
 import { KitExportCommand } from './commands/export.js'
 import { KitInitCommand } from './commands/init.js'
 import { KitOperatorCommand } from './commands/operator.js'
 import { KitShowCommand } from './commands/show.js'
 import { KitAgentCommand, KitLockCommand, KitUnlockCommand } from './commands/unlock.js'
 
-export interface KitConfig {
-  /** the operator's encrypted keystore; empty: the node uses its own generated identity */
-  operator_keystore: string
-}
+export { kitSettings }
+export type KitConfig = SettingsOf<typeof kitSettings>
 
 export default definePlugin({
   name: 'kit',
@@ -17,10 +16,7 @@ export default definePlugin({
   apiVersion: API_VERSION,
   description: 'wallet, keystore and configuration wizards',
   commands: [KitInitCommand, KitShowCommand, KitExportCommand, KitOperatorCommand, KitUnlockCommand, KitLockCommand, KitAgentCommand],
-  configuration: {
-    schema: t.isObject({ operator_keystore: t.isString() }) as t.StrictValidator<unknown, KitConfig>,
-    defaults: { operator_keystore: '' } satisfies KitConfig,
-  },
+  configuration: defineSettings(kitSettings),
 })
 
 export type { FormnetMembership, UserConfig } from './lib/user-config.js'

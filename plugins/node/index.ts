@@ -3,6 +3,7 @@ import { availableParallelism, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { defineSettings, kinds, s, type SettingsOf } from '../../core/settings.js'
 import { nodeCollections } from './lib/collections.js'
 import { NodeAdmitCommand, NodeRevokeCommand } from './commands/admit.js'
 import { NodeLogsCommand } from './commands/logs.js'
@@ -10,62 +11,38 @@ import { NodeStartCommand } from './commands/start.js'
 import { NodeStatusCommand } from './commands/status.js'
 import { NodeStopCommand } from './commands/stop.js'
 
-export interface NodeConfig {
-  /** overrides the default data directory when neither --data-dir nor FORM_DATA_DIR is given */
-  data_dir?: string
-  hypervisor: 'auto' | 'qemu' | 'cloud-hypervisor'
-  /** what the node offers; a key left out is measured on the host (see offeredResources) */
-  resources: { vcpus: number; memory_mb: number; disk_gb: number }
-  /** what measured resources keep back for the host and the node itself */
-  reserve: { vcpus: number; memory_mb: number; disk_gb: number }
-  /** host:port addresses where developers and other nodes reach the node API over the network */
-  api_listen: string[]
-  /** masquerade the instances' traffic leaving the node's subnet (iptables) */
-  nat: boolean
-  /** private ranges (and this node's own ports) instances may reach anyway; everything private is closed to them by default */
-  instance_allow_cidrs: string[]
-  /** the QEMU and Cloud Hypervisor binaries (names on PATH or absolute paths) */
-  qemu: string
-  cloud_hypervisor: string
-  /** how long a guest gets to power off after the ACPI button before its VM is stopped hard */
-  shutdown_timeout_s: number
-  /** how long a guest may take to print FORM-READY on its console before the boot counts as failed */
-  boot_timeout_s: number
+const nonEmpty = t.cascade(t.isString(), t.hasMinLength(1))
+
+export const nodeSettings = {
+  data_dir: s.optionalString("the node's data directory: state, keys, images, logs (a flag or FORM_DATA_DIR wins)", { example: '/var/lib/form' }),
+  hypervisor: s.oneOf(['auto', 'qemu', 'cloud-hypervisor'] as const, 'auto', 'the hypervisor: auto uses Cloud Hypervisor when it and KVM are usable, else QEMU'),
+  api_listen: s.list(t.cascade(t.isString(), t.matchesRegExp(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/)), 'host:port', [], 'host:port for remote callers (developers\' form manage join), e.g. ["0.0.0.0:3004"]'),
+  // instances reach the internet by default (the seed's promise); [node] nat = false turns it off
+  nat: s.bool(true, 'instances reach the internet through this node (iptables masquerade); the bridge is [net] bridge_name. Always, NAT or not: instances reach this node only for DNS and ICMP, and no private range (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) but formnet and their own subnet'),
+  instance_allow_cidrs: s.list(kinds.cidr[0], kinds.cidr[1], [], 'ranges instances may reach anyway, e.g. ["192.168.1.0/24"] for a LAN service'),
+  qemu: s.string('qemu-system-x86_64', 'QEMU binary (KVM when usable, else TCG emulation)', { check: nonEmpty }),
+  cloud_hypervisor: s.string('cloud-hypervisor', 'used by hypervisor = "auto" when it and KVM are usable', { check: nonEmpty }),
+  shutdown_timeout_s: s.int(15, 'ACPI power-off grace before a VM is stopped hard'),
+  boot_timeout_s: s.int(600, 'a guest must print FORM-READY on its console within this'),
+  // the defaults here serve only where the host is not measured (`form node start` measures it: offeredResources)
+  resources: s.table(
+    "what this node offers to instances; a key left out is measured on the host when the node starts: its CPUs, its memory and the free disk of the data directory's filesystem, each minus [node.reserve] (the node's log says what it offers; `form state list nodes` too)",
+    {
+      vcpus: s.int(2, 'vCPUs offered', { example: 2 }),
+      memory_mb: s.int(4096, 'memory offered, MiB', { example: 4096 }),
+      disk_gb: s.int(50, 'disk offered, GB', { example: 50 }),
+    },
+  ),
+  // vCPUs are time-shared (a busy host slows, nothing fails), so none is kept back by default
+  reserve: s.table('kept back from the measured resources for the host and the node', {
+    vcpus: s.int(0, 'vCPUs are time-shared: a busy host slows down, nothing fails', { min: 0 }),
+    memory_mb: s.int(1024, 'memory kept back, MiB', { min: 0 }),
+    disk_gb: s.int(10, 'disk kept back, GB', { min: 0 }),
+  }),
 }
 
-const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
-const wholeNumber = t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(0))
-
-export const nodeConfiguration = {
-  schema: t.isObject({
-    data_dir: t.isOptional(t.isString()),
-    hypervisor: t.isEnum(['auto', 'qemu', 'cloud-hypervisor'] as const),
-    resources: t.isObject({ vcpus: positiveInt, memory_mb: positiveInt, disk_gb: positiveInt }),
-    reserve: t.isObject({ vcpus: wholeNumber, memory_mb: wholeNumber, disk_gb: wholeNumber }),
-    api_listen: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/))),
-    nat: t.isBoolean(),
-    instance_allow_cidrs: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
-    qemu: t.cascade(t.isString(), t.hasMinLength(1)),
-    cloud_hypervisor: t.cascade(t.isString(), t.hasMinLength(1)),
-    shutdown_timeout_s: positiveInt,
-    boot_timeout_s: positiveInt,
-  }) as t.StrictValidator<unknown, NodeConfig>,
-  defaults: {
-    hypervisor: 'auto',
-    // only where the host is not measured (`form node start` measures it: offeredResources)
-    resources: { vcpus: 2, memory_mb: 4096, disk_gb: 50 },
-    // vCPUs are time-shared (a busy host slows, nothing fails), so none is kept back by default
-    reserve: { vcpus: 0, memory_mb: 1024, disk_gb: 10 },
-    api_listen: [],
-    // instances reach the internet by default (the seed's promise); [node] nat = false turns it off
-    nat: true,
-    instance_allow_cidrs: [],
-    qemu: 'qemu-system-x86_64',
-    cloud_hypervisor: 'cloud-hypervisor',
-    shutdown_timeout_s: 15,
-    boot_timeout_s: 600,
-  } satisfies NodeConfig,
-}
+export const nodeConfiguration = defineSettings(nodeSettings)
+export type NodeConfig = SettingsOf<typeof nodeSettings>
 
 /**
  * The host's CPUs, memory and the free space of the data directory's filesystem, each minus the
@@ -109,7 +86,7 @@ export default definePlugin({
 })
 
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */
-export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, MAX_CANDIDATES } from './lib/vmm/records.js'
+export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, DEFAULT_INSTANCE_RESOURCES, FAILOVER_S, MAX_CANDIDATES, REPLICAS } from './lib/vmm/records.js'
 export { desiredEntries, hasQuorum, hostsOf, livenessFrom, rendezvous, roomsOf, shortOf, usageOn, type DesiredEntry, type HostsOptions, type Liveness } from './lib/vmm/hosts.js'
 export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState, StopReport } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'

@@ -1,5 +1,6 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { defineSettings, kinds, s, type SettingsOf } from '../../core/settings.js'
 import { packCollections } from './lib/collections.js'
 import { PackDryRunCommand } from './commands/dry-run.js'
 import { PackInitCommand } from './commands/init.js'
@@ -9,28 +10,20 @@ import { PackShipCommand } from './commands/ship.js'
 import { PackCancelCommand, PackLogsCommand, PackStatusCommand } from './commands/status.js'
 import { PackPruneCommand } from './commands/prune.js'
 
-export interface PackConfig {
-  /** 'auto': build when the node can (root, mmdebstrap, ...); 'off': never */
-  builder: 'auto' | 'off'
-  builder_concurrency: number
-  /** the Debian suite of the base root filesystem */
-  builder_suite: string
-  /** apt sources for mmdebstrap (e.g. "http://deb.debian.org/debian"); empty: mmdebstrap's default */
-  builder_mirrors: string[]
-  /** the largest build context the node accepts (compressed) */
-  max_context_mb: number
-  /** the most a context may unpack to, and how many files it may hold */
-  max_context_unpacked_mb: number
-  max_context_files: number
-  /** the builder's contexts, step cache and images beyond this are evicted, least recently used first */
-  cache_max_gb: number
-  /** IPv4 ranges a build VM may reach besides the public internet (private ranges and the node itself are refused) */
-  build_allow_cidrs: string[]
-  /** memory of a build VM (MiB) */
-  build_vm_memory_mb: number
+export const packSettings = {
+  builder: s.oneOf(['auto', 'off'] as const, 'auto', 'build images here when possible (root, mmdebstrap, e2fsprogs); "off": never'),
+  builder_concurrency: s.int(1, 'builds at once'),
+  builder_suite: s.string('bookworm', 'Debian suite of the base root filesystem', { check: t.cascade(t.isString(), t.matchesRegExp(/^[a-z][a-z0-9-]*$/)), type: 'Debian suite name' }),
+  builder_mirrors: s.list(t.isString(), 'URLs', [], 'apt sources for mmdebstrap, e.g. ["http://deb.debian.org/debian"]; empty: its default'),
+  max_context_mb: s.int(512, 'the largest build context accepted (compressed, as uploaded)'),
+  max_context_unpacked_mb: s.int(2048, 'the most a context may unpack to (checked from its headers before it is kept)'),
+  max_context_files: s.int(50_000, 'the most files a context may hold'),
+  cache_max_gb: s.positive(20, 'contexts, step layers and images built here beyond this are evicted, least recently used first'),
+  build_allow_cidrs: s.list(kinds.cidr[0], kinds.cidr[1], [], 'IPv4 ranges build VMs may reach besides the internet (private ranges, link-local, CGNAT and this node are refused), e.g. ["10.20.0.0/16"]'),
+  build_vm_memory_mb: s.int(1024, 'memory of each build VM, MiB (every Formfile step runs in a throwaway VM)', { min: 256, max: 65536 }),
 }
 
-const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
+export type PackConfig = SettingsOf<typeof packSettings>
 
 export default definePlugin({
   name: 'pack',
@@ -39,21 +32,7 @@ export default definePlugin({
   collections: packCollections,
   description: 'Formfiles and VM images',
   commands: [PackValidateCommand, PackDryRunCommand, PackInitCommand, PackBuildCommand, PackStatusCommand, PackLogsCommand, PackCancelCommand, PackShipCommand, PackPruneCommand],
-  configuration: {
-    schema: t.isObject({
-      builder: t.isEnum(['auto', 'off'] as const),
-      builder_concurrency: positiveInt,
-      builder_suite: t.cascade(t.isString(), t.matchesRegExp(/^[a-z][a-z0-9-]*$/)),
-      builder_mirrors: t.isArray(t.isString()),
-      max_context_mb: positiveInt,
-      max_context_unpacked_mb: positiveInt,
-      max_context_files: positiveInt,
-      cache_max_gb: t.cascade(t.isNumber(), t.isPositive()),
-      build_allow_cidrs: t.isArray(t.isString()),
-      build_vm_memory_mb: t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(256, 65536)),
-    }) as t.StrictValidator<unknown, PackConfig>,
-    defaults: { builder: 'auto', builder_concurrency: 1, builder_suite: 'bookworm', builder_mirrors: [], max_context_mb: 512, max_context_unpacked_mb: 2048, max_context_files: 50_000, cache_max_gb: 20, build_allow_cidrs: [], build_vm_memory_mb: 1024 } satisfies PackConfig,
-  },
+  configuration: defineSettings(packSettings),
   services: [{ name: 'builder', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/builder.js')).startBuilder(ctx) }],
 })
 

@@ -1,5 +1,6 @@
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
+import { defineSettings, kinds, s, type SettingsOf } from '../../core/settings.js'
 import { StateDumpCommand } from './commands/dump.js'
 import { StateGetCommand } from './commands/get.js'
 import { StateInfoCommand } from './commands/info.js'
@@ -7,40 +8,29 @@ import { StateListCommand } from './commands/list.js'
 import { StateWatchCommand } from './commands/watch.js'
 import { stateCollections } from './lib/collections.js'
 
-export interface StateConfig {
-  heartbeat_interval_ms: number
-  max_clock_skew_ms: number
-  /** operations ahead of the local clock by more than max_clock_skew_ms but at most this are held until due */
-  max_hold_ms: number
-  /** how many held operations may wait at once */
-  max_held_ops: number
-  /** genesis admins: addresses whose `members` records admit nodes; empty: this node alone (a devnet) */
-  admins: string[]
-  /** admins' admissions a node needs to become a member */
-  admission_threshold: number
-  max_op_bytes: number
-  /** worker threads verifying signatures of large batches; 'auto' uses one per core when there are several */
-  verify_workers: 'auto' | number
-  /** how often anti-entropy reconciles with each connected peer */
-  anti_entropy_interval_ms: number
-  /** invalid operations a peer may send before it is disconnected and banned */
-  max_invalid_ops: number
-  ban_ms: number
-  /** operations one author may submit through the node's TCP API a minute (429 past it) */
-  quota_ops_per_minute: number
-  /** bytes of operations one author may submit through the node's TCP API a minute */
-  quota_bytes_per_minute: number
-  /** the largest body POST /v1/state/ops takes */
-  max_api_batch_bytes: number
-  /** target size of one frame of operations on the wire (a batch is split by bytes, never below one operation) */
-  sync_batch_bytes: number
-  /** operation ids one anti-entropy round asks for; the rest come with the next round */
-  max_want_ids: number
-  /** tombstones are dropped this long after the deletion; a node stopped for longer re-syncs from scratch */
-  tombstone_horizon_ms: number
+export const stateSettings = {
+  heartbeat_interval_ms: s.int(10_000, 'how often the node sends its signed heartbeat (never stored; its record changes only with its content)'),
+  max_clock_skew_ms: s.int(60_000, "operations further ahead than this are held until due (they never move this node's clock)"),
+  max_hold_ms: s.int(15 * 60_000, 'operations further ahead than this are rejected (OP_FUTURE); between the two: held, not misbehaviour'),
+  max_held_ops: s.int(10_000, 'held operations at most; more are dropped (anti-entropy brings them again)'),
+  admins: s.list(kinds.address[0], kinds.address[1], [], 'genesis admins (operator or node addresses) whose `form node admit` records admit nodes; [] = this node alone (a devnet)'),
+  admission_threshold: s.int(1, 'how many admins must admit a node'),
+  max_op_bytes: s.int(64 * 1024, 'largest operation accepted'),
+  verify_workers: s.custom(t.isOneOf([t.isLiteral('auto'), t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 64))]), 'auto, or an integer 0 to 64', 'auto' as 'auto' | number, 'signature-verification threads for large batches (auto: one per core when there are several)'),
+  anti_entropy_interval_ms: s.int(30_000, 'how often to reconcile the full state with each peer'),
+  max_invalid_ops: s.int(20, 'invalid operations a peer may send before it is banned', { min: 0 }),
+  ban_ms: s.int(10 * 60_000, 'how long a banned peer (its id and its IP address) is refused'),
+  quota_ops_per_minute: s.int(2000, 'operations one author may submit a minute', {
+    before: 'Per-author quotas on POST /v1/state/ops over TCP (the local socket is not metered): 429 past them.',
+  }),
+  quota_bytes_per_minute: s.int(32 * 1024 * 1024, 'bytes of operations one author may submit a minute (32 MiB)'),
+  max_api_batch_bytes: s.int(16 * 1024 * 1024, 'the largest body POST /v1/state/ops takes (413 past it)'),
+  sync_batch_bytes: s.int(1024 * 1024, 'target size of one frame of operations (split by bytes; one op at least)'),
+  max_want_ids: s.int(50_000, 'operations one anti-entropy round asks for; the rest come next round'),
+  tombstone_horizon_ms: s.int(7 * 86_400_000, 'deletions are forgotten after this (a week); a node stopped for longer starts with empty state and re-syncs it from its peers (it logs why)'),
 }
 
-const positiveInt = t.cascade(t.isNumber(), t.isInteger(), t.isPositive())
+export type StateConfig = SettingsOf<typeof stateSettings>
 
 export default definePlugin({
   name: 'state',
@@ -53,28 +43,7 @@ export default definePlugin({
     { name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) },
     { name: 'sync', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/sync.js')).startSync(ctx, ctx.config) },
   ],
-  configuration: {
-    schema: t.isObject({
-      heartbeat_interval_ms: positiveInt,
-      max_clock_skew_ms: positiveInt,
-      max_hold_ms: positiveInt,
-      max_held_ops: positiveInt,
-      admins: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^0x[0-9a-fA-F]{40}$/))),
-      admission_threshold: positiveInt,
-      max_op_bytes: positiveInt,
-      verify_workers: t.isOneOf([t.isLiteral('auto'), t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(0, 64))]),
-      anti_entropy_interval_ms: positiveInt,
-      max_invalid_ops: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(0)),
-      ban_ms: positiveInt,
-      quota_ops_per_minute: positiveInt,
-      quota_bytes_per_minute: positiveInt,
-      max_api_batch_bytes: positiveInt,
-      sync_batch_bytes: positiveInt,
-      max_want_ids: positiveInt,
-      tombstone_horizon_ms: positiveInt,
-    }) as t.StrictValidator<unknown, StateConfig>,
-    defaults: { heartbeat_interval_ms: 10_000, max_clock_skew_ms: 60_000, max_hold_ms: 15 * 60_000, max_held_ops: 10_000, admins: [], admission_threshold: 1, max_op_bytes: 64 * 1024, verify_workers: 'auto', anti_entropy_interval_ms: 30_000, max_invalid_ops: 20, ban_ms: 10 * 60_000, quota_ops_per_minute: 2000, quota_bytes_per_minute: 32 * 1024 * 1024, max_api_batch_bytes: 16 * 1024 * 1024, sync_batch_bytes: 1024 * 1024, max_want_ids: 50_000, tombstone_horizon_ms: 7 * 86_400_000 } satisfies StateConfig,
-  },
+  configuration: defineSettings(stateSettings),
 })
 
 export type { StateHandle } from './service/state.js'

@@ -6,6 +6,7 @@ import { resolvePaths, splitPathFlags } from '../../core/paths.js'
 import { API_VERSION, type FormPlugin } from '../../core/plugin.js'
 import node from '../../plugins/node/index.js'
 import net from '../../plugins/net/index.js'
+import pack from '../../plugins/pack/index.js'
 
 const plugins: FormPlugin[] = [node, net, { name: 'bare', version: '1', apiVersion: API_VERSION }]
 
@@ -59,7 +60,13 @@ t.test('values outside an enum or a pattern are refused', async (t) => {
   const { file, raw } = await loadOperatorConfig(join(dir, 'operator.toml'), true)
   const err = t.throws(() => resolveSections(file, raw, plugins)) as unknown as Error
   t.match(err.message, /\[node\] hypervisor: expected one of/)
-  t.throws(() => resolveSections(file, { net: raw.net }, plugins), { message: /\[net\] formnet_cidr: expected to match the pattern/ })
+  // the shared CIDR validator names the file, the table and the key, and says what it wanted
+  t.throws(() => resolveSections(file, { net: raw.net }, plugins), { message: /operator\.toml: \[net\] formnet_cidr: expected an IPv4 CIDR such as 10\.20\.0\.0\/16 \(got "10\.0\.0\.0"\)/ })
+  // octets and prefixes out of range too, which the old pattern let through
+  t.throws(() => resolveSections(file, { node: { instance_allow_cidrs: ['10.0.0.0/8', '300.1.2.3/8'] } }, plugins), { message: /\[node\] instance_allow_cidrs\[1\]: expected an IPv4 CIDR/ })
+  t.throws(() => resolveSections(file, { pack: { build_allow_cidrs: ['10.20.0.0/33'] } }, [pack]), { message: /\[pack\] build_allow_cidrs\[0\]: expected an IPv4 CIDR/ })
+  t.throws(() => resolveSections(file, { net: { bridge_name: 'a-bridge-name-too-long' } }, plugins), { message: /\[net\] bridge_name: expected an interface name/ })
+  t.throws(() => resolveSections(file, { net: { bootstrap: ['/ip4/1.2.3.4/udp/3010'] } }, plugins), { message: /\[net\] bootstrap\[0\]: expected a TCP multiaddr/ })
 })
 
 t.test('paths: flags beat environment, environment beats defaults; root uses system directories', async (t) => {

@@ -154,10 +154,13 @@ t.test('operator config: flags write TOML that the node reads; bad values name t
   const loaded = await loadOperatorConfig(file, true)
   t.match(resolveSections(loaded.file, loaded.raw, builtinPlugins).node.resources, { vcpus: 8 }, 'the node accepts what the wizard wrote')
   for (const [args, message] of [
-    [['--vcpus', 'lots'], /--vcpus must be a positive whole number/],
-    [['--formnet-cidr', '10.0.0.0'], /--formnet-cidr "10\.0\.0\.0" is not an IPv4 CIDR/],
-    [['--listen', 'tcp://0.0.0.0:1'], /--listen "tcp:\/\/0\.0\.0\.0:1" is not a TCP multiaddr/],
-    [['--hypervisor', 'vbox'], /--hypervisor "vbox" must be auto, qemu or cloud-hypervisor/],
+    [['--vcpus', 'lots'], /--vcpus must be a whole number \(got "lots"\)/],
+    [['--vcpus', '0'], /--vcpus: expected to be at least 1 \(got 0\)/],
+    [['--formnet-cidr', '10.0.0.0'], /--formnet-cidr: expected an IPv4 CIDR such as 10\.20\.0\.0\/16 \(got "10\.0\.0\.0"\)/],
+    [['--bridge-subnet', '10.1.2.0/40'], /--bridge-subnet: .*IPv4 CIDR/],
+    [['--bridge-name', 'this-name-is-too-long'], /--bridge-name: expected an interface name/],
+    [['--listen', 'tcp://0.0.0.0:1'], /--listen: expected a TCP multiaddr such as \/ip4\/0\.0\.0\.0\/tcp\/3010 \(got "tcp:\/\/0\.0\.0\.0:1"\)/],
+    [['--hypervisor', 'vbox'], /--hypervisor: expected one of "auto", "qemu", or "cloud-hypervisor" \(got "vbox"\)/],
   ] as const) {
     const bad = await form(fe, ['kit', 'operator', '--yes', '--output', join(fe.dir, 'x.toml'), ...args])
     t.equal(bad.code, 1)

@@ -1,27 +1,54 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
-import { DEFAULT_FORMNET_CIDR, netConfiguration } from '../../net/index.js'
+import { checkSetting, settingAt, type Setting } from '../../../core/settings.js'
+import { netSettings } from '../../net/index.js'
+import { nodeSettings } from '../../node/index.js'
+import { kitSettings } from '../lib/settings.js'
 
-const NET = netConfiguration.defaults
+// Each flag sets one declared setting: its description, default and check come from that declaration.
+const SETTING = {
+  '--data-dir-path': settingAt(nodeSettings, 'data_dir'),
+  '--operator-keystore': settingAt(kitSettings, 'operator_keystore'),
+  '--listen': settingAt(netSettings, 'listen'),
+  '--announce': settingAt(netSettings, 'announce'),
+  '--bootstrap': settingAt(netSettings, 'bootstrap'),
+  '--formnet-cidr': settingAt(netSettings, 'formnet_cidr'),
+  '--bridge-name': settingAt(netSettings, 'bridge_name'),
+  '--bridge-subnet': settingAt(netSettings, 'bridge_subnet'),
+  '--hypervisor': settingAt(nodeSettings, 'hypervisor'),
+  '--vcpus': settingAt(nodeSettings, 'resources.vcpus'),
+  '--memory-mb': settingAt(nodeSettings, 'resources.memory_mb'),
+  '--disk-gb': settingAt(nodeSettings, 'resources.disk_gb'),
+} as const
+type Flag = keyof typeof SETTING
+/** The hypervisor choices the wizard offers: those the setting accepts. */
+const HYPERVISORS = nodeSettings.hypervisor.choices
+const NET = (flag: Flag) => SETTING[flag].default as string
 /** The node's own listen addresses, facing the network: an operator's node is dialled by others. */
-const NETWORK_LISTEN = NET.listen.map((a) => a.replace(/^\/ip4\/127\.0\.0\.1\//, '/ip4/0.0.0.0/'))
+const NETWORK_LISTEN = (SETTING['--listen'].default as string[]).map((a) => a.replace(/^\/ip4\/127\.0\.0\.1\//, '/ip4/0.0.0.0/'))
 
-const MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
-const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
+/** A flag's help: the setting's description (its first sentence), and its default when it has a fixed one. */
+function about(flag: Flag, suffix = '', showDefault = true): string {
+  const setting: Setting<unknown> = SETTING[flag]
+  const first = setting.description.split(/(?<=\.) |: (?=loopback)/)[0].replace(/\.$/, '')
+  // "vCPUs", "libp2p": a word that is not plain lower case keeps its spelling
+  const head = /^[a-z]+\b(?![\d])/.test(first) ? first.charAt(0).toUpperCase() + first.slice(1) : first
+  const fixed = showDefault && setting.default !== undefined && setting.example === undefined && !(Array.isArray(setting.default) && !setting.default.length) && setting.default !== ''
+  return `${head}${suffix}${fixed ? ` (default ${String(setting.default)})` : ''}`
+}
 
-function checkCidr(flag: string, value: string): string {
-  const m = CIDR.exec(value)
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
-    throw new FormError('USAGE', `${flag} "${value}" is not an IPv4 CIDR`, { hint: 'e.g. 10.0.0.0/8' })
-  }
+/** Refuses a flag's value as the node would refuse the setting, naming the flag. */
+function check<T>(flag: Flag, value: T): T {
+  const problem = checkSetting(SETTING[flag], value)
+  if (problem) throw new FormError('USAGE', `${flag}: ${problem.replace(/^\.?\[\d+\]: /, '').replace(/^E/, 'e')}`, { hint: `see \`man 5 form-operator\` (${SETTING[flag].type})` })
   return value
 }
 
-function positive(flag: string, value: string): number {
+function whole(flag: Flag, value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0) throw new FormError('USAGE', `${flag} must be a positive whole number (got "${value}")`)
-  return n
+  if (value.trim() === '' || !Number.isInteger(n)) throw new FormError('USAGE', `${flag} must be a whole number (got "${value}")`)
+  return check(flag, n)
 }
 
 export class KitOperatorCommand extends FormCommand {
@@ -42,24 +69,24 @@ export class KitOperatorCommand extends FormCommand {
       ['Change one setting, keep the rest', '$0 kit operator --set node.resources.vcpus=8 --set node.hypervisor=qemu'],
     ],
   })
-  static valueNames = { '--set': 'key=value', '--hypervisor': 'auto|qemu|cloud-hypervisor' }
+  static valueNames = { '--set': 'key=value', '--hypervisor': HYPERVISORS.join('|') }
   yes = Option.Boolean('--yes,-y', false, { description: 'Do not ask; use the flags and defaults' })
   output = Option.String('--output,-o', { description: 'Where to write the TOML' })
   force = Option.Boolean('--force', false, { description: 'Replace an existing file (the operator key stays; see --new-key)' })
   set = Option.Array('--set', { description: 'Change one setting of the existing file (key=value, TOML path and value), keep the rest; repeatable' })
   newKey = Option.Boolean('--new-key', false, { description: 'Replace an existing operator keystore with a new (or imported) key' })
-  dataDirPath = Option.String('--data-dir-path', { description: 'The node data directory to record' })
-  operatorKeystore = Option.String('--operator-keystore', { description: 'The operator keystore file' })
-  listen = Option.Array('--listen', { description: 'libp2p listen multiaddr (repeatable)' })
-  announce = Option.Array('--announce', { description: 'Address announced to peers (repeatable)' })
-  bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr (repeatable)' })
-  formnetCidr = Option.String('--formnet-cidr', { description: `formnet address space, the same on every node of a network (default ${DEFAULT_FORMNET_CIDR})` })
-  bridgeName = Option.String('--bridge-name', { description: `Bridge for instances (default ${NET.bridge_name})` })
-  bridgeSubnet = Option.String('--bridge-subnet', { description: 'Bridge subnet (default: the node\'s formnet subnet)' })
-  hypervisor = Option.String('--hypervisor', { description: 'auto, qemu or cloud-hypervisor' })
-  vcpus = Option.String('--vcpus', { description: 'vCPUs offered' })
-  memoryMb = Option.String('--memory-mb', { description: 'Memory offered, MB' })
-  diskGb = Option.String('--disk-gb', { description: 'Disk offered, GB' })
+  dataDirPath = Option.String('--data-dir-path', { description: `${about('--data-dir-path')} (default: this machine's data directory)` })
+  operatorKeystore = Option.String('--operator-keystore', { description: about('--operator-keystore') })
+  listen = Option.Array('--listen', { description: `${about('--listen', ` (repeatable; default ${NETWORK_LISTEN.join(', ')}: other machines dial an operator's node)`, false)}` })
+  announce = Option.Array('--announce', { description: about('--announce', ' (repeatable)') })
+  bootstrap = Option.Array('--bootstrap', { description: about('--bootstrap', ' (repeatable)') })
+  formnetCidr = Option.String('--formnet-cidr', { description: about('--formnet-cidr') })
+  bridgeName = Option.String('--bridge-name', { description: about('--bridge-name') })
+  bridgeSubnet = Option.String('--bridge-subnet', { description: about('--bridge-subnet') })
+  hypervisor = Option.String('--hypervisor', { description: about('--hypervisor') })
+  vcpus = Option.String('--vcpus', { description: about('--vcpus', ' (left out: measured on the host)') })
+  memoryMb = Option.String('--memory-mb', { description: about('--memory-mb', ' (left out: measured on the host)') })
+  diskGb = Option.String('--disk-gb', { description: about('--disk-gb', ' (left out: measured on the host)') })
   passwordFile = Option.String('--password-file', { description: 'Password of the operator keystore (else FORM_PASSWORD or a prompt)' })
   importMnemonicFile = Option.String('--import-mnemonic-file', { description: 'Import the operator key from a BIP-39 phrase in this file' })
   importPrivateKeyFile = Option.String('--import-private-key-file', { description: 'Import the operator key from a hex private key in this file' })
@@ -77,14 +104,14 @@ export class KitOperatorCommand extends FormCommand {
       listen: this.listen ?? NETWORK_LISTEN,
       announce: this.announce ?? [],
       bootstrap: this.bootstrap ?? [],
-      formnet_cidr: this.formnetCidr ?? DEFAULT_FORMNET_CIDR,
-      bridge_name: this.bridgeName ?? NET.bridge_name,
-      bridge_subnet: this.bridgeSubnet ?? '',
-      hypervisor: this.hypervisor ?? 'auto',
+      formnet_cidr: this.formnetCidr ?? NET('--formnet-cidr'),
+      bridge_name: this.bridgeName ?? NET('--bridge-name'),
+      bridge_subnet: this.bridgeSubnet ?? NET('--bridge-subnet'),
+      hypervisor: this.hypervisor ?? NET('--hypervisor'),
       // empty: the node measures its host when it starts
-      vcpus: this.vcpus === undefined ? '' : String(positive('--vcpus', this.vcpus)),
-      memory_mb: this.memoryMb === undefined ? '' : String(positive('--memory-mb', this.memoryMb)),
-      disk_gb: this.diskGb === undefined ? '' : String(positive('--disk-gb', this.diskGb)),
+      vcpus: this.vcpus === undefined ? '' : String(whole('--vcpus', this.vcpus)),
+      memory_mb: this.memoryMb === undefined ? '' : String(whole('--memory-mb', this.memoryMb)),
+      disk_gb: this.diskGb === undefined ? '' : String(whole('--disk-gb', this.diskGb)),
     }
     if (!this.yes) {
       const enquirer = await terminalPrompts(this)
@@ -95,7 +122,7 @@ export class KitOperatorCommand extends FormCommand {
         { type: 'input', name: 'listen', message: 'libp2p listen addresses (comma-separated)', initial: list(values.listen) },
         { type: 'input', name: 'bootstrap', message: 'Bootstrap peers (comma-separated; empty for a new network)', initial: list(values.bootstrap) },
         { type: 'input', name: 'formnet_cidr', message: 'formnet CIDR', initial: values.formnet_cidr },
-        { type: 'select', name: 'hypervisor', message: 'Hypervisor', choices: ['auto', 'qemu', 'cloud-hypervisor'], initial: ['auto', 'qemu', 'cloud-hypervisor'].indexOf(values.hypervisor) },
+        { type: 'select', name: 'hypervisor', message: 'Hypervisor', choices: [...HYPERVISORS], initial: HYPERVISORS.indexOf(values.hypervisor) },
         { type: 'input', name: 'vcpus', message: 'vCPUs offered (empty: the host\'s minus [node.reserve])', initial: values.vcpus },
         { type: 'input', name: 'memory_mb', message: 'Memory offered, MB (empty: the host\'s minus [node.reserve])', initial: values.memory_mb },
         { type: 'input', name: 'disk_gb', message: 'Disk offered, GB (empty: the free disk minus [node.reserve])', initial: values.disk_gb },
@@ -103,21 +130,19 @@ export class KitOperatorCommand extends FormCommand {
       const split = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
       values = { ...values, ...a, listen: split(a.listen), bootstrap: split(a.bootstrap) }
     }
-    for (const [flag, list] of [['--listen', values.listen], ['--announce', values.announce], ['--bootstrap', values.bootstrap]] as const) {
-      for (const addr of list) if (!MULTIADDR.test(addr)) throw new FormError('USAGE', `${flag} "${addr}" is not a TCP multiaddr`, { hint: 'e.g. /ip4/0.0.0.0/tcp/3010 or /dns/node.example/tcp/3010/p2p/<peer id>' })
-    }
-    checkCidr('--formnet-cidr', values.formnet_cidr)
-    if (values.bridge_subnet) checkCidr('--bridge-subnet', values.bridge_subnet)
-    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(values.bridge_name)) throw new FormError('USAGE', `--bridge-name "${values.bridge_name}" is not an interface name (1-15 letters, digits, _ . -)`)
-    if (!['auto', 'qemu', 'cloud-hypervisor'].includes(values.hypervisor)) throw new FormError('USAGE', `--hypervisor "${values.hypervisor}" must be auto, qemu or cloud-hypervisor`)
+    for (const [flag, list] of [['--listen', values.listen], ['--announce', values.announce], ['--bootstrap', values.bootstrap]] as const) check(flag, list)
+    check('--formnet-cidr', values.formnet_cidr)
+    check('--bridge-subnet', values.bridge_subnet)
+    check('--bridge-name', values.bridge_name)
+    check('--hypervisor', values.hypervisor)
     const doc = {
       node: {
         data_dir: values.data_dir,
         hypervisor: values.hypervisor,
-        resources: Object.fromEntries((['vcpus', 'memory_mb', 'disk_gb'] as const).filter((k) => values[k] !== '').map((k) => [k, positive(k, values[k])])),
+        resources: Object.fromEntries(([['vcpus', '--vcpus'], ['memory_mb', '--memory-mb'], ['disk_gb', '--disk-gb']] as const).filter(([k]) => values[k] !== '').map(([k, flag]) => [k, whole(flag, values[k])])),
       },
       kit: { operator_keystore: values.operator_keystore },
-      net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: NET.formnet_port, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
+      net: { listen: values.listen, announce: values.announce, bootstrap: values.bootstrap, formnet_cidr: values.formnet_cidr, formnet_port: settingAt(netSettings, 'formnet_port').default as number, bridge_name: values.bridge_name, bridge_subnet: values.bridge_subnet },
     }
     const operatorAddress = await this.ensureOperatorKey(values.operator_keystore)
     const file = this.output ?? this.dirs.operatorConfig

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { Signer } from '../../../core/auth/sign.js'
 import { FormError } from '../../../core/errors.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 /**
  * The wallet agent, like ssh-agent: `form kit unlock` hands the unlocked key to a background process
@@ -102,7 +103,7 @@ export async function serveAgent(opts: { socket: string; privateKey: Uint8Array;
         const req = JSON.parse(buf.slice(0, nl)) as { op?: unknown; digest?: unknown }
         if (req.op === 'address') answer = { address: opts.address, expiresAt }
         else if (req.op === 'lock') (answer = { locked: true }), (lock = true)
-        else if (req.op === 'sign' && typeof req.digest === 'string' && /^[0-9a-f]{64}$/.test(req.digest)) {
+        else if (req.op === 'sign' && typeof req.digest === 'string' && HEX64.test(req.digest)) {
           answer = { signature: Buffer.from(signDigest(opts.privateKey, Buffer.from(req.digest, 'hex'))).toString('hex') }
         } else answer = { error: 'unknown request' }
       } catch {

@@ -3,6 +3,9 @@ import { join } from 'node:path'
 import * as t from 'typanion'
 import { FormError, errnoCode } from '../../../core/errors.js'
 import { writeSecretFile } from '../../../core/files.js'
+import { ADDRESS, INTERFACE_NAME } from '../../../core/patterns.js'
+import { isCidr } from '../../../core/validators.js'
+import { FAILOVER_S, REPLICAS } from '../../node/index.js'
 
 /** ~/.config/form/config.json: what `form kit init` records. Never holds a secret. */
 export interface UserConfig {
@@ -32,21 +35,21 @@ export interface FormnetMembership {
 
 const isUserConfig = t.isObject({
   version: t.isLiteral(1),
-  address: t.cascade(t.isString(), t.matchesRegExp(/^0x[0-9a-f]{40}$/)),
+  address: t.cascade(t.isString(), t.matchesRegExp(ADDRESS)),
   keystore: t.isString(),
   hosts: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(https?:\/\/|unix:)/))),
   formnet: t.isObject({
     join: t.isBoolean(),
     address: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}$/))),
-    cidr: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
+    cidr: t.isOptional(isCidr),
     node: t.isOptional(t.isString()),
     host: t.isOptional(t.isString()),
-    interface: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^[a-zA-Z0-9_.-]{1,15}$/))),
+    interface: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(INTERFACE_NAME))),
   }),
   ship: t.isOptional(
     t.isObject({
-      replicas: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(1, 64))),
-      failoverAfterS: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(5, 7 * 24 * 3600))),
+      replicas: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(REPLICAS.min, REPLICAS.max))),
+      failoverAfterS: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(FAILOVER_S.min, FAILOVER_S.max))),
     }),
   ),
 })

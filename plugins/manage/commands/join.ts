@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
 import { DeveloperCommand } from './shared.js'
+import { INTERFACE_NAME } from '../../../core/patterns.js'
 
 export class ManageJoinCommand extends DeveloperCommand {
   interface = Option.String('--interface', { description: 'Name of the local WireGuard interface (default: formnet)' })
@@ -19,7 +20,7 @@ export class ManageJoinCommand extends DeveloperCommand {
   })
 
   async run() {
-    if (this.interface !== undefined && !/^[a-zA-Z0-9_.-]{1,15}$/.test(this.interface)) {
+    if (this.interface !== undefined && !INTERFACE_NAME.test(this.interface)) {
       throw new FormError('USAGE', `--interface "${this.interface}" is not an interface name`, { hint: '1-15 letters, digits, . _ or -' })
     }
     const config = await this.userConfig()

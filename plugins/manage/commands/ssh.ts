@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
 import { InstanceCommand } from './shared.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 export class ManageSshCommand extends InstanceCommand {
   static override paths = [['manage', 'ssh']]
@@ -28,7 +29,7 @@ export class ManageSshCommand extends InstanceCommand {
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
     const { selectInstances } = await import('../lib/instances.js')
-    const byBuild = /^[0-9a-f]{64}$/.test(this.target)
+    const byBuild = HEX64.test(this.target)
     const chosen = selectInstances(views, byBuild ? { buildId: this.target } : { instance: this.target }).filter((v) => v.desired!.state !== 'deleted')
     const running = chosen.filter((v) => v.observed?.state === 'running' && v.observed.ip)
     const view = running[0]

@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
+import { ADDRESS } from '../../../core/patterns.js'
 
 interface Members {
   self: string
@@ -16,7 +17,7 @@ abstract class MembershipCommand extends FormCommand {
 
   protected async write(status: 'admitted' | 'revoked') {
     const address = this.address.toLowerCase()
-    if (!/^0x[0-9a-f]{40}$/.test(address)) throw new FormError('USAGE', `"${this.address}" is not a node address (0x followed by 40 hex digits)`, { hint: 'the waiting node prints it: `form node status` on that node' })
+    if (!ADDRESS.test(address)) throw new FormError('USAGE', `"${this.address}" is not a node address (0x followed by 40 hex digits)`, { hint: 'the waiting node prints it: `form node status` on that node' })
     const client = await this.client()
     if (this.wallet) {
       const { loadSigner } = await import('../../kit/index.js')

@@ -19,6 +19,7 @@ import {
   desiredKey,
   guestCmdline,
   hostnameFor,
+  DEFAULT_INSTANCE_RESOURCES as FALLBACK,
   macFor,
   observedKey,
   parseDesired,
@@ -311,7 +312,7 @@ export class InstanceController {
 
   private wanted(desired: DesiredInstance, manifest?: ImageManifest): Resources {
     const r = manifest?.resources
-    return { vcpus: desired.vcpus || r?.vcpus || 1, memoryMb: desired.memoryMb || r?.memoryMb || 512, diskGb: desired.diskGb || r?.diskGb || 1 }
+    return { vcpus: desired.vcpus || r?.vcpus || FALLBACK.vcpus, memoryMb: desired.memoryMb || r?.memoryMb || FALLBACK.memoryMb, diskGb: desired.diskGb || r?.diskGb || FALLBACK.diskGb }
   }
 
   /** Creates the instance on this node: image, address, disk copy. False when it failed (recorded). */

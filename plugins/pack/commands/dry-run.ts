@@ -3,6 +3,7 @@ import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
 import { formatBytes } from '../../../core/output.js'
 import { describeHealth, describeStep, healthChecks } from '../lib/formfile/index.js'
+import { ADDRESS_ANY_CASE } from '../../../core/patterns.js'
 
 export class PackDryRunCommand extends FormCommand {
   static override paths = [['pack', 'dry-run']]
@@ -25,7 +26,7 @@ export class PackDryRunCommand extends FormCommand {
     const loaded = await loadFormfile(this.file, this.profile, true)
     const formfile = reportDiagnostics(this, loaded)
     const owner = this.owner ?? (await this.configuredAddress())
-    if (!/^0x[0-9a-fA-F]{40}$/.test(owner)) throw new FormError('USAGE', `--owner "${owner}" is not a 20-byte hex address (0x + 40 hex digits)`)
+    if (!ADDRESS_ANY_CASE.test(owner)) throw new FormError('USAGE', `--owner "${owner}" is not a 20-byte hex address (0x + 40 hex digits)`)
     const context = await listContextFiles(loaded.contextDir)
     const id = buildId(owner, formfile.name)
     const r = formfile.resources

@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { BuildCommand } from './status.js'
+import { FAILOVER_S, REPLICAS } from '../../node/index.js'
 
 export class PackShipCommand extends BuildCommand {
   static override paths = [['pack', 'ship']]
@@ -7,7 +8,7 @@ export class PackShipCommand extends BuildCommand {
     category: 'Pack',
     description: 'Run redundant instances of a built image on the network',
     details: [
-      'Writes the desired instances of your build (signed by your wallet): `--replicas` of them (default 3, or `ship.replicas` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.',
+      `Writes the desired instances of your build (signed by your wallet): \`--replicas\` of them (default ${REPLICAS.default}, or \`ship.replicas\` in the CLI config: ~/.config/form/config.json, /etc/form/config.json as root), each on a different node. The scheduler picks live nodes (a heartbeat within --failover-after seconds) with room for the VCPU, MEM, DISK and GPU of the Formfile, nodes that already hold the image first; the same state gives the same placement.`,
       'Each replica also records the other fit nodes, best first: when its node misses heartbeats for --failover-after seconds, the next free one runs it (and gives it back when the node returns).',
       'Shipping again updates the replicas in place: a higher count adds replicas, a lower one deletes the last ones, and a new image replaces the old one (fresh disks). New and deleted replicas go at once. Running replicas that get a new image are replaced a few at a time (--strategy rolling, the default): --max-unavailable of them (default 1) are rebooted on the new image while the others keep serving the old one, and the next ones follow only once these run and pass their health checks. With 2 replicas on 2 nodes, one is replaced while the other serves, then the other.',
       'A replica that fails (its VM exits or panics, say: the ship ends at once, with the last lines of its console, which only you as its owner can read) or turns unhealthy (with the failing check and why) stops the rollout: the replicas not yet replaced keep running the old image, and the error names them. Fix the image and ship again to go on; ship the previous build to roll back. --strategy immediate writes every replica at once (every replaced replica is down while it reboots).',
@@ -21,8 +22,8 @@ export class PackShipCommand extends BuildCommand {
       ['Replace every replica at once (an outage while they reboot)', '$0 pack ship --strategy immediate'],
     ],
   })
-  replicas = Option.String('--replicas', { description: 'How many instances, each on its own node (default 3)' })
-  failoverAfter = Option.String('--failover-after', { description: 'Seconds without a heartbeat after which a node counts as gone and its replicas move (default 60, or ship.failoverAfterS in the CLI config)' })
+  replicas = Option.String('--replicas', { description: `How many instances, each on its own node (default ${REPLICAS.default})` })
+  failoverAfter = Option.String('--failover-after', { description: `Seconds without a heartbeat after which a node counts as gone and its replicas move (default ${FAILOVER_S.default}, or ship.failoverAfterS in the CLI config)` })
   detach = Option.Boolean('--detach', false, { description: 'Write the desired instances and return' })
   strategy = Option.String('--strategy', 'rolling', { description: 'How a new image replaces running replicas: rolling (a few at a time, each new one healthy before the next) or immediate (all at once: an outage)' })
   maxUnavailable = Option.String('--max-unavailable', { description: 'With --strategy rolling: how many replicas are replaced at a time (default 1: all but one keep serving)' })
@@ -54,14 +55,13 @@ export class PackShipCommand extends BuildCommand {
     type Before = import('../lib/rollout.js').Before
     type Row = import('../lib/rollout.js').RolloutRow
     const { followInstances, instanceViews, listRecords, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
-    const { DEFAULT_FAILOVER_MS } = await import('../../node/index.js')
 
     const { config, build, owner } = await this.target()
     const shipDefaults = config.ship ?? {}
-    const replicas = this.replicas === undefined ? (shipDefaults.replicas ?? 3) : Number(this.replicas)
-    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) throw new FormError('USAGE', `--replicas must be a whole number from 1 to 64 (got "${this.replicas}")`)
-    const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? DEFAULT_FAILOVER_MS / 1000) : Number(this.failoverAfter)
-    if (!Number.isInteger(failoverS) || failoverS < 5 || failoverS > 7 * 24 * 3600) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from 5 to 604800 (got "${this.failoverAfter}")`)
+    const replicas = this.replicas === undefined ? (shipDefaults.replicas ?? REPLICAS.default) : Number(this.replicas)
+    if (!Number.isInteger(replicas) || replicas < REPLICAS.min || replicas > REPLICAS.max) throw new FormError('USAGE', `--replicas must be a whole number from ${REPLICAS.min} to ${REPLICAS.max} (got "${this.replicas}")`)
+    const failoverS = this.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? FAILOVER_S.default) : Number(this.failoverAfter)
+    if (!Number.isInteger(failoverS) || failoverS < FAILOVER_S.min || failoverS > FAILOVER_S.max) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from ${FAILOVER_S.min} to ${FAILOVER_S.max} (got "${this.failoverAfter}")`)
     const strategy = this.strategy as (typeof STRATEGIES)[number]
     if (!STRATEGIES.includes(strategy)) throw new FormError('USAGE', `--strategy must be one of ${STRATEGIES.join(', ')} (got "${this.strategy}")`)
     const maxUnavailable = this.maxUnavailable === undefined ? DEFAULT_MAX_UNAVAILABLE : Number(this.maxUnavailable)

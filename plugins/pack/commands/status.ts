@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { DeveloperCommand } from '../../manage/index.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 /** Base of the commands about one of your builds: --build-id, else the build of ./Formfile. */
 export abstract class BuildCommand extends DeveloperCommand {
@@ -11,7 +12,7 @@ export abstract class BuildCommand extends DeveloperCommand {
     const config = await this.userConfig()
     let build = this.buildId
     if (build === undefined) build = await (await import('./shared.js')).formfileBuildId(this, config.address, this.file)
-    if (!/^[0-9a-f]{64}$/.test(build)) throw new FormError('USAGE', `--build-id "${build}" is not a build id (64 hex digits)`, { hint: 'the build id is printed by `form pack build` and `form pack dry-run`' })
+    if (!HEX64.test(build)) throw new FormError('USAGE', `--build-id "${build}" is not a build id (64 hex digits)`, { hint: 'the build id is printed by `form pack build` and `form pack dry-run`' })
     return { config, build, owner: config.address }
   }
 }

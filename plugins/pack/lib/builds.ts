@@ -10,6 +10,7 @@
  */
 
 import type { BaseProgress } from './builder/base-progress.js'
+import { ADDRESS, HEX64 } from '../../../core/patterns.js'
 
 export type BuildState = 'queued' | 'building' | 'built' | 'failed' | 'cancelled'
 export const FINAL_STATES: BuildState[] = ['built', 'failed', 'cancelled']
@@ -97,8 +98,6 @@ export function publicFailure(code: string, message: string, step?: { line?: num
 export const requestKey = (owner: string, build: string) => `${owner}/${build}`
 export const statusKey = (owner: string, build: string, node: string) => `${owner}/${build}/status/${node}`
 
-const HEX64 = /^[0-9a-f]{64}$/
-const ADDRESS = /^0x[0-9a-f]{40}$/
 
 export function parseBuildKey(key: string): { owner: string; build: string; node?: string } | undefined {
   const p = key.split('/')

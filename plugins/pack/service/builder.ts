@@ -13,6 +13,7 @@ import { cacheFilesInUse } from '../lib/builder/build.js'
 import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
+import { ADDRESS, HEX64 } from '../../../core/patterns.js'
 
 interface Job {
   owner: string
@@ -34,8 +35,6 @@ interface StoredRequest {
   createdAt: number
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
-const ADDRESS = /^0x[0-9a-f]{40}$/
 const REQUEST = /^[0-9a-f]{16}$/
 /** what a failed build's private record keeps of the step's output */
 const MAX_FAILURE_OUTPUT = 64 * 1024

@@ -3,6 +3,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { addressFromPrivateKey, recoverAddress } from '../../../core/auth/address.js'
 import { canonicalJson } from './canonical.js'
+import { ADDRESS } from '../../../core/patterns.js'
 
 /**
  * Identities are Ethereum-style addresses of secp256k1 wallets. Operations are signed with Ed25519
@@ -11,7 +12,7 @@ import { canonicalJson } from './canonical.js'
  * once per key, not per operation.
  */
 
-export const ADDRESS = /^0x[0-9a-f]{40}$/
+export { ADDRESS }
 
 
 export interface Delegation {

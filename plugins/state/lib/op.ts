@@ -5,6 +5,7 @@ import { ADDRESS, type Author, type Delegation, type SignatureVerifier } from '.
 import { checkPeerBinding } from './peer-binding.js'
 import { checkKey, type Rules } from './rules.js'
 import type { CollectionWriter } from '../../../core/plugin.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 /**
  * One signed write. `val` is the new value; `del: true` makes it a tombstone. The hash is
@@ -71,7 +72,6 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
 const HEX128 = /^[0-9a-f]{128}$/
 const HEX130 = /^[0-9a-f]{130}$/
 const OP_FIELDS = new Set(['v', 'c', 'k', 'val', 'del', 't', 'by', 'sig'])

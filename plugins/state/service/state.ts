@@ -8,6 +8,7 @@ import { createHeartbeat } from '../lib/heartbeat.js'
 import { loadOrCreateNodeKeys } from '../lib/node-keys.js'
 import { StateStore, type StateRecord } from '../lib/store.js'
 import type { StateConfig } from '../index.js'
+import { ADDRESS } from '../../../core/patterns.js'
 
 /** What other services get from ctx.use('state'). */
 export interface StateHandle {
@@ -206,7 +207,7 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     async (req) => {
       const body = req.json<{ address?: unknown; status?: unknown }>()
       const address = typeof body?.address === 'string' ? body.address.toLowerCase() : ''
-      if (!/^0x[0-9a-f]{40}$/.test(address) || (body.status !== 'admitted' && body.status !== 'revoked')) {
+      if (!ADDRESS.test(address) || (body.status !== 'admitted' && body.status !== 'revoked')) {
         throw new FormError('STATE_BAD_REQUEST', 'expected {"address": "0x<40 hex>", "status": "admitted" | "revoked"}', { httpStatus: 400 })
       }
       if (!admins.includes(author.address)) {

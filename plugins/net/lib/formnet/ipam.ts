@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { FormError } from '../../../../core/errors.js'
+import { parseIpv4Cidr } from '../../../../core/patterns.js'
 
 /**
  * formnet addressing. Each node claims one subnet of the formnet CIDR by writing
@@ -16,10 +17,9 @@ export interface Cidr {
 }
 
 export function parseCidr(text: string): Cidr {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text)
-  const octets = m ? m.slice(1, 5).map(Number) : []
-  const prefix = m ? Number(m[5]) : NaN
-  if (!m || octets.some((o) => o > 255) || prefix > 32) throw new FormError('FORMNET_BAD_CIDR', `"${text}" is not an IPv4 CIDR`, { hint: 'e.g. 198.18.0.0/15' })
+  const parsed = parseIpv4Cidr(text)
+  if (!parsed) throw new FormError('FORMNET_BAD_CIDR', `"${text}" is not an IPv4 CIDR`, { hint: 'e.g. 198.18.0.0/15' })
+  const { octets, prefix } = parsed
   const addr = octets.reduce((a, o) => a * 256 + o, 0)
   const size = 2 ** (32 - prefix)
   if (addr % size !== 0) throw new FormError('FORMNET_BAD_CIDR', `"${text}" has host bits set`, { hint: `the network address is ${formatIp(addr - (addr % size))}/${prefix}` })

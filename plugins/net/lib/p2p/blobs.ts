@@ -7,9 +7,10 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { FormError } from '../../../../core/errors.js'
 import { FrameReader, writeFrame } from './framing.js'
+import { HEX64 } from '../../../../core/patterns.js'
 
 export const BLOB_PROTOCOL = '/form/blob/1.0.0'
-const HASH = /^[0-9a-f]{64}$/
+const HASH = HEX64
 const CHUNK = 256 * 1024
 /** `zeros` stands for a run of zero bytes (its payload: the run's length, 4 bytes): holes cost nothing on the wire */
 /** `refused`: the asking peer may not have blobs from this node (it is not an admitted member) */

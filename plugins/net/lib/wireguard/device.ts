@@ -7,6 +7,7 @@ import type { Logger } from '../../../../core/log.js'
 import { socketAnswers, terminate } from '../../../../core/daemon/socket.js'
 import { ip, linkKind } from '../ip.js'
 import { uapiGet, uapiSet, type DeviceChange, type DeviceState } from './uapi.js'
+import { INTERFACE_NAME } from '../../../../core/patterns.js'
 
 /**
  * A WireGuard interface: the kernel's when the module exists, else wireguard-go (userspace, needs
@@ -49,7 +50,7 @@ export function wireguardUnavailable(): string | undefined {
 }
 
 export async function openDevice(options: DeviceOptions): Promise<WireGuardDevice> {
-  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(options.name)) {
+  if (!INTERFACE_NAME.test(options.name)) {
     throw new FormError('FORMNET_BAD_INTERFACE', `"${options.name}" is not a valid interface name`, { hint: '1-15 letters, digits, . _ or -' })
   }
   const why = wireguardUnavailable()

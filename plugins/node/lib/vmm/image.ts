@@ -1,5 +1,6 @@
 import { FormError } from '../../../../core/errors.js'
 import { healthChecksOf, type HealthCheck } from './health.js'
+import { HEX64 } from '../../../../core/patterns.js'
 
 /**
  * The image contract between the builder and the hypervisor manager. An image is a JSON manifest
@@ -37,7 +38,6 @@ export interface ImageManifest {
   formfile?: string
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
 const MAX_MANIFEST_BYTES = 1024 * 1024
 
 export { MAX_MANIFEST_BYTES }

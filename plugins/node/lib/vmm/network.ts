@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
 import type { Logger } from '../../../../core/log.js'
+import { PRIVATE_IPV4_RANGES } from '../../../../core/patterns.js'
 import { addressesOf, ip, linkKind } from '../../../net/index.js'
 
 /**
@@ -29,7 +30,7 @@ export interface NetworkConfig {
  * link-local (cloud metadata at 169.254.169.254) and loopback ranges, where the operator's own
  * machines live.
  */
-export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8']
+export const PRIVATE_RANGES = PRIVATE_IPV4_RANGES
 
 export interface Subnet {
   /** the bridge's address (the instances' gateway) */

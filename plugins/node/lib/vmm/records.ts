@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { HealthReport } from './health.js'
+import { ADDRESS, HEX64 } from '../../../../core/patterns.js'
 
 /**
  * The instance records in state (collection `instances`, see plugins/state/lib/rules.ts):
@@ -30,6 +31,15 @@ export interface DesiredInstance {
 
 /** How long a node may miss heartbeats before its replicas move, when the record does not say. */
 export const DEFAULT_FAILOVER_MS = 60_000
+/** `form pack ship --replicas` and the CLI config's ship.replicas: the bounds and the default. */
+export const REPLICAS = { min: 1, max: 64, default: 3 }
+/** `--failover-after` and ship.failoverAfterS, in seconds (records hold it in ms, up to the same week). */
+export const FAILOVER_S = { min: 5, max: 7 * 24 * 3600, default: DEFAULT_FAILOVER_MS / 1000 }
+/**
+ * What an instance gets when neither its record nor its image says: the Formfile's defaults (a Formfile
+ * without VCPU, MEM or DISK ships these), so a node never sizes a replica otherwise than its build did.
+ */
+export const DEFAULT_INSTANCE_RESOURCES = { vcpus: 1, memoryMb: 512, diskGb: 5 }
 export const MAX_CANDIDATES = 32
 
 /**
@@ -77,8 +87,6 @@ export function stopReport(outcome: 'powered-off' | 'quit' | 'killed' | 'not-run
 }
 
 export const DESIRED_STATES: DesiredState[] = ['running', 'stopped', 'deleted']
-const HEX64 = /^[0-9a-f]{64}$/
-const ADDRESS = /^0x[0-9a-f]{40}$/
 
 export type InstanceKey = { owner: string; id: string; kind: 'desired' } | { owner: string; id: string; kind: 'observed'; node: string }
 
@@ -103,7 +111,7 @@ export function parseDesired(value: unknown): { desired: DesiredInstance } | { p
   if (!DESIRED_STATES.includes(v.state as DesiredState)) return { problem: `state must be one of ${DESIRED_STATES.join(', ')}` }
   if (v.buildId !== undefined && typeof v.buildId !== 'string') return { problem: 'buildId must be a string' }
   if (v.name !== undefined && typeof v.name !== 'string') return { problem: 'name must be a string' }
-  for (const [field, max] of [['vcpus', 256], ['memoryMb', 4 * 1024 * 1024], ['diskGb', 64 * 1024], ['failoverMs', 7 * 24 * 3600_000]] as const) {
+  for (const [field, max] of [['vcpus', 256], ['memoryMb', 4 * 1024 * 1024], ['diskGb', 64 * 1024], ['failoverMs', FAILOVER_S.max * 1000]] as const) {
     if (v[field] !== undefined && !positiveInt(v[field], max)) return { problem: `${field} must be a whole number from 1 to ${max}` }
   }
   if (v.candidates !== undefined && (!Array.isArray(v.candidates) || v.candidates.length > MAX_CANDIDATES || !v.candidates.every((c) => typeof c === 'string' && ADDRESS.test(c)))) {

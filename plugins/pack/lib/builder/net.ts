@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
+import { parseIpv4Cidr, PRIVATE_IPV4_RANGES } from '../../../../core/patterns.js'
 
 /**
  * The build VM's network. QEMU's user-mode stack (slirp) gives the guest outbound TCP/UDP and a
@@ -13,7 +14,7 @@ import { FormError } from '../../../../core/errors.js'
  */
 
 /** Ranges a build never reaches unless the operator allows them. */
-export const BLOCKED_RANGES = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/3']
+export const BLOCKED_RANGES = ['0.0.0.0/8', ...PRIVATE_IPV4_RANGES, '224.0.0.0/3']
 
 export interface BuildNetwork {
   /** QEMU's -netdev */
@@ -52,13 +53,10 @@ async function hostAddresses(): Promise<string[]> {
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => Boolean(a)))
 }
 
-const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/
-
 /** The operator's allowed ranges, checked: a bad one is a config error naming it. */
 export function checkCidrs(cidrs: string[]): string[] {
   for (const c of cidrs) {
-    const m = CIDR.exec(c)
-    if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) {
+    if (!parseIpv4Cidr(c)) {
       throw new FormError('CONFIG_BAD_CIDR', `[pack] build_allow_cidrs holds "${c}", which is not an IPv4 range`, { hint: 'write ranges as a.b.c.d/n, e.g. "10.20.0.0/16"' })
     }
   }

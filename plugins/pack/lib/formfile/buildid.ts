@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { ADDRESS_ANY_CASE } from '../../../../core/patterns.js'
 
 /**
  * The build id, as in the original system: hex(SHA3-256(owner address bytes ‖ NAME in UTF-8)),
@@ -6,6 +7,6 @@ import { createHash } from 'node:crypto'
  * NAME gets the same id, so a rebuild replaces the previous build.
  */
 export function buildId(ownerAddress: string, name: string): string {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(ownerAddress)) throw new TypeError(`"${ownerAddress}" is not a 20-byte hex address`)
+  if (!ADDRESS_ANY_CASE.test(ownerAddress)) throw new TypeError(`"${ownerAddress}" is not a 20-byte hex address`)
   return createHash('sha3-256').update(Buffer.from(ownerAddress.slice(2), 'hex')).update(Buffer.from(name, 'utf8')).digest('hex')
 }

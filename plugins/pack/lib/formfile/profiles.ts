@@ -1,3 +1,5 @@
+import { DEFAULT_INSTANCE_RESOURCES } from '../../../node/index.js'
+
 /** Resource limits of a network, chosen by configuration (`--profile`), never hard-coded in checks. */
 export interface LimitProfile {
   description: string
@@ -11,4 +13,4 @@ export const PROFILES: Record<string, LimitProfile> = {
   devnet: { description: 'the development network: at most 2 vCPU, 512-4096 MB, 5 GB disk', vcpus: [1, 2], memoryMb: [512, 4096], diskGb: [5, 5] },
 }
 
-export const DEFAULT_RESOURCES = { vcpus: 1, memoryMb: 512, diskGb: 5 }
+export const DEFAULT_RESOURCES = DEFAULT_INSTANCE_RESOURCES
