@@ -45,6 +45,7 @@ let clock: Row | undefined
 let forwarded = { miss: 0, hit: 0, direct: 0 }
 let resolver = ''
 
+// close() also when the round fails: the lab's teardown has run, the folders go too
 await round(async () => {
   const key = join(scope.testdir(), 'id_ed25519')
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench@dns-vm', '-f', key])
@@ -121,8 +122,7 @@ await round(async () => {
   }
   hostRows.push(await fromNode('direct to the upstream resolver', UPSTREAM, Array.from({ length: N }, (_, i) => `n${i}.hdirect.bench.test`)))
   hostRows.push(await fromNode("the node's DNS on the bridge address, cache miss", resolver, Array.from({ length: N }, (_, i) => `n${i}.hmiss.bench.test`)))
-})
-await close()
+}).finally(close)
 
 if (!clock || guestRows.length < 5) process.exit(1)
 // rows: [0] the guest's floor, [1] direct to the upstream (the baseline), [2..4] via the node, then getent
