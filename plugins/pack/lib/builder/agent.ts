@@ -193,6 +193,9 @@ function envScript(step: Extract<Step, { kind: 'env' }>, known: Record<string, s
   return ['set -e', `if [ -L /${ENV_DIR} ] || { [ -e /${ENV_DIR} ] && [ ! -d /${ENV_DIR} ]; }; then rm -f /${ENV_DIR}; fi`, `mkdir -p /${ENV_DIR}`, `printf '%s' ${q(envFileLines(step, known))} >> /${ENV_DIR}/${file}`, `chmod ${mode} /${ENV_DIR}/${file}`].join('\n')
 }
 
+/** How INSTALL runs apt-get (the packages follow); bench/builder-install.ts times the same command. */
+export const APT_INSTALL = 'apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold'
+
 /** The script that applies step `index` inside the VM. `workdir`: the last WORKDIR before it. */
 export function stepScript(index: number, f: Formfile, workdir: string): string {
   const step = f.steps[index]
@@ -206,7 +209,7 @@ export function stepScript(index: number, f: Formfile, workdir: string): string 
         'set -e',
         `export ${Object.entries(BUILD_ENV).map(([k, v]) => `${k}=${q(v)}`).join(' ')}`,
         'ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -q',
-        `apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${step.packages.map(q).join(' ')}`,
+        `${APT_INSTALL} ${step.packages.map(q).join(' ')}`,
       ].join('\n')
     case 'workdir':
       return `mkdir -p ${q(step.path)}`
