@@ -127,3 +127,11 @@ t.test('a shipped replica is ready once it runs and, when its image has checks, 
   t.equal(replicaProgress({ state: 'failed' }), 'failed')
   t.equal(replicaProgress({ state: 'requested' }), 'waiting')
 })
+
+t.test('a replica that needs a GPU goes to the node that offers one', async (t) => {
+  const gpuNode = rec('nodes', B, { capacity: { vcpus: 4, memoryMb: 4096, diskGb: 50, gpus: { a100: 1 } }, heartbeat: now })
+  const nodes = [nodeRec(A), gpuNode, nodeRec(C)]
+  const plan = planShip(input({ nodes, replicas: 1, resources: { vcpus: 1, memoryMb: 1024, diskGb: 5, gpu: { model: 'a100', count: 1 } } }))
+  t.same(plan.writes.map((w) => w.desired.node), [B], 'placed on the node whose record offers the GPU')
+  t.throws(() => planShip(input({ nodes, replicas: 1, resources: { vcpus: 1, memoryMb: 1024, diskGb: 5, gpu: { model: 'h100', count: 1 } } })), { code: 'SHIP_NO_NODES' }, 'a GPU no node offers places nothing')
+})

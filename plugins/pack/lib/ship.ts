@@ -1,5 +1,5 @@
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, hostsOf, MAX_CANDIDATES, type Liveness, type DesiredEntry, type DesiredInstance, type HealthReport } from '../../node/index.js'
+import { desiredEntries, hostsOf, MAX_CANDIDATES, roomsOf, usageOn, type Liveness, type DesiredEntry, type DesiredInstance, type HealthReport } from '../../node/index.js'
 import type { StateRecord } from '../../state/index.js'
 import { place, type NodeCandidate, type PlacementResult } from './scheduler.js'
 
@@ -39,26 +39,16 @@ export interface ShipPlan {
 
 /** The nodes as the scheduler sees them: offered capacity, what their instances use, heartbeat. */
 export function candidatesFrom(nodes: StateRecord[], seen: Liveness, entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
+  // room and use are counted as the nodes count them at failover (one rule: node's roomsOf and usageOn)
+  const used = usageOn(entries, hosts)
   const out: NodeCandidate[] = []
-  for (const r of nodes) {
-    const v = r.value as { capacity?: { vcpus?: number; memoryMb?: number; diskGb?: number } } | undefined
-    const c = v?.capacity
+  for (const room of roomsOf(nodes)) {
     // a node the reading node has not heard from (or that is no member: it has no liveness) gets nothing
-    const heartbeat = seen.get(r.key)
-    if (r.deleted || !c || heartbeat === undefined) continue
-    const used = { vcpus: 0, memoryMb: 0, diskGb: 0 }
-    const images = new Set(imageHolders.includes(r.key) ? [image] : [])
-    for (const e of entries) {
-      if (e.desired.state === 'deleted' || hosts.get(`${e.owner}/${e.id}`) !== r.key) continue
-      // a stopped instance keeps its disk; only a running one holds vCPUs and memory
-      if (e.desired.state === 'running') {
-        used.vcpus += e.desired.vcpus
-        used.memoryMb += e.desired.memoryMb
-      }
-      used.diskGb += e.desired.diskGb
-      images.add(e.desired.image)
-    }
-    out.push({ id: r.key, capacity: { vcpus: c.vcpus ?? 0, memoryMb: c.memoryMb ?? 0, diskGb: c.diskGb ?? 0 }, used, heartbeat, images: [...images] })
+    const heartbeat = seen.get(room.id)
+    if (heartbeat === undefined) continue
+    const images = new Set(imageHolders.includes(room.id) ? [image] : [])
+    for (const e of entries) if (e.desired.state !== 'deleted' && hosts.get(`${e.owner}/${e.id}`) === room.id) images.add(e.desired.image)
+    out.push({ id: room.id, capacity: room.capacity, used: used.get(room.id) ?? { vcpus: 0, memoryMb: 0, diskGb: 0 }, heartbeat, images: [...images] })
   }
   return out
 }
