@@ -24,15 +24,19 @@ async function getRecord(client: NodeClient, collection: string, key: string): P
 
 export async function readBuild(client: NodeClient, owner: string, build: string): Promise<BuildView> {
   const record = await getRecord(client, 'builds', requestKey(owner, build))
-  const parsed = record ? parseBuildRequest(record.value) : undefined
-  const request = parsed && 'request' in parsed ? parsed.request : undefined
+  const request = requestOf(record)
   const statusRecord = request ? await getRecord(client, 'builds', statusKey(owner, build, request.node)) : undefined
   return buildView(owner, build, record, statusRecord)
 }
 
-function buildView(owner: string, build: string, record: StateRecord | undefined, statusRecord: StateRecord | undefined): BuildView {
+/** The owner's build request a record holds, when it holds a valid one. */
+function requestOf(record: StateRecord | undefined): BuildRequest | undefined {
   const parsed = record ? parseBuildRequest(record.value) : undefined
-  const request = parsed && 'request' in parsed ? parsed.request : undefined
+  return parsed && 'request' in parsed ? parsed.request : undefined
+}
+
+function buildView(owner: string, build: string, record: StateRecord | undefined, statusRecord: StateRecord | undefined): BuildView {
+  const request = requestOf(record)
   const status = statusRecord?.value as BuildStatus | undefined
   // a report of an earlier attempt says nothing about this one
   return { owner, build, request, record, status: status && status.request === request?.request ? status : undefined }
@@ -50,8 +54,7 @@ export async function followBuild(client: NodeClient, owner: string, build: stri
   // the prefix also matches other builds whose id starts with this one's: the keys are looked up exactly
   for await (const records of followRecords(client, 'builds', { prefix: key, signal })) {
     const record = records.get(key)
-    const parsed = record ? parseBuildRequest(record.value) : undefined
-    const node = parsed && 'request' in parsed ? parsed.request.node : undefined
+    const node = requestOf(record)?.node
     view = buildView(owner, build, record, node ? records.get(statusKey(owner, build, node)) : undefined)
     const text = JSON.stringify(view.status ?? null)
     if (text !== last) {
