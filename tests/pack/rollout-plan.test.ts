@@ -1,7 +1,7 @@
 import t from 'tap'
 import { consoleExcerpt, planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
-import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+import type { DesiredInstance, ObservedInstance } from '../../plugins/instances/index.js'
 
 const OLD = '0'.repeat(64)
 const NEW = '1'.repeat(64)

@@ -1,5 +1,5 @@
 import { FormError } from '../../../core/errors.js'
-import type { DesiredInstance, HealthReport, ObservedInstance } from '../../node/index.js'
+import type { DesiredInstance, HealthReport, ObservedInstance } from '../../instances/index.js'
 import type { ShipPlan } from './ship.js'
 import { replicaProgress } from './ship.js'
 

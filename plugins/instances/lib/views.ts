@@ -1,7 +1,8 @@
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, desiredKey, hostsOf, livenessFrom, type HostsOptions, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import { desiredEntries, hostsOf, livenessFrom, type HostsOptions, type Liveness } from './hosts.js'
+import { desiredKey, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from './records.js'
 import { loadFollow, type StateRecord, type Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
@@ -125,4 +126,24 @@ export async function writeDesiredRecord(client: NodeClient, signer: Signer, id:
   const { loadOwnerOps } = await import('../../state/index.js')
   const { submitOwnerRecord } = await loadOwnerOps()
   await submitOwnerRecord(client, signer, 'instances', desiredKey(signer.address, id), desired, `instance ${id}`, previous)
+}
+
+export type ConsoleChunk = { data: string; offset: number; size: number }
+
+/** Reads an instance's console from its hosting node (`signed` by its owner): from `offset`, else its last `tail` bytes. */
+export function readConsole(signed: NodeClient, id: string, at: { offset: number; waitMs?: number } | { tail: number }): Promise<ConsoleChunk> {
+  return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
+}
+
+/** The end of an instance's console (its last `bytes`, whole lines), as text without terminal control sequences. */
+export async function consoleTail(signed: NodeClient, id: string, bytes = 3000): Promise<string> {
+  const chunk = await readConsole(signed, id, { tail: bytes })
+  const data = Buffer.from(chunk.data, 'base64')
+  let text = data.toString('utf8')
+  // cut in the middle of a line: from the next whole one
+  if (chunk.offset > data.length) text = text.slice(text.indexOf('\n') + 1)
+  return text
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
+    .trimEnd()
 }
