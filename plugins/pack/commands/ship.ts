@@ -50,7 +50,7 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip, shortfallNote } = await import('../lib/ship.js')
+    const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
     const { planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
     type Before = import('../lib/rollout.js').Before
     type Row = import('../lib/rollout.js').RolloutRow
@@ -100,7 +100,13 @@ export class PackShipCommand extends BuildCommand {
     })
     const scheduledMs = performance.now() - t0
     const live = plan.writes.filter((w) => w.action !== 'delete')
-    const before: Before = new Map(plan.writes.map((w) => [w.id, existing.get(w.id)?.desired ? { image: existing.get(w.id)!.desired!.image, state: existing.get(w.id)!.desired!.state } : undefined]))
+    // a replica its host does not report serving (or that no host reports) is down already: it counts against --max-unavailable
+    const before: Before = new Map(
+      plan.writes.map((w) => {
+        const v = existing.get(w.id)
+        return [w.id, v?.desired ? { image: v.desired.image, state: v.desired.state, down: !v.observed || replicaProgress(v.observed) !== 'ready' } : undefined]
+      }),
+    )
     const steps = planRollout(plan.writes, before, { strategy, maxUnavailable })
     const rolling = steps.some((s) => s.replaces)
     if (this.detach && rolling) {
