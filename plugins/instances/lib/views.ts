@@ -46,14 +46,54 @@ export async function listInstances(client: NodeClient, owner: string): Promise<
 
 /**
  * `owner`'s instances, followed over the node's watch stream: yields them once read, then after
- * every change to an instance record (see followRecords). Hosts are computed as in listInstances,
- * from every owner's instances, the nodes and the node's liveness, read again with each change.
+ * every change to an instance record or a node's record (both followed with followRecords, so
+ * neither is re-read on a change). Hosts are computed as in listInstances, from every owner's
+ * instances, the nodes and the node's liveness, which is read again with each change: it moves
+ * with time, not with records.
  */
 export async function* followInstances(client: NodeClient, owner: string, signal?: AbortSignal): AsyncGenerator<InstanceView[]> {
   const { followRecords } = await loadFollow()
-  for await (const records of followRecords(client, 'instances', { signal })) {
-    const [nodes, live] = await Promise.all([listRecords(client, 'nodes'), readLiveness(client)])
-    yield instanceViews([...records.values()], live.seen, owner, live.now, { nodes, self: live.self })
+  const stop = new AbortController()
+  const onAbort = () => stop.abort()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (signal?.aborted) stop.abort()
+  const latest: { instances?: ReadonlyMap<string, StateRecord>; nodes?: ReadonlyMap<string, StateRecord> } = {}
+  let version = 0
+  let failure: { error: unknown } | undefined
+  let wake: (() => void) | undefined
+  const pump = async (collection: 'instances' | 'nodes') => {
+    try {
+      for await (const records of followRecords(client, collection, { signal: stop.signal })) {
+        latest[collection] = records
+        version++
+        wake?.()
+      }
+    } catch (error) {
+      failure ??= { error }
+    } finally {
+      // an ended follow (aborted, or failed) must not leave the loop below waiting
+      wake?.()
+    }
+  }
+  const pumps = [pump('instances'), pump('nodes')]
+  try {
+    let yielded = 0
+    while (!stop.signal.aborted) {
+      if (failure) throw failure.error
+      if (latest.instances && latest.nodes && version !== yielded) {
+        yielded = version
+        const live = await readLiveness(client)
+        // the maps change in place as the follows go on: copied now, before the consumer reads them
+        yield instanceViews([...latest.instances.values()], live.seen, owner, live.now, { nodes: [...latest.nodes.values()], self: live.self })
+        continue
+      }
+      await new Promise<void>((resolve) => (wake = resolve))
+      wake = undefined
+    }
+  } finally {
+    stop.abort()
+    signal?.removeEventListener('abort', onAbort)
+    await Promise.allSettled(pumps)
   }
 }
 
