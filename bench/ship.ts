@@ -15,7 +15,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { createClient } from '../core/client.js'
-import { loadInstanceRecords } from '../plugins/manage/index.js'
+import { loadInstanceViews } from '../plugins/instances/index.js'
 import { JourneyLab, type Replica } from '../tests/helpers/journey-lab.js'
 import { benchScope, recordResults } from './results.js'
 
@@ -58,7 +58,7 @@ try {
   const rebuilt = JSON.parse(j.lab.ok(await j.devForm(['pack', 'build', '--json'], 1_200_000)).stdout)
   if (rebuilt.buildId !== buildId || rebuilt.status.image === built.status.image) throw new Error('the rebuild did not give a new image of the same build')
   const owner: string = JSON.parse(j.lab.ok(await j.devForm(['pack', 'status', '--json'])).stdout).owner
-  const { listInstances } = await loadInstanceRecords()
+  const { listInstances } = await loadInstanceViews()
   const state = createClient({ socket: j.nodes[0].env.socket })
   const before = await j.replicas(buildId)
   const run = promisify(execFile)

@@ -35,8 +35,3 @@ export default definePlugin({
 
 /** Base of commands that act for the wallet of `form kit init` (`form pack build` and `status` too). */
 export { DeveloperCommand } from './commands/shared.js'
-export type { InstanceView } from './lib/instances.js'
-/** Reading and writing instance records as their owner (what `form pack ship` uses to create instances). */
-export const loadInstanceRecords = () => import('./lib/instances.js')
-/** The end of an instance's console, read from its hosting node as its owner (what `form pack ship` shows of a replica that failed). */
-export { consoleTail } from './commands/logs.js'

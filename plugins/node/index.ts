@@ -4,7 +4,6 @@ import { dirname } from 'node:path'
 import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
 import { defineSettings, kinds, s, type SettingsOf } from '../../core/settings.js'
-import { nodeCollections } from './lib/collections.js'
 import { NodeAdmitCommand, NodeRevokeCommand } from './commands/admit.js'
 import { NodeLogsCommand } from './commands/logs.js'
 import { NodeStartCommand } from './commands/start.js'
@@ -78,17 +77,12 @@ export default definePlugin({
   name: 'node',
   version: '0.1.0',
   apiVersion: API_VERSION,
-  collections: nodeCollections,
   description: 'the node daemon and, on the node, the hypervisor manager',
   commands: [NodeStartCommand, NodeStopCommand, NodeStatusCommand, NodeLogsCommand, NodeAdmitCommand, NodeRevokeCommand],
   configuration: nodeConfiguration,
   services: [{ name: 'vmm', dependsOn: ['state', 'p2p', 'formnet'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
 })
 
-/** The instance records in state, shared with the developer commands (light: Node built-ins only). */
-export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, DEFAULT_INSTANCE_RESOURCES, FAILOVER_S, MAX_CANDIDATES, REPLICAS } from './lib/vmm/records.js'
-export { desiredEntries, hasQuorum, hostsOf, livenessFrom, rendezvous, roomsOf, shortOf, usageOn, type DesiredEntry, type HostsOptions, type Liveness } from './lib/vmm/hosts.js'
-export type { DesiredInstance, DesiredState, ObservedInstance, ObservedState, StopReport } from './lib/vmm/records.js'
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'
 export {
   defaultHealthChecks,
@@ -101,8 +95,6 @@ export {
   MAX_HEALTH_CHECKS,
   MAX_HEALTH_PATH,
   type HealthCheck,
-  type HealthReport,
-  type HealthState,
 } from './lib/vmm/health.js'
 // for the image builder's throwaway build VMs (plugins/pack/lib/builder/vm.ts)
 export { bootableKernel, kvmStatus } from './lib/hypervisor/index.js'

@@ -36,7 +36,6 @@ export default definePlugin({
   services: [{ name: 'builder', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/builder.js')).startBuilder(ctx) }],
 })
 
-export { place, type NodeCandidate, type PlacementRequest, type PlacementResult } from './lib/scheduler.js'
 export type { Formfile, Step } from './lib/formfile/index.js'
 /** Reading a build's record (`form manage ssh` finds the image's user there). */
 export const loadBuildRecords = () => import('./lib/follow.js')

@@ -5,7 +5,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '../../core/client.js'
 import { loadSigner } from '../../plugins/kit/index.js'
-import { writeDesiredRecord } from '../../plugins/manage/lib/instances.js'
+import { writeDesiredRecord } from '../../plugins/instances/lib/views.js'
 import { form, FORM_BIN, makeEnv, ROOT, startNode } from '../helpers/form.js'
 
 t.test('pack validate refuses the placeholder key pack init writes when it finds no key', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { allocateHost, contains, parseCidr, subnetFromKey } from '../../plugins/net/lib/formnet/ipam.js'
-import { developerPeers, formnetView, nodePeers, nodeRoutes, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
+import { developerPeers, formnetView, nodePeers, nodeRoutes, subnetAddressesInUse, type RecordLike } from '../../plugins/net/lib/formnet/peers.js'
 import { generateWireGuardKeys } from '../../plugins/net/lib/wireguard/keys.js'
 
 const rec = (key: string, value: unknown, ms = 1, hash = 'aa'): RecordLike => ({ key, value, t: { ms, n: 0 }, hash, author: key.split('/').pop()!, rank: ms })
@@ -59,4 +59,22 @@ t.test('the view keeps what state proves and ignores what a node claims beyond i
   t.same(developerPeers(view.nodes, 25).map((p) => p.allowedIps), [['10.1.0.0/24'], ['10.2.0.0/24']])
   t.same(nodeRoutes(view, '0xa'), ['10.2.0.0/24', '10.1.0.254/32'], 'A routes B\'s subnet and the developer it admitted')
   t.same(nodeRoutes(view, '0xb'), ['10.1.0.0/24'], 'B reaches that developer through A\'s subnet')
+})
+
+t.test("subnetAddressesInUse: the node's peers and the instances it reports hosting, not others' nor deleted ones", async (t) => {
+  const node = `0x${'1'.repeat(40)}`
+  const other = `0x${'2'.repeat(40)}`
+  const owner = `0x${'a'.repeat(40)}`
+  const records: Record<string, RecordLike[]> = {
+    peers: [rec(`${node}/${owner}`, { address: '10.9.0.2' })],
+    instances: [
+      rec(`${owner}/web-1/observed/${node}`, { state: 'running', ip: '10.9.0.3' }),
+      rec(`${owner}/web-2/observed/${node}`, { state: 'deleted', ip: '10.9.0.4' }),
+      rec(`${owner}/web-3/observed/${other}`, { state: 'running', ip: '10.9.0.5' }),
+      rec(`${owner}/web-4/desired`, { state: 'running', ip: '10.9.0.6' }),
+      rec(`${owner}/web-5/observed/${node}/extra`, { state: 'running', ip: '10.9.0.7' }),
+    ],
+  }
+  const store = { all: async (c: string, prefix = '') => (records[c] ?? []).filter((r) => r.key.startsWith(prefix)) }
+  t.same((await subnetAddressesInUse(store, node)).sort(), ['10.9.0.2', '10.9.0.3'])
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import type { ObservedInstance } from '../../plugins/node/index.js'
+import type { ObservedInstance } from '../../plugins/instances/index.js'
 import { processState } from '../../plugins/node/lib/hypervisor/process.js'
 import { until } from '../helpers/form.js'
 import { guestImageUnavailable, putGuestImage } from '../helpers/guest-image.js'

@@ -6,8 +6,9 @@ import { bootableKernel, bzImagePayload, hasPvhEntry } from '../../plugins/node/
 import { qemuArgs } from '../../plugins/node/lib/hypervisor/qemu.js'
 import { chVmConfig } from '../../plugins/node/lib/hypervisor/cloud-hypervisor.js'
 import { parseManifest } from '../../plugins/node/lib/vmm/image.js'
-import { guestCmdline, hostnameFor, macFor, parseDesired, parseInstanceKey, refusal, shortName, stopReport } from '../../plugins/node/lib/vmm/records.js'
-import { selectInstances, type InstanceView } from '../../plugins/manage/lib/instances.js'
+import { guestCmdline, hostnameFor, macFor, refusal, shortName, stopReport } from '../../plugins/node/lib/vmm/guest.js'
+import { parseDesired, parseInstanceKey } from '../../plugins/instances/index.js'
+import { selectInstances, type InstanceView } from '../../plugins/instances/lib/views.js'
 import { timestampAfter } from '../../plugins/state/lib/owner-ops.js'
 import { guestKernel, guestImageUnavailable } from '../helpers/guest-image.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { consoleExcerpt, planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
-import type { DesiredInstance, ObservedInstance } from '../../plugins/node/index.js'
+import type { DesiredInstance, ObservedInstance } from '../../plugins/instances/index.js'
 
 const OLD = '0'.repeat(64)
 const NEW = '1'.repeat(64)
@@ -30,6 +30,30 @@ t.test('only running replicas with another image are rolled; a stopped one chang
   ])
   t.same(planRollout(writes, before([['web-1', NEW], ['web-2', NEW]]), { strategy: 'rolling', maxUnavailable: 1 }), [{ ids: ['web-1', 'web-2'], replaces: false }], 'same image: nothing to roll')
   t.throws(() => planRollout(writes, new Map(), { strategy: 'rolling', maxUnavailable: 0 }), { code: 'USAGE' })
+})
+
+t.test('a replica already down on the old image counts against --max-unavailable', async (t) => {
+  const writes = [w('web-1', 'update'), w('web-2', 'update'), w('web-3', 'update')]
+  const was = (down: string): Before => new Map(['web-1', 'web-2', 'web-3'].map((id) => [id, { image: OLD, state: 'running' as const, down: id === down }]))
+  // the old plan took web-1 and web-2 while web-3 was down: all three out at once with a budget of 2
+  t.same(planRollout(writes, was('web-3'), { strategy: 'rolling', maxUnavailable: 2 }), [
+    { ids: ['web-3', 'web-1'], replaces: true },
+    { ids: ['web-2'], replaces: true },
+  ], 'the down one first, with one serving replica beside it')
+  // and with the default budget: web-1 went while web-2 was down (two out of three)
+  t.same(planRollout(writes, was('web-2'), { strategy: 'rolling', maxUnavailable: 1 }).map((s) => s.ids), [['web-2'], ['web-1'], ['web-3']], 'the down one alone, then one at a time')
+  const allDown: Before = new Map(['web-1', 'web-2', 'web-3'].map((id) => [id, { image: OLD, state: 'running' as const, down: id !== 'web-1' }]))
+  t.same(planRollout(writes, allDown, { strategy: 'rolling', maxUnavailable: 1 }).map((s) => s.ids), [['web-2', 'web-3'], ['web-1']], 'more down than the budget: they go together, the serving one waits for them')
+  // every step's unavailable replicas (its own, and the down ones not yet replaced) stay within the budget whenever that is possible
+  for (const [down, max] of [['web-1', 1], ['web-2', 1], ['web-3', 1], ['web-3', 2], ['web-1', 2]] as const) {
+    const steps = planRollout(writes, was(down), { strategy: 'rolling', maxUnavailable: max })
+    const fixed = new Set<string>()
+    for (const s of steps) {
+      const out = new Set([...s.ids, ...(fixed.has(down) ? [] : [down])])
+      t.ok(out.size <= max, `--max-unavailable ${max} with ${down} down: step ${s.ids.join(', ')} leaves ${out.size} out`)
+      for (const id of s.ids) fixed.add(id)
+    }
+  }
 })
 
 t.test('a report counts for the shipped image only', async (t) => {

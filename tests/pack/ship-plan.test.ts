@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { planShip, replicaProgress, shortfallNote, type ShipInput } from '../../plugins/pack/lib/ship.js'
-import { hostsOf, desiredEntries } from '../../plugins/node/lib/vmm/hosts.js'
+import { hostsOf, desiredEntries } from '../../plugins/instances/index.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
 const now = 10_000_000

@@ -1,8 +1,9 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { loadInstanceRecords, consoleTail } from '../../plugins/manage/index.js'
-import type { DesiredInstance } from '../../plugins/node/index.js'
+import { loadInstanceViews } from '../../plugins/instances/index.js'
+import { consoleTail } from '../../plugins/instances/lib/views.js'
+import type { DesiredInstance } from '../../plugins/instances/index.js'
 import { consoleExcerpt, planRollout, rolloutFailure, runRollout, type Before, type RolloutRow, type Strategy } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
 import { createClient } from '../../core/client.js'
@@ -37,7 +38,7 @@ t.test('rolling updates on real VMs', { skip }, async (t) => {
   const broken = await image('broken', { services: 'echo "form-test-guest: the service does not start"' })
   // the kernel panics when /init exits: the guest's last words, then QEMU exits (panic=-1, -no-reboot)
   const panics = await image('panics', { init: '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho "form-test-guest: about to fail: no root filesystem here"\nexit 1\n' })
-  const { listInstances } = await loadInstanceRecords()
+  const { listInstances } = await loadInstanceViews()
   const signed = createClient({ socket: lab.env.socket, signer: (req) => signRequest({ ...req, signer: lab.signer }) })
   const node = await lab.nodeAddress()
 
@@ -80,7 +81,7 @@ t.test('rolling updates on real VMs', { skip }, async (t) => {
       unchanged: new Set(),
       write: async (w) => {
         const record = (await listInstances(lab.client, lab.owner)).find((v) => v.id === w.id)?.record
-        const { writeDesiredRecord } = await loadInstanceRecords()
+        const { writeDesiredRecord } = await loadInstanceViews()
         await writeDesiredRecord(lab.client, lab.signer, w.id, w.desired, record?.t)
       },
       list: () => listInstances(lab.client, lab.owner),

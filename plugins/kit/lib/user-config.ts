@@ -5,7 +5,7 @@ import { FormError, errnoCode } from '../../../core/errors.js'
 import { writeSecretFile } from '../../../core/files.js'
 import { ADDRESS, INTERFACE_NAME } from '../../../core/patterns.js'
 import { isCidr } from '../../../core/validators.js'
-import { FAILOVER_S, REPLICAS } from '../../node/index.js'
+import { FAILOVER_S, REPLICAS } from '../../instances/index.js'
 
 /** ~/.config/form/config.json: what `form kit init` records. Never holds a secret. */
 export interface UserConfig {

@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
-import type { DesiredState, StopReport } from '../../node/index.js'
+import { loadInstanceViews, type DesiredState, type StopReport } from '../../instances/index.js'
 import { InstanceCommand } from './shared.js'
 
 /** start, stop and delete: one signed write of the desired state per instance, optionally waited on. */
@@ -41,7 +41,7 @@ abstract class DesiredStateCommand extends InstanceCommand {
     }
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
-    const { selectInstances, writeDesired, followInstances } = await import('../lib/instances.js')
+    const { selectInstances, writeDesired, followInstances } = await loadInstanceViews()
     const chosen = selectInstances(views, { instance: this.instance, buildId: this.buildId })
     const deleted = chosen.filter((v) => v.desired!.state === 'deleted')
     if (this.target !== 'deleted' && deleted.length) {

@@ -12,7 +12,7 @@ import { DeveloperCommand } from './shared.js'
 abstract class DnsCommand extends DeveloperCommand {
   async records(config: UserConfig) {
     const client = await this.client({ url: this.nodeUrl(config) })
-    const { listRecords } = await import('../lib/instances.js')
+    const { listRecords } = await (await import('../../instances/index.js')).loadInstanceViews()
     return { client, records: await listRecords(client, 'dns', `${config.address}/`) }
   }
 

@@ -20,7 +20,7 @@ export class ManageGetIpCommand extends InstanceCommand {
     const config = await this.userConfig()
     this.buildId ??= await (await (await import('../../pack/index.js')).loadFormfiles()).formfileBuildId(this, config.address, this.file)
     const { views } = await this.instances(config)
-    const { selectInstances } = await import('../lib/instances.js')
+    const { selectInstances } = await (await import('../../instances/index.js')).loadInstanceViews()
     const replicas = selectInstances(views, { buildId: this.buildId })
       .filter((v) => v.desired!.state !== 'deleted')
       .map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, state: v.observed?.state ?? 'unreported', ip: v.observed?.state === 'deleted' ? null : (v.observed?.ip ?? null) }))

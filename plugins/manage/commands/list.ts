@@ -2,7 +2,8 @@ import { Command, Option } from 'clipanion'
 import type { NodeClient } from '../../../core/client.js'
 import { table } from '../../../core/output.js'
 import type { UserConfig } from '../../kit/index.js'
-import type { HealthReport } from '../../node/index.js'
+import { loadInstanceViews } from '../../instances/index.js'
+import type { HealthReport } from '../../instances/index.js'
 import { InstanceCommand } from './shared.js'
 
 /** Why a replica is unhealthy and when its node restarts it, or how often it was restarted and why. */
@@ -96,7 +97,7 @@ export class ManageListCommand extends InstanceCommand {
     if (!local.length) return
     const signed = await this.signedClient(config, this.nodeUrl(config)).catch(() => undefined)
     if (!signed) return
-    const { consoleTail } = await import('./logs.js')
+    const { consoleTail } = await loadInstanceViews()
     for (const r of local) r.consoleTail = (await consoleTail(signed, r.id).catch(() => '')) || null
   }
 }

@@ -1,27 +1,7 @@
 import { Command, Option } from 'clipanion'
 import { FormError } from '../../../core/errors.js'
-import type { NodeClient } from '../../../core/client.js'
 import { InstanceCommand } from './shared.js'
-
-type ConsoleChunk = { data: string; offset: number; size: number }
-
-/** Reads an instance's console from its hosting node (`signed` by its owner): from `offset`, else its last `tail` bytes. */
-export function readConsole(signed: NodeClient, id: string, at: { offset: number; waitMs?: number } | { tail: number }): Promise<ConsoleChunk> {
-  return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
-}
-
-/** The end of an instance's console (its last `bytes`, whole lines), as text without terminal control sequences. */
-export async function consoleTail(signed: NodeClient, id: string, bytes = 3000): Promise<string> {
-  const chunk = await readConsole(signed, id, { tail: bytes })
-  const data = Buffer.from(chunk.data, 'base64')
-  let text = data.toString('utf8')
-  // cut in the middle of a line: from the next whole one
-  if (chunk.offset > data.length) text = text.slice(text.indexOf('\n') + 1)
-  return text
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-    .replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
-    .trimEnd()
-}
+import { loadInstanceViews, type ConsoleChunk } from '../../instances/index.js'
 
 export class ManageLogsCommand extends InstanceCommand {
   static override paths = [['manage', 'logs']]
@@ -46,7 +26,7 @@ export class ManageLogsCommand extends InstanceCommand {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new FormError('USAGE', `--bytes must be a whole number (got "${this.bytes}")`)
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
-    const { selectInstances } = await import('../lib/instances.js')
+    const { selectInstances, readConsole } = await loadInstanceViews()
     const [view] = selectInstances(views, { instance: this.instance })
     const here = (await client.get<{ address: string }>('/v1/state/info')).address
     const host = view.host ?? view.desired!.node

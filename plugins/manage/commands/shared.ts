@@ -55,9 +55,9 @@ export abstract class DeveloperCommand extends FormCommand {
  * signature needed: state is public) and sign what they change with the wallet.
  */
 export abstract class InstanceCommand extends DeveloperCommand {
-  async instances(config: UserConfig): Promise<{ client: NodeClient; views: import('../lib/instances.js').InstanceView[] }> {
+  async instances(config: UserConfig): Promise<{ client: NodeClient; views: import('../../instances/index.js').InstanceView[] }> {
     const client = await this.client({ url: this.nodeUrl(config) })
-    const { listInstances } = await import('../lib/instances.js')
+    const { listInstances } = await (await import('../../instances/index.js')).loadInstanceViews()
     return { client, views: await listInstances(client, config.address) }
   }
 }

@@ -28,7 +28,7 @@ export class ManageSshCommand extends InstanceCommand {
   async run() {
     const config = await this.userConfig()
     const { client, views } = await this.instances(config)
-    const { selectInstances } = await import('../lib/instances.js')
+    const { selectInstances } = await (await import('../../instances/index.js')).loadInstanceViews()
     const byBuild = HEX64.test(this.target)
     const chosen = selectInstances(views, byBuild ? { buildId: this.target } : { instance: this.target }).filter((v) => v.desired!.state !== 'deleted')
     const running = chosen.filter((v) => v.observed?.state === 'running' && v.observed.ip)

@@ -11,28 +11,26 @@ import type { StateHandle, StateRecord } from '../../state/index.js'
 import { bootableKernel, type Hypervisor, type Vm, type VmSpec } from '../lib/hypervisor/index.js'
 import { readRange, sleep } from '../lib/hypervisor/process.js'
 import { MAX_MANIFEST_BYTES, parseManifest, type ImageManifest } from '../lib/vmm/image.js'
-import { HealthMonitor, Limiter, MAX_CONCURRENT_PROBES, RESTART_BACKOFF_MS, restartDelay, type HealthCheck, type HealthReport, type HealthTracker } from '../lib/vmm/health.js'
-import { desiredEntries, hasQuorum, hostsOf } from '../lib/vmm/hosts.js'
+import { HealthMonitor, Limiter, MAX_CONCURRENT_PROBES, RESTART_BACKOFF_MS, restartDelay, type HealthCheck, type HealthTracker } from '../lib/vmm/health.js'
 import type { InstanceNetwork } from '../lib/vmm/network.js'
+import { guestCmdline, hostnameFor, macFor, refusal, shortName, stopReport } from '../lib/vmm/guest.js'
 import {
   DEFAULT_FAILOVER_MS,
+  desiredEntries,
   desiredKey,
-  guestCmdline,
-  hostnameFor,
+  hasQuorum,
+  hostsOf,
   DEFAULT_INSTANCE_RESOURCES as FALLBACK,
-  macFor,
   observedKey,
   parseDesired,
   parseInstanceKey,
-  refusal,
-  shortName,
-  stopReport,
   type DesiredInstance,
+  type HealthReport,
   type StopReport,
   type ObservedInstance,
   type ObservedState,
   type Resources,
-} from '../lib/vmm/records.js'
+} from '../../instances/index.js'
 
 const run = promisify(execFile)
 

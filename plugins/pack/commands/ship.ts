@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { BuildCommand } from './status.js'
-import { FAILOVER_S, REPLICAS } from '../../node/index.js'
+import { FAILOVER_S, loadInstanceViews, REPLICAS } from '../../instances/index.js'
 
 export class PackShipCommand extends BuildCommand {
   static override paths = [['pack', 'ship']]
@@ -35,7 +35,7 @@ export class PackShipCommand extends BuildCommand {
    * configured host that is that node.
    */
   async consoleTailOf(config: import('../../kit/index.js').UserConfig, signer: import('../../../core/auth/sign.js').Signer, node: string, id: string, lines = 20): Promise<string> {
-    const { consoleTail } = await import('../../manage/index.js')
+    const { consoleTail } = await loadInstanceViews()
     const urls = [this.nodeUrl(config), ...config.hosts.filter((h) => /^https?:\/\//.test(h)).map((h) => h.replace(/\/$/, ''))]
     for (const url of [...new Set(urls)]) {
       const client = await this.client({ url, signer })
@@ -50,11 +50,11 @@ export class PackShipCommand extends BuildCommand {
   async run() {
     const { FormError } = await import('../../../core/errors.js')
     const { readBuild } = await import('../lib/follow.js')
-    const { planShip, shortfallNote } = await import('../lib/ship.js')
+    const { planShip, replicaProgress, shortfallNote } = await import('../lib/ship.js')
     const { planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE } = await import('../lib/rollout.js')
     type Before = import('../lib/rollout.js').Before
     type Row = import('../lib/rollout.js').RolloutRow
-    const { followInstances, instanceViews, listRecords, readLiveness, writeDesiredRecord } = await (await import('../../manage/index.js')).loadInstanceRecords()
+    const { followInstances, instanceViews, listRecords, readLiveness, writeDesiredRecord } = await loadInstanceViews()
 
     const { config, build, owner } = await this.target()
     const shipDefaults = config.ship ?? {}
@@ -100,7 +100,13 @@ export class PackShipCommand extends BuildCommand {
     })
     const scheduledMs = performance.now() - t0
     const live = plan.writes.filter((w) => w.action !== 'delete')
-    const before: Before = new Map(plan.writes.map((w) => [w.id, existing.get(w.id)?.desired ? { image: existing.get(w.id)!.desired!.image, state: existing.get(w.id)!.desired!.state } : undefined]))
+    // a replica its host does not report serving (or that no host reports) is down already: it counts against --max-unavailable
+    const before: Before = new Map(
+      plan.writes.map((w) => {
+        const v = existing.get(w.id)
+        return [w.id, v?.desired ? { image: v.desired.image, state: v.desired.state, down: !v.observed || replicaProgress(v.observed) !== 'ready' } : undefined]
+      }),
+    )
     const steps = planRollout(plan.writes, before, { strategy, maxUnavailable })
     const rolling = steps.some((s) => s.replaces)
     if (this.detach && rolling) {
@@ -141,7 +147,7 @@ export class PackShipCommand extends BuildCommand {
     // the node tells of every change to the owner's instances as it happens; nothing is re-read on a timer
     const following = new AbortController()
     const lost = new AbortController()
-    const feed = { views: undefined as import('../../manage/index.js').InstanceView[] | undefined, version: 0, read: -1, wake: undefined as (() => void) | undefined, error: undefined as unknown }
+    const feed = { views: undefined as import('../../instances/index.js').InstanceView[] | undefined, version: 0, read: -1, wake: undefined as (() => void) | undefined, error: undefined as unknown }
     const follower = (async () => {
       for await (const views of followInstances(client, owner, following.signal)) {
         feed.views = views

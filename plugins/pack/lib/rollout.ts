@@ -1,5 +1,5 @@
 import { FormError } from '../../../core/errors.js'
-import type { DesiredInstance, HealthReport, ObservedInstance } from '../../node/index.js'
+import type { DesiredInstance, HealthReport, ObservedInstance } from '../../instances/index.js'
 import type { ShipPlan } from './ship.js'
 import { replicaProgress } from './ship.js'
 
@@ -23,8 +23,12 @@ export interface RolloutStep {
 
 type Write = ShipPlan['writes'][number]
 
-/** What the replicas were before the ship: their desired image and state. */
-export type Before = Map<string, { image: string; state: DesiredInstance['state'] } | undefined>
+/**
+ * What the replicas were before the ship: their desired image and state, and `down` when their node
+ * did not report them serving (running, and healthy when checked): such a replica already counts
+ * against --max-unavailable.
+ */
+export type Before = Map<string, { image: string; state: DesiredInstance['state']; down?: boolean } | undefined>
 
 /** The default --max-unavailable: one replica at a time (with one replica, that one). */
 export const DEFAULT_MAX_UNAVAILABLE = 1
@@ -39,7 +43,14 @@ export function planRollout(writes: Write[], before: Before, opts: { strategy: S
   const replacing = opts.strategy === 'rolling' ? writes.filter(replaced).map((w) => w.id) : []
   const first = writes.filter((w) => !replacing.includes(w.id)).map((w) => w.id)
   const steps: RolloutStep[] = first.length ? [{ ids: first, replaces: false }] : []
-  for (let i = 0; i < replacing.length; i += opts.maxUnavailable) steps.push({ ids: replacing.slice(i, i + opts.maxUnavailable), replaces: true })
+  // a replica already down serves nothing: it counts against the budget until it is replaced, so the
+  // down ones go in the first batch (taking them costs nothing), with only as many serving ones as
+  // the budget leaves beside them
+  const down = replacing.filter((id) => before.get(id)?.down)
+  const up = replacing.filter((id) => !before.get(id)?.down)
+  const beside = Math.max(0, opts.maxUnavailable - down.length)
+  if (down.length) steps.push({ ids: [...down, ...up.slice(0, beside)], replaces: true })
+  for (let i = down.length ? beside : 0; i < up.length; i += opts.maxUnavailable) steps.push({ ids: up.slice(i, i + opts.maxUnavailable), replaces: true })
   return steps
 }
 

@@ -1,7 +1,6 @@
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, hostsOf, MAX_CANDIDATES, roomsOf, usageOn, type Liveness, type DesiredEntry, type DesiredInstance, type HealthReport } from '../../node/index.js'
+import { candidatesFrom, desiredEntries, hostsOf, MAX_CANDIDATES, place, type DesiredInstance, type HealthReport, type Liveness, type PlacementResult } from '../../instances/index.js'
 import type { StateRecord } from '../../state/index.js'
-import { place, type NodeCandidate, type PlacementResult } from './scheduler.js'
 
 /**
  * What `form pack ship` writes: the desired records of a build's replicas. Planning is a pure
@@ -35,22 +34,6 @@ export interface ShipPlan {
   placement: PlacementResult
   /** replicas that keep the node they had */
   kept: number
-}
-
-/** The nodes as the scheduler sees them: offered capacity, what their instances use, heartbeat. */
-export function candidatesFrom(nodes: StateRecord[], seen: Liveness, entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
-  // room and use are counted as the nodes count them at failover (one rule: node's roomsOf and usageOn)
-  const used = usageOn(entries, hosts)
-  const out: NodeCandidate[] = []
-  for (const room of roomsOf(nodes)) {
-    // a node the reading node has not heard from (or that is no member: it has no liveness) gets nothing
-    const heartbeat = seen.get(room.id)
-    if (heartbeat === undefined) continue
-    const images = new Set(imageHolders.includes(room.id) ? [image] : [])
-    for (const e of entries) if (e.desired.state !== 'deleted' && hosts.get(`${e.owner}/${e.id}`) === room.id) images.add(e.desired.image)
-    out.push({ id: room.id, capacity: room.capacity, used: used.get(room.id) ?? { vcpus: 0, memoryMb: 0, diskGb: 0 }, heartbeat, images: [...images] })
-  }
-  return out
 }
 
 export function planShip(input: ShipInput): ShipPlan {

@@ -452,6 +452,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
     { auth: 'signed', maxBody: 1024 * 1024 },
   )
   // The build log can hold what the Formfile's commands print, secrets included: its owner alone reads it.
+  // Answers {request, text, offset, done, state, size}: `text` from the asked offset (1 MiB at most), `offset`
+  // where the next read starts, `size` the log's length when read (offset < size: more can be read at once).
   ctx.api.post(
     '/logs',
     async (req) => {
@@ -480,7 +482,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       const first = await read()
       // a follower (`form pack logs -f`) may ask to be answered when there is more, instead of asking again and again
       const waitMs = Number.isSafeInteger(body.waitMs) ? Math.min(Math.max(body.waitMs as number, 0), MAX_LOG_WAIT_MS) : 0
-      if (first.text || first.done || !waitMs) return { ...first, size: undefined }
+      if (first.text || first.done || !waitMs) return first
       const woken = new AbortController()
       const stop = AbortSignal.any([woken.signal, req.signal])
       const statusChange = (async () => {
@@ -488,7 +490,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       })()
       await Promise.race([fileGrowth(file, first.size, waitMs, stop), statusChange])
       woken.abort()
-      return { ...(await read()), size: undefined }
+      return read()
     },
     { auth: 'signed' },
   )

@@ -1,3 +1,5 @@
+import { parseInstanceKey } from '../../../instances/index.js'
+
 /**
  * The `.fog` names a node answers, computed from state. Light: no DNS library, no I/O.
  *
@@ -81,12 +83,12 @@ export class Zone {
     const desired = new Map<string, { state?: unknown }>()
     const running = new Map<string, { ip: string; at: number }>()
     for (const r of input.instances) {
-      const p = r.key.split('/')
+      const k = parseInstanceKey(r.key)
       const v = (r.value ?? {}) as Record<string, unknown>
-      if (p.length === 3 && p[2] === 'desired') desired.set(`${p[0]}/${p[1]}`, v)
-      else if (p.length === 4 && p[2] === 'observed' && v.state === 'running' && typeof v.ip === 'string' && IPV4.test(v.ip)) {
+      if (k?.kind === 'desired') desired.set(`${k.owner}/${k.id}`, v)
+      else if (k?.kind === 'observed' && v.state === 'running' && typeof v.ip === 'string' && IPV4.test(v.ip)) {
         const at = typeof v.updatedAt === 'number' ? v.updatedAt : 0
-        const key = `${p[0]}/${p[1]}`
+        const key = `${k.owner}/${k.id}`
         // a replica that moved has an old record on its former node: the latest report wins
         if ((running.get(key)?.at ?? -1) < at) running.set(key, { ip: v.ip, at })
       }

@@ -1,3 +1,4 @@
+import { parseInstanceKey } from '../../../instances/index.js'
 import { decodeKey } from '../wireguard/keys.js'
 import { contains, formatCidr, parseCidr, subnetFromKey, winners, within, type Cidr, type Claim } from './ipam.js'
 import type { DesiredPeer } from './reconcile.js'
@@ -151,9 +152,9 @@ export async function subnetAddressesInUse(store: { all(collection: string, pref
     if (typeof a === 'string') used.add(a)
   }
   for (const r of await store.all('instances')) {
-    const parts = r.key.split('/')
+    const k = parseInstanceKey(r.key)
     const v = r.value as { ip?: unknown; state?: unknown } | null
-    if (parts.length === 4 && parts[2] === 'observed' && parts[3] === node && v?.state !== 'deleted' && typeof v?.ip === 'string') used.add(v.ip)
+    if (k?.kind === 'observed' && k.node === node && v?.state !== 'deleted' && typeof v?.ip === 'string') used.add(v.ip)
   }
   return [...used]
 }

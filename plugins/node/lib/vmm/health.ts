@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleepFor } from 'node:timers/promises'
+import type { HealthReport, HealthState } from '../../../instances/index.js'
 
 /**
  * Health of a replica's service, as its hosting node sees it. The image manifest's `health` list
@@ -21,24 +22,6 @@ export interface HealthCheck {
   startPeriodMs: number
 }
 
-export type HealthState = 'starting' | 'healthy' | 'unhealthy'
-
-/** What the observed record says of a replica's health (see ObservedInstance.health). */
-export interface HealthReport {
-  state: HealthState
-  /** when it entered this state (ms since the epoch) */
-  since: number
-  /** with `unhealthy`: the failing check and why, e.g. "http /healthz on 8080: connection refused" */
-  reason?: string
-  /** the last time it was unhealthy, kept after it recovers so the owner sees why it was restarted */
-  lastFailure?: { reason: string; at: number }
-  /** restarts its node made because it was unhealthy (since it was shipped or moved here) */
-  restarts: number
-  /** with `unhealthy`: when its node restarts it */
-  restartAt?: number
-  /** how many checks are probed */
-  checks: number
-}
 
 export const HEALTH_DEFAULTS = { intervalMs: 10_000, timeoutMs: 3_000, retries: 3, startPeriodMs: 30_000 } as const
 

@@ -1,4 +1,4 @@
-import { DEFAULT_INSTANCE_RESOURCES } from '../../../node/index.js'
+import { DEFAULT_INSTANCE_RESOURCES } from '../../../instances/index.js'
 
 /** Resource limits of a network, chosen by configuration (`--profile`), never hard-coded in checks. */
 export interface LimitProfile {

@@ -1,10 +1,6 @@
-import { rendezvous, shortOf } from '../../node/index.js'
-
-export interface Resources {
-  vcpus: number
-  memoryMb: number
-  diskGb: number
-}
+import type { StateRecord } from '../../state/index.js'
+import type { Resources } from './records.js'
+import { roomsOf, rendezvous, shortOf, usageOn, type DesiredEntry, type Liveness } from './hosts.js'
 
 export interface GpuNeed {
   model: string
@@ -78,4 +74,20 @@ export function place(req: PlacementRequest, nodes: NodeCandidate[], opts: Sched
   const chosen = ranked.slice(0, Math.max(0, req.replicas)).map((x) => x.n.id)
   skipped.sort((a, b) => (a.node < b.node ? -1 : 1))
   return { nodes: chosen, skipped, unplaced: Math.max(0, req.replicas - chosen.length), ranked: ranked.map((x) => x.n.id) }
+}
+
+/** The nodes as the scheduler sees them: offered capacity, what their instances use, heartbeat. */
+export function candidatesFrom(nodes: StateRecord[], seen: Liveness, entries: DesiredEntry[], hosts: Map<string, string>, image: string, imageHolders: string[]): NodeCandidate[] {
+  // room and use are counted as the nodes count them at failover (one rule: roomsOf and usageOn)
+  const used = usageOn(entries, hosts)
+  const out: NodeCandidate[] = []
+  for (const room of roomsOf(nodes)) {
+    // a node the reading node has not heard from (or that is no member: it has no liveness) gets nothing
+    const heartbeat = seen.get(room.id)
+    if (heartbeat === undefined) continue
+    const images = new Set(imageHolders.includes(room.id) ? [image] : [])
+    for (const e of entries) if (e.desired.state !== 'deleted' && hosts.get(`${e.owner}/${e.id}`) === room.id) images.add(e.desired.image)
+    out.push({ id: room.id, capacity: room.capacity, used: used.get(room.id) ?? { vcpus: 0, memoryMb: 0, diskGb: 0 }, heartbeat, images: [...images] })
+  }
+  return out
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { desiredEntries, hasQuorum, hostsOf } from '../../plugins/node/index.js'
+import { desiredEntries, hasQuorum, hostsOf } from '../../plugins/instances/index.js'
 import type { StateRecord } from '../../plugins/state/index.js'
 
 /** Fallbacks that follow the network and fencing: what every node computes from records and liveness. */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { place, type NodeCandidate, type PlacementRequest } from '../../plugins/pack/lib/scheduler.js'
+import { place, type NodeCandidate, type PlacementRequest } from '../../plugins/instances/index.js'
 
 const now = 1_000_000
 const opts = { now, heartbeatTimeoutMs: 30_000 }

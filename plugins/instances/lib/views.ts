@@ -1,7 +1,8 @@
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
 import { FormError } from '../../../core/errors.js'
-import { desiredEntries, desiredKey, hostsOf, livenessFrom, type HostsOptions, type Liveness, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from '../../node/index.js'
+import { desiredEntries, hostsOf, livenessFrom, type HostsOptions, type Liveness } from './hosts.js'
+import { desiredKey, parseDesired, parseInstanceKey, type DesiredInstance, type DesiredState, type ObservedInstance } from './records.js'
 import { loadFollow, type StateRecord, type Timestamp } from '../../state/index.js'
 
 /** An owner's instance as state tells it: what the owner wants and what the hosting node reports. */
@@ -45,14 +46,54 @@ export async function listInstances(client: NodeClient, owner: string): Promise<
 
 /**
  * `owner`'s instances, followed over the node's watch stream: yields them once read, then after
- * every change to an instance record (see followRecords). Hosts are computed as in listInstances,
- * from every owner's instances, the nodes and the node's liveness, read again with each change.
+ * every change to an instance record or a node's record (both followed with followRecords, so
+ * neither is re-read on a change). Hosts are computed as in listInstances, from every owner's
+ * instances, the nodes and the node's liveness, which is read again with each change: it moves
+ * with time, not with records.
  */
 export async function* followInstances(client: NodeClient, owner: string, signal?: AbortSignal): AsyncGenerator<InstanceView[]> {
   const { followRecords } = await loadFollow()
-  for await (const records of followRecords(client, 'instances', { signal })) {
-    const [nodes, live] = await Promise.all([listRecords(client, 'nodes'), readLiveness(client)])
-    yield instanceViews([...records.values()], live.seen, owner, live.now, { nodes, self: live.self })
+  const stop = new AbortController()
+  const onAbort = () => stop.abort()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (signal?.aborted) stop.abort()
+  const latest: { instances?: ReadonlyMap<string, StateRecord>; nodes?: ReadonlyMap<string, StateRecord> } = {}
+  let version = 0
+  let failure: { error: unknown } | undefined
+  let wake: (() => void) | undefined
+  const pump = async (collection: 'instances' | 'nodes') => {
+    try {
+      for await (const records of followRecords(client, collection, { signal: stop.signal })) {
+        latest[collection] = records
+        version++
+        wake?.()
+      }
+    } catch (error) {
+      failure ??= { error }
+    } finally {
+      // an ended follow (aborted, or failed) must not leave the loop below waiting
+      wake?.()
+    }
+  }
+  const pumps = [pump('instances'), pump('nodes')]
+  try {
+    let yielded = 0
+    while (!stop.signal.aborted) {
+      if (failure) throw failure.error
+      if (latest.instances && latest.nodes && version !== yielded) {
+        yielded = version
+        const live = await readLiveness(client)
+        // the maps change in place as the follows go on: copied now, before the consumer reads them
+        yield instanceViews([...latest.instances.values()], live.seen, owner, live.now, { nodes: [...latest.nodes.values()], self: live.self })
+        continue
+      }
+      await new Promise<void>((resolve) => (wake = resolve))
+      wake = undefined
+    }
+  } finally {
+    stop.abort()
+    signal?.removeEventListener('abort', onAbort)
+    await Promise.allSettled(pumps)
   }
 }
 
@@ -125,4 +166,24 @@ export async function writeDesiredRecord(client: NodeClient, signer: Signer, id:
   const { loadOwnerOps } = await import('../../state/index.js')
   const { submitOwnerRecord } = await loadOwnerOps()
   await submitOwnerRecord(client, signer, 'instances', desiredKey(signer.address, id), desired, `instance ${id}`, previous)
+}
+
+export type ConsoleChunk = { data: string; offset: number; size: number }
+
+/** Reads an instance's console from its hosting node (`signed` by its owner): from `offset`, else its last `tail` bytes. */
+export function readConsole(signed: NodeClient, id: string, at: { offset: number; waitMs?: number } | { tail: number }): Promise<ConsoleChunk> {
+  return signed.post<ConsoleChunk>('/v1/node/instances/console', { id, ...at })
+}
+
+/** The end of an instance's console (its last `bytes`, whole lines), as text without terminal control sequences. */
+export async function consoleTail(signed: NodeClient, id: string, bytes = 3000): Promise<string> {
+  const chunk = await readConsole(signed, id, { tail: bytes })
+  const data = Buffer.from(chunk.data, 'base64')
+  let text = data.toString('utf8')
+  // cut in the middle of a line: from the next whole one
+  if (chunk.offset > data.length) text = text.slice(text.indexOf('\n') + 1)
+  return text
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .replace(/[^\x09\x0a\x20-\x7e\u00a0-\uffff]/g, '')
+    .trimEnd()
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { StateRecord } from '../../../state/index.js'
+import type { StateRecord } from '../../state/index.js'
 import { DEFAULT_FAILOVER_MS, parseDesired, parseInstanceKey, type DesiredInstance, type Resources } from './records.js'
 
 /**

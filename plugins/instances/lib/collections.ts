@@ -2,8 +2,8 @@ import * as t from 'typanion'
 import type { CollectionDeclaration } from '../../../core/plugin.js'
 import { isTime } from '../../state/index.js'
 
-/** The collection the node plugin owns: instances, desired by their owner and observed by their host. */
-export const nodeCollections: CollectionDeclaration[] = [
+/** The collection the instances plugin owns: instances, desired by their owner and observed by their host. */
+export const instanceCollections: CollectionDeclaration[] = [
   {
     name: 'instances',
     description: 'virtual machines: what the owner wants and what the hosting node observes',
