@@ -6,9 +6,9 @@ import { form, until, type Result } from './form.js'
 import { FormnetLab, type LabDeveloper, type LabNode } from './formnet-lab.js'
 
 /**
- * The developer journey's world: three nodes in network namespaces that run VMs (node 1 also
- * builds, with the machine's cached Debian base), and a developer namespace with a wallet, an SSH
- * key and a `hello-web` project. Used by the end-to-end test and by bench/ship.ts.
+ * The developer journey's world: nodes in network namespaces that run VMs (three by default; node 1
+ * also builds, with the machine's cached Debian base), and a developer namespace with a wallet, an
+ * SSH key and a `hello-web` project. Used by the end-to-end test and by bench/ship.ts.
  */
 
 export interface Replica {
@@ -40,20 +40,27 @@ export class JourneyLab {
     this.lab = new FormnetLab(t)
   }
 
-  /** Three nodes that see each other in state. */
-  async startNodes(): Promise<void> {
+  /**
+   * `count` nodes that see each other in state. On a loaded machine a node can take minutes to
+   * answer its first request: `startTimeoutMs` is given to each node's start and to the wait for
+   * all of them to appear in state.
+   */
+  async startNodes(options: { count?: number; startTimeoutMs?: number } = {}): Promise<void> {
+    const count = options.count ?? 3
+    const startTimeoutMs = options.startTimeoutMs ?? 60_000
     const config = (i: number) => ({
       node: ['hypervisor = "auto"', 'nat = false', 'shutdown_timeout_s = 5', 'boot_timeout_s = 600'],
       'node.resources': ['vcpus = 2', 'memory_mb = 1536', 'disk_gb = 20'],
       net: [`bridge_name = "${this.lab.net.name(`fb${i}`)}"`],
     })
-    this.nodes = [await this.lab.addNode({ config: config(1), beforeStart: shareCachedBase }), await this.lab.addNode({ config: config(2) }), await this.lab.addNode({ config: config(3) })]
+    this.nodes = []
+    for (let i = 1; i <= count; i++) this.nodes.push(await this.lab.addNode({ config: config(i), startTimeoutMs, ...(i === 1 ? { beforeStart: shareCachedBase } : {}) }))
     this.addresses = await Promise.all(this.nodes.map(async (n) => (await this.lab.status(n)).address))
     this.accounts = await Promise.all(this.nodes.map(async (n) => (await createClient({ socket: n.env.socket }).get<{ address: string }>('/v1/state/info')).address))
-    await until('the three nodes to see each other in state', async () => {
+    await until(`the ${count} nodes to see each other in state`, async () => {
       const r = await createClient({ socket: this.nodes[0].env.socket }).get<{ records: unknown[] }>('/v1/state/records/nodes')
-      return r.records.length === 3 ? true : undefined
-    }, 60_000)
+      return r.records.length === count ? true : undefined
+    }, startTimeoutMs)
   }
 
   /** The developer: wallet through node 1, formnet membership and interface, an SSH key. */

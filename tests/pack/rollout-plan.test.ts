@@ -1,5 +1,5 @@
 import t from 'tap'
-import { consoleExcerpt, planRollout, reportsOn, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
+import { consoleExcerpt, planRollout, reportsOn, rolloutFailure, runRollout, type Before, type RolloutRow, type RolloutView } from '../../plugins/pack/lib/rollout.js'
 import type { ShipPlan } from '../../plugins/pack/lib/ship.js'
 import type { DesiredInstance, ObservedInstance } from '../../plugins/instances/index.js'
 
@@ -117,6 +117,20 @@ t.test('runRollout: each batch ready before the next is written; a broken one st
   const first = await runRollout({ ...common, rows: rows(), ...dead })
   t.match(first.stopped, { index: 0, result: 'failed', rows: [{ id: 'web-1', reason: 'the VM exited during boot' }] })
   t.same(first.notWritten, ['web-2', 'web-3'])
+})
+
+t.test('a step of new replicas that fails names the failed one first, not one still booting', async (t) => {
+  // as bench/ship.ts saw it: the image transfer to web-2's node broke while web-1 was still booting
+  const steps = planRollout([w('web-1', 'create'), w('web-2', 'create')], new Map(), { strategy: 'rolling', maxUnavailable: 1 })
+  const rows: RolloutRow[] = [
+    { id: 'web-1', node: 'node-one-0000', state: 'booting', ip: null, health: { state: 'starting', since: 0, restarts: 0, checks: 1 } },
+    { id: 'web-2', node: 'node-two-0000', state: 'failed', ip: null, reason: 'could not create the instance: the disk of image … could not be fetched' },
+  ]
+  const error = rolloutFailure({ index: 0, result: 'failed', rows }, steps, rows)
+  t.equal(error.code, 'SHIP_REPLICA_FAILED')
+  t.match(error.message, /^2 of 2 replicas are not running and healthy: web-2 on node node-two-0… \(failed: could not create the instance: .*\), web-1 on node node-one-0… \(booting, starting\)\./)
+  t.match(error.hint, /form manage logs web-2/, 'the hint points at the failed replica')
+  t.notMatch(error.hint, /web-1/)
 })
 
 t.test('a console excerpt ends at a kernel panic, not in its stack trace', async (t) => {

@@ -193,7 +193,10 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutOutcome> {
  * console, from `tails`), and, in a rolling update, which replicas still run the old image.
  */
 export function rolloutFailure(stopped: NonNullable<RolloutOutcome['stopped']>, steps: RolloutStep[], rows: RolloutRow[], tails: Map<string, string> = new Map()): FormError {
-  const { result, rows: broken, index } = stopped
+  const { result, index } = stopped
+  // the replicas that broke the step come first (and name the hint): in a step of several, the
+  // others may only still be booting
+  const broken = [...stopped.rows.filter((r) => replicaProgress(r) === result), ...stopped.rows.filter((r) => replicaProgress(r) !== result)]
   const code = result === 'failed' ? 'SHIP_REPLICA_FAILED' : result === 'unhealthy' ? 'SHIP_REPLICA_UNHEALTHY' : 'SHIP_TIMEOUT'
   const rolling = steps.some((s) => s.replaces)
   const short = (a: string) => `${a.slice(0, 10)}…`
