@@ -53,6 +53,12 @@ export async function createHost(options: HostOptions): Promise<{ node: FormLibp
     // at most: bytes a peer sends on streams nobody reads are bounded by windows x streams.
     streamMuxers: [yamux({ ...(l ? { maxInboundStreams: l.max_streams_per_connection, maxOutboundStreams: l.max_streams_per_connection } : {}), streamOptions: { maxStreamWindowSize: 1024 * 1024 } })],
     connectionGater: options.gater,
+    // libp2p pings each connection every 10 s and aborts it when a ping outlasts an adaptive timeout
+    // that settles at its 5 s floor on a fast link. A ping queues behind the data already in flight,
+    // so on a loaded host an image transfer's connection was aborted mid-blob (twice in a row, at
+    // load ~19, in bench/ship.ts). A dead peer is judged by its heartbeats, not by this ping; the floor
+    // only bounds how long a silently dead connection is kept.
+    connectionMonitor: { pingTimeout: { minTimeout: 30_000 } },
     connectionManager: l ? { maxConnections: l.max_connections, maxIncomingPendingConnections: l.max_incoming_pending_connections, inboundConnectionThreshold: l.inbound_connection_rate } : undefined,
     services: {
       identify: identify(),
