@@ -82,7 +82,7 @@ export default definePlugin({
   description: 'the node daemon and, on the node, the hypervisor manager',
   commands: [NodeStartCommand, NodeStopCommand, NodeStatusCommand, NodeLogsCommand, NodeAdmitCommand, NodeRevokeCommand],
   configuration: nodeConfiguration,
-  services: [{ name: 'vmm', dependsOn: ['state', 'p2p', 'formnet'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
+  services: [{ name: 'vmm', dependsOn: ['state', 'p2p', 'formnet', 'dns'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
 })
 
 /** The instance records in state, shared with the developer commands (light: Node built-ins only). */

@@ -18,17 +18,20 @@ export interface ProtocolLimits {
   maxOutboundStreams?: number
 }
 
-/** What services that depend on `p2p` get from ctx.use('p2p'). */
+/**
+ * What services that depend on `p2p` get from ctx.use('p2p'): protocols, peers, blobs and gossip,
+ * with the node's limits and bans applied, not the libp2p node itself.
+ */
 export interface P2PHandle {
-  node: FormLibp2p
   peerId: string
   multiaddrs(): string[]
   connectedPeers(): string[]
-  handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<void>
+  /** serves a protocol (banned peers are refused, limits applied); the function returned stops serving it */
+  handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<() => Promise<void>>
   /** opens a stream to a connected (or dialable) peer */
   open(peer: PeerId | string, protocol: string): Promise<Stream>
-  /** called for every new connection to a peer and every lost one */
-  onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): void
+  /** called for every new connection to a peer and every lost one; the function returned unsubscribes */
+  onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): () => void
   /** disconnects a misbehaving peer and refuses it, and the addresses it came from, for `ms` */
   ban(peer: PeerId | string, ms: number, reason: string): Promise<void>
   /**
@@ -62,8 +65,14 @@ export interface P2PHandle {
   fetch(hash: string, options: { maxBytes: number }): Promise<{ path: string; size: number; provider?: string }>
 }
 
-export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as NetConfig
+declare module '../../../core/plugin.js' {
+  interface ServiceHandles {
+    p2p: P2PHandle
+  }
+}
+
+export async function startP2P(ctx: ServiceContext<NetConfig, never>): Promise<RunningService<P2PHandle>> {
+  const config = ctx.config
   const privateKey = await loadOrCreatePeerKey(join(ctx.paths.dataDir, 'keys', 'p2p.key'))
   const log = ctx.log
   // A ban holds the peer id and the addresses it came from: a new key from the same host is refused too.
@@ -239,7 +248,6 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     count,
     reader: (stream, peer, options = {}) =>
       new FrameReader(stream, { maxFrame: config.max_frame_bytes, timeoutMs: config.stream_read_timeout_ms, frameTimeoutMs: config.frame_timeout_ms, idleBetweenFrames: options.idleBetweenFrames, budget, peer: peer.toString() }),
-    node,
     peerId: node.peerId.toString(),
     multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
     connectedPeers: () => [...new Set(node.getConnections().map((c) => c.remotePeer.toString()))],
@@ -262,13 +270,20 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
         },
         { maxInboundStreams: limits.maxInboundStreams ?? 8, maxOutboundStreams: limits.maxOutboundStreams ?? 8 },
       )
+      return () => node.unhandle(protocol)
     },
     async open(peer, protocol) {
       const id = typeof peer === 'string' ? node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
       if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
       return dialProtocol(id, protocol)
     },
-    onPeer: (l) => void peerListeners.push(l),
+    onPeer: (l) => {
+      peerListeners.push(l)
+      return () => {
+        const i = peerListeners.indexOf(l)
+        if (i >= 0) peerListeners.splice(i, 1)
+      }
+    },
     async ban(peer, ms, reason) {
       const id = peer.toString()
       const until = Date.now() + ms
