@@ -11,6 +11,7 @@ import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestK
 import { cacheFilesInUse } from '../lib/builder/build.js'
 import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
+import { imageBlobs as imageBlobsOf, liveImages as liveImagesOf } from '../lib/live-images.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
 import { ADDRESS, HEX64 } from '../../../core/patterns.js'
 
@@ -180,30 +181,8 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
   }
   cacheSummary = summarize(await scanCache(await cacheRoots()))
 
-  /** A manifest's blobs: itself, the kernel, the initrd and the disk. */
-  const imageBlobs = async (image: string): Promise<string[]> => {
-    const m = await readFile(p2p.blobs.path(image), 'utf8').then((t) => JSON.parse(t) as { kernel?: { sha256?: string }; initrd?: { sha256?: string }; disk?: { sha256?: string } }).catch(() => undefined)
-    return [image, m?.kernel?.sha256, m?.initrd?.sha256, m?.disk?.sha256].filter((h): h is string => typeof h === 'string' && HEX64.test(h))
-  }
-  /**
-   * Images that must stay: those a live instance's desired record names (any node may fetch them
-   * from here) and the latest image of every build this node made; with every blob they use.
-   */
-  const liveImages = async (): Promise<{ images: Set<string>; blobs: Set<string> }> => {
-    const images = new Set<string>()
-    for (const r of await state.all('instances')) {
-      const v = r.value as { image?: unknown; state?: unknown } | null
-      if (r.key.endsWith('/desired') && typeof v?.image === 'string' && v.state !== 'deleted') images.add(v.image)
-    }
-    for (const r of await state.all('builds')) {
-      const k = parseBuildKey(r.key)
-      const v = r.value as BuildStatus | null
-      if (k?.node === me && typeof v?.image === 'string') images.add(v.image)
-    }
-    const blobs = new Set<string>()
-    for (const image of images) for (const h of await imageBlobs(image)) blobs.add(h)
-    return { images, blobs }
-  }
+  const imageBlobs = (image: string) => imageBlobsOf(p2p.blobs, image)
+  const liveImages = () => liveImagesOf(state, p2p.blobs, me)
   /** Removes the blobs of an evicted image that no kept image links and no live image uses. */
   const dropImageBlobs = async (image: string, keep: Set<string>) => {
     for (const hash of await imageBlobs(image)) {
