@@ -26,21 +26,44 @@ export interface ServiceHealth {
   loop(part: string, body: () => Promise<void>): void
 }
 
-/** What `form node start` hands to every service. */
-export interface ServiceContext {
+/**
+ * The handle each service gives its dependents, by service name. Empty here: a plugin adds its
+ * services' handles by declaration merging, beside its definition, so the core names no plugin:
+ *
+ *     declare module 'formation-cli/sdk' { interface ServiceHandles { count: CountHandle } }
+ *
+ * (built-ins merge into '../../core/plugin.js'). dependsOn takes only the names declared here, and
+ * `ctx.use(name)` returns the declared type.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface ServiceHandles {}
+
+/** A service some plugin declared in ServiceHandles. */
+export type ServiceName = keyof ServiceHandles & string
+
+/** The handle of service `N`. */
+export type HandleOf<N extends string> = N extends keyof ServiceHandles ? ServiceHandles[N] : unknown
+
+/**
+ * What `form node start` hands to a service: `Config` is its plugin's validated section (inferred by
+ * definePlugin from `configuration`), `Deps` the services it lists in dependsOn. Contravariant in
+ * `Deps` (`in`), so a start function that needs a service its definition does not list is a type error.
+ */
+export interface ServiceContext<Config = any, in Deps extends string = string> {
   /** resolved directories (config, data, runtime, cache, plugins) */
   paths: Paths
   /** this plugin's section of the operator config, validated and with defaults applied */
-  config: any
-  /** every plugin's validated section, for settings another plugin owns (e.g. the node's resources) */
-  sections: Record<string, any>
+  config: Config
   /** where the operator config came from, or undefined when running on defaults */
   configFile?: string
   log: Logger
   /** register routes under /v1/<plugin>/... on the node API */
   api: ApiRouter
-  /** the typed handle another (already started) service exposed; only services listed in dependsOn */
-  use<T = unknown>(service: string): T
+  /**
+   * The handle of a started service this one lists in dependsOn (also checked at run time: another
+   * name throws SERVICE_UNDECLARED_DEPENDENCY). A property, not a method, so that `in Deps` holds.
+   */
+  use: <N extends Deps>(service: N) => HandleOf<N>
   /** aborted when the node begins to stop, or when this service failed to start (what it began must end) */
   signal: AbortSignal
   /** this service's health, for its background loops to report */
@@ -51,9 +74,9 @@ export interface ServiceContext {
   collections: CollectionDeclaration[]
 }
 
-export interface RunningService {
-  /** what dependents get from ctx.use(name) */
-  handle?: unknown
+export interface RunningService<Handle = unknown> {
+  /** what dependents get from ctx.use(name): what they need, not the service's internals */
+  handle?: Handle
   stop?(): Promise<void> | void
   /** reported by /v1/node and `form node status` */
   info?(): Record<string, unknown>
@@ -64,10 +87,10 @@ export interface RunningService {
 /**
  * A node service. `start` should import its heavy modules dynamically so that CLI start-up stays fast.
  */
-export interface ServiceDefinition {
+export interface ServiceDefinition<Config = any, Deps extends string = any> {
   name: string
-  dependsOn?: string[]
-  start(ctx: ServiceContext): Promise<RunningService> | RunningService
+  dependsOn?: readonly Deps[]
+  start(ctx: ServiceContext<Config, Deps>): Promise<RunningService> | RunningService
 }
 
 export interface PluginConfiguration<T = unknown> {
@@ -101,7 +124,7 @@ export interface CollectionDeclaration {
   rules: CollectionRule[]
 }
 
-export interface FormPlugin {
+export interface FormPlugin<Config = any> {
   name: string
   version: string
   /**
@@ -111,12 +134,19 @@ export interface FormPlugin {
   apiVersion: number | string
   description?: string
   commands?: CommandClass<any>[]
-  services?: ServiceDefinition[]
-  configuration?: PluginConfiguration<any>
+  services?: readonly ServiceDefinition<Config>[]
+  configuration?: PluginConfiguration<Config>
   /** state collections this plugin owns (names are global: two plugins may not declare one) */
   collections?: CollectionDeclaration[]
 }
 
-export function definePlugin<T extends FormPlugin>(plugin: T): T {
-  return plugin
+/** Each service of a plugin, its `Deps` inferred from its own dependsOn. */
+type Services<Config, Deps extends readonly ServiceName[]> = { [I in keyof Deps]: ServiceDefinition<Config, Deps[I]> }
+
+/**
+ * A plugin. The type of `ctx.config` in its services is inferred from `configuration`; each
+ * service's dependsOn must name declared services (ServiceHandles), and `ctx.use` takes only those.
+ */
+export function definePlugin<Config = any, const Deps extends readonly ServiceName[] = []>(plugin: Omit<FormPlugin<Config>, 'services'> & { services?: Services<Config, Deps> }): FormPlugin<Config> {
+  return plugin as FormPlugin<Config>
 }

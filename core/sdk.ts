@@ -9,11 +9,14 @@ export type {
   CollectionRule,
   CollectionWriter,
   FormPlugin,
+  HandleOf,
   PluginConfiguration,
   RunningService,
   ServiceContext,
   ServiceDefinition,
+  ServiceHandles,
   ServiceHealth,
+  ServiceName,
   ServiceState,
 } from './plugin.js'
 export type { PluginSdk } from './loader.js'

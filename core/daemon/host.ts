@@ -1,7 +1,7 @@
 import { FormError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Paths } from '../paths.js'
-import type { FormPlugin, RunningService, ServiceContext } from '../plugin.js'
+import type { FormPlugin, HandleOf, RunningService, ServiceContext } from '../plugin.js'
 import { ServiceStatus } from './health.js'
 import { ApiServer, type Authenticator } from './server.js'
 import { RouteTable, type Route } from './router.js'
@@ -116,15 +116,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       const ctx: ServiceContext = {
         paths,
         config: options.sections[plugin] ?? {},
-        sections: options.sections,
         configFile: options.configFile,
         log: serviceLog,
         api: routes.scoped(plugin, `/v1/${plugin}`, (r) => own.routes.push(r)),
-        use: <T>(name: string) => {
+        // the types check this too, but a plugin in JavaScript is checked only here
+        use: <N extends string>(name: N) => {
           if (!allowed.has(name)) {
-            throw new FormError('SERVICE_UNDECLARED_DEPENDENCY', `service "${definition.name}" used "${name}" without listing it in dependsOn`)
+            throw new FormError('SERVICE_UNDECLARED_DEPENDENCY', `service "${definition.name}" used "${name}" without listing it in dependsOn`, {
+              hint: `add "${name}" to the dependsOn of service "${definition.name}" (plugin "${plugin}")`,
+            })
           }
-          return handles.get(name) as T
+          return handles.get(name) as HandleOf<N>
         },
         signal: AbortSignal.any([abort.signal, own.abort.signal]),
         health: status,

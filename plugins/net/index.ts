@@ -79,6 +79,7 @@ export default definePlugin({
 
 export type { P2PHandle } from './service/p2p.js'
 export type { FormnetHandle } from './service/formnet.js'
+export type { DnsHandle } from './service/dns.js'
 export type { DesiredPeer } from './lib/formnet/reconcile.js'
 
 /** The developer side of formnet, loaded on demand (only `form manage formnet-up` needs it). */

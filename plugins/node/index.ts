@@ -80,7 +80,7 @@ export default definePlugin({
   description: 'the node daemon and, on the node, the hypervisor manager',
   commands: [NodeStartCommand, NodeStopCommand, NodeStatusCommand, NodeLogsCommand, NodeAdmitCommand, NodeRevokeCommand],
   configuration: nodeConfiguration,
-  services: [{ name: 'vmm', dependsOn: ['state', 'p2p', 'formnet'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
+  services: [{ name: 'vmm', dependsOn: ['state', 'p2p', 'formnet', 'dns'], start: async (ctx) => (await import('./service/vmm.js')).startVmm(ctx) }],
 })
 
 export { IMAGE_SCHEMA, parseManifest, type ImageManifest } from './lib/vmm/image.js'

@@ -30,6 +30,7 @@ export const stateSettings = {
   tombstone_horizon_ms: s.int(7 * 86_400_000, 'deletions are forgotten after this (a week); a node stopped for longer starts with empty state and re-syncs it from its peers (it logs why)'),
 }
 
+export const stateConfiguration = defineSettings(stateSettings)
 export type StateConfig = SettingsOf<typeof stateSettings>
 
 export default definePlugin({
@@ -43,7 +44,7 @@ export default definePlugin({
     { name: 'state', dependsOn: [], start: async (ctx) => (await import('./service/state.js')).startStateService(ctx) },
     { name: 'sync', dependsOn: ['state', 'p2p'], start: async (ctx) => (await import('./service/sync.js')).startSync(ctx, ctx.config) },
   ],
-  configuration: defineSettings(stateSettings),
+  configuration: stateConfiguration,
 })
 
 export type { StateHandle } from './service/state.js'

@@ -51,5 +51,7 @@ t.test('the SDK types catch a plugin\'s mistakes', async (t) => {
   t.equal(r.status, 2, 'tsc fails')
   t.match(r.stdout, /wrong-plugin\.ts\(8,5\): error TS2322: Type 'boolean' is not assignable to type 'string \| number'/, 'apiVersion is a number or a range')
   t.match(r.stdout, /wrong-plugin\.ts\(13,22\): error TS2554: Expected 2 arguments, but got 1/, 'degraded() names the part and the reason')
-  t.match(r.stdout, /wrong-plugin\.ts\(12,9\): error TS2322: Type '\(ctx: ServiceContext\) => \{ info: string; \}' is not assignable to type '\(ctx: ServiceContext\) => RunningService/, 'info is a function')
+  t.match(r.stdout, /wrong-plugin\.ts\(12,9\): error TS2322: Type '\(ctx: ServiceContext<any, never>\) => \{ info: string; \}' is not assignable to type '\(ctx: ServiceContext<any, never>\) => RunningService/, 'info is a function')
+  t.match(r.stdout, /wrong-plugin\.ts\(17,41\): error TS2322: Type 'string' is not assignable to type 'never'/, 'dependsOn names only services declared in ServiceHandles')
+  t.match(r.stdout, /wrong-plugin\.ts\(18,77\): error TS2345: Argument of type '"count"' is not assignable to parameter of type 'never'/, 'ctx.use takes only what dependsOn lists')
 })

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
 import { DnsServer } from '../lib/dns/server.js'
 import { resolversFrom } from '../lib/dns/server.js'
@@ -9,6 +8,19 @@ import { RESOLV_CONF_FILES } from '../lib/formnet/hostnet.js'
 import { claimsOf } from '../lib/formnet/peers.js'
 import { formatCidr, nodeAddress, parseCidr, subnetOf } from '../lib/formnet/ipam.js'
 
+/** What services that depend on `dns` get: where instances find the node's DNS (the instances' firewall lets it through). */
+export interface DnsHandle {
+  enabled: boolean
+  /** the port DNS is served on, at the node's own address */
+  port: number
+}
+
+declare module '../../../core/plugin.js' {
+  interface ServiceHandles {
+    dns: DnsHandle
+  }
+}
+
 /**
  * DNS on the node (service `dns`): answers instances on the bridge and peers on formnet at the
  * node's own address (the first of its subnet, held by both the bridge and the formnet interface),
@@ -16,18 +28,19 @@ import { formatCidr, nodeAddress, parseCidr, subnetOf } from '../lib/formnet/ipa
  * exist yet (the bridge comes with the first instance, formnet may be off): the service binds as
  * soon as it does.
  */
-export async function startDns(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as NetConfig
-  const state = ctx.use<StateHandle>('state')
+export async function startDns(ctx: ServiceContext<NetConfig, 'state'>): Promise<RunningService<DnsHandle>> {
+  const config = ctx.config
+  const state = ctx.use('state')
   const log = ctx.log
-  if (config.dns === 'off') return { info: () => ({ dns: 'off' }) }
+  const handle: DnsHandle = { enabled: config.dns === 'on', port: config.dns_port }
+  if (config.dns === 'off') return { handle, info: () => ({ dns: 'off' }) }
 
   let zone = new Zone()
   let dirty = true
   let building: Promise<void> | undefined
   const rebuild = async () => {
     dirty = false
-    const [instances, dns, peers] = await Promise.all([state.store.all('instances'), state.store.all('dns'), state.store.all('peers')])
+    const [instances, dns, peers] = await Promise.all([state.all('instances'), state.all('dns'), state.all('peers')])
     zone = Zone.build({ instances, dns, peers })
   }
   const refresh = () => {
@@ -48,14 +61,14 @@ export async function startDns(ctx: ServiceContext): Promise<RunningService> {
   const abort = new AbortController()
   for (const c of ['instances', 'dns', 'peers']) {
     ctx.health.loop(`watch of ${c}`, async () => {
-      for await (const _ of state.store.watch(c, '', abort.signal)) refresh()
+      for await (const _ of state.watch(c, '', abort.signal)) refresh()
     })
   }
 
   const address = async (): Promise<string | undefined> => {
     if (config.dns_listen.length) return undefined
     if (config.bridge_subnet) return nodeAddress(parseCidr(config.bridge_subnet))
-    const key = subnetOf(state.address, claimsOf(await state.store.all('cidrs')))
+    const key = subnetOf(state.address, claimsOf(await state.all('cidrs')))
     return key ? nodeAddress(parseCidr(key.replace('_', '/'))) : undefined
   }
   const allow = [config.formnet_cidr, '127.0.0.0/8', ...(config.bridge_subnet ? [formatCidr(parseCidr(config.bridge_subnet))] : []), ...config.dns_allow_cidrs]
@@ -103,7 +116,7 @@ export async function startDns(ctx: ServiceContext): Promise<RunningService> {
   timer.unref()
 
   return {
-    handle: { zone: () => zone, server: () => server },
+    handle,
     info: () => ({
       listen: server ? server.addresses().map((a) => `${a.address}:${a.port}`).join(',') : 'waiting for its address',
       ...(server ? { queries: server.counters.queries, cached: server.cacheSize, counters: server.counters } : {}),

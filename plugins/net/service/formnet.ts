@@ -2,7 +2,6 @@ import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { StateHandle } from '../../state/index.js'
 import type { NetConfig } from '../index.js'
 import { routesOf, setAddress, syncRoutes } from '../lib/ip.js'
 import { conflictsWith, hostConflictError, readHostNetworks, routable } from '../lib/formnet/hostnet.js'
@@ -22,22 +21,29 @@ export interface FormnetHandle {
   subnet(): string
   /** this node's own formnet address (.1 of its subnet) */
   address(): string
+  /** the instances' bridge as [net] sets it: its interface, and its subnet ('': this node's formnet subnet) */
+  bridge: { name: string; subnet: string }
+}
+
+declare module '../../../core/plugin.js' {
+  interface ServiceHandles {
+    formnet: FormnetHandle
+  }
 }
 
 /** MTU of formnet interfaces: 1500 minus WireGuard's IPv4/UDP overhead. */
 export const FORMNET_MTU = 1420
 
-export async function startFormnet(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as NetConfig
-  const state = ctx.use<StateHandle>('state')
-  const { store } = state
+export async function startFormnet(ctx: ServiceContext<NetConfig, 'state'>): Promise<RunningService<FormnetHandle>> {
+  const config = ctx.config
+  const state = ctx.use('state')
   const me = state.address
   const log = ctx.log
   const space = parseCidr(config.formnet_cidr)
   const keys = await loadOrCreateWireGuardKeys(join(ctx.paths.dataDir, 'keys', 'wireguard.json'))
 
   const bounds = { space, prefix: config.formnet_subnet_prefix }
-  const readView = async (): Promise<FormnetView> => formnetView(await store.all('cidrs'), await store.all('nodes'), await store.all('peers'), bounds)
+  const readView = async (): Promise<FormnetView> => formnetView(await state.all('cidrs'), await state.all('nodes'), await state.all('peers'), bounds)
   // The host's own networks, besides the links formnet manages: no formnet subnet or route may overlap them.
   const hostNetworks = () => readHostNetworks([config.formnet_interface, config.bridge_name])
 
@@ -47,7 +53,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const claim = async (): Promise<string> => {
     for (;;) {
       const host = await hostNetworks()
-      const records = await store.all('cidrs')
+      const records = await state.all('cidrs')
       // a subnet won under another formnet_cidr, which the instance bridge keeps: say so rather than hold two
       const old = formnetView(records, [], []).subnets.get(me)
       if (old && !(within(space, parseCidr(old)) && parseCidr(old).prefix === bounds.prefix)) {
@@ -96,7 +102,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
       await publishRecord()
       if (device) await setAddress(device.name, `${myAddress()}/32`, FORMNET_MTU)
     }
-    for (const c of claimsOf(await store.all('cidrs'))) {
+    for (const c of claimsOf(await state.all('cidrs'))) {
       if (inBounds(c, bounds) || strays.has(c.node)) continue
       strays.add(c.node)
       log.warn('a node claims a formnet subnet outside this node\'s [net] formnet_cidr; it is not a peer', { node: c.node, subnet: c.subnet.replace('_', '/'), formnet_cidr: config.formnet_cidr, hint: 'every node of a network must use the same formnet_cidr and formnet_subnet_prefix' })
@@ -169,7 +175,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   const stop = AbortSignal.any([watchers.signal, ctx.signal])
   for (const collection of ['nodes', 'peers', 'cidrs']) {
     ctx.health.loop(`watch of ${collection}`, async () => {
-      for await (const _ of store.watch(collection, '', stop)) void requestReconcile()
+      for await (const _ of state.watch(collection, '', stop)) void requestReconcile()
     })
   }
   const timer = setInterval(() => void requestReconcile(), config.formnet_reconcile_interval_ms)
@@ -183,11 +189,11 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
     if (typeof publicKey !== 'string' || !safeKey(publicKey)) throw new FormError('FORMNET_BAD_KEY', 'publicKey must be a WireGuard public key (32 bytes, base64)', { httpStatus: 400 })
     const owner = req.caller!
     const key = `${me}/${owner}`
-    const existing = (await store.get('peers', key))?.value as { address?: string; publicKey?: string } | undefined
+    const existing = (await state.get('peers', key))?.value as { address?: string; publicKey?: string } | undefined
     const view = await readView()
     let address = existing?.address
     if (!address || !view.peers.some((p) => p.node === me && p.owner === owner)) {
-      address = allocateHost(parseCidr(subnet), await subnetAddressesInUse(store, me), { fromTop: true })
+      address = allocateHost(parseCidr(subnet), await subnetAddressesInUse(state, me), { fromTop: true })
     }
     if (existing?.publicKey !== publicKey || existing?.address !== address) {
       await state.put('peers', key, { publicKey, address, owner, admittedAt: Date.now() })
@@ -198,7 +204,7 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
   })
   api.post('/leave', async (req) => {
     const key = `${me}/${req.caller}`
-    const removed = Boolean(await store.get('peers', key))
+    const removed = Boolean(await state.get('peers', key))
     if (removed) {
       await state.delete('peers', key)
       log.info('removed a developer from formnet', { owner: req.caller })
@@ -241,7 +247,13 @@ export async function startFormnet(ctx: ServiceContext): Promise<RunningService>
     }
   })
 
-  const handle: FormnetHandle = { enabled: Boolean(device), cidr: config.formnet_cidr, subnet: () => subnet, address: myAddress }
+  const handle: FormnetHandle = {
+    enabled: Boolean(device),
+    cidr: config.formnet_cidr,
+    subnet: () => subnet,
+    address: myAddress,
+    bridge: { name: config.bridge_name, subnet: config.bridge_subnet },
+  }
   return {
     handle,
     info: () => ({ enabled: Boolean(device), interface: device?.name, driver: device?.driver, subnet, address: myAddress(), endpoint, reason: disabledReason }),

@@ -1,11 +1,11 @@
 import { join } from 'node:path'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import type { ConnectionGater, PeerId, Stream } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
+import type { PeerId, Stream } from '@libp2p/interface'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { NetConfig } from '../index.js'
 import { BLOB_PROTOCOL, blobCid, BlobStore, fetchFromProviders } from '../lib/p2p/blobs.js'
+import { BanList, ipOf } from '../lib/p2p/bans.js'
 import { ByteBudget, FrameReader } from '../lib/p2p/framing.js'
 import { createHost, multiaddr, type FormLibp2p } from '../lib/p2p/host.js'
 import { loadOrCreatePeerKey } from '../lib/p2p/identity.js'
@@ -18,17 +18,20 @@ export interface ProtocolLimits {
   maxOutboundStreams?: number
 }
 
-/** What services that depend on `p2p` get from ctx.use('p2p'). */
+/**
+ * What services that depend on `p2p` get from ctx.use('p2p'): protocols, peers, blobs and gossip,
+ * with the node's limits and bans applied, not the libp2p node itself.
+ */
 export interface P2PHandle {
-  node: FormLibp2p
   peerId: string
   multiaddrs(): string[]
   connectedPeers(): string[]
-  handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<void>
+  /** serves a protocol (banned peers are refused, limits applied); the function returned stops serving it */
+  handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<() => Promise<void>>
   /** opens a stream to a connected (or dialable) peer */
   open(peer: PeerId | string, protocol: string): Promise<Stream>
-  /** called for every new connection to a peer and every lost one */
-  onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): void
+  /** called for every new connection to a peer and every lost one; the function returned unsubscribes */
+  onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): () => void
   /** disconnects a misbehaving peer and refuses it, and the addresses it came from, for `ms` */
   ban(peer: PeerId | string, ms: number, reason: string): Promise<void>
   /**
@@ -62,29 +65,22 @@ export interface P2PHandle {
   fetch(hash: string, options: { maxBytes: number }): Promise<{ path: string; size: number; provider?: string }>
 }
 
-export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as NetConfig
+declare module '../../../core/plugin.js' {
+  interface ServiceHandles {
+    p2p: P2PHandle
+  }
+}
+
+export async function startP2P(ctx: ServiceContext<NetConfig, never>): Promise<RunningService<P2PHandle>> {
+  const config = ctx.config
   const privateKey = await loadOrCreatePeerKey(join(ctx.paths.dataDir, 'keys', 'p2p.key'))
   const log = ctx.log
-  // A ban holds the peer id and the addresses it came from: a new key from the same host is refused too.
-  const banned = new Map<string, number>()
-  const bannedIps = new Map<string, number>()
-  const isBanned = (id: string) => (banned.get(id) ?? 0) > Date.now()
-  const ipOf = (ma: Multiaddr | undefined) => ma?.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
-  const ipBanned = (ma: Multiaddr | undefined) => {
-    const ip = ipOf(ma)
-    return ip !== undefined && (bannedIps.get(ip) ?? 0) > Date.now()
-  }
+  const bans = new BanList()
+  const isBanned = (id: string) => bans.isBanned(id)
   /** limits hit, by setting name: what `form node status` shows */
   const hits: Record<string, number> = {}
   const count = (limit: string) => void (hits[limit] = (hits[limit] ?? 0) + 1)
-  const gater: ConnectionGater = {
-    denyInboundConnection: (conn) => ipBanned(conn.remoteAddr) && (count('ban_refused_connections'), true),
-    denyInboundEncryptedConnection: (peer) => isBanned(peer.toString()) && (count('ban_refused_connections'), true),
-    denyOutboundConnection: (peer, conn) => isBanned(peer.toString()) || ipBanned(conn.remoteAddr),
-    denyDialPeer: (peer) => isBanned(peer.toString()),
-    denyDialMultiaddr: (ma) => ipBanned(ma),
-  }
+  const gater = bans.gater(() => count('ban_refused_connections'))
   const limits = {
     max_connections: config.max_connections,
     max_incoming_pending_connections: config.max_incoming_pending_connections,
@@ -239,7 +235,6 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     count,
     reader: (stream, peer, options = {}) =>
       new FrameReader(stream, { maxFrame: config.max_frame_bytes, timeoutMs: config.stream_read_timeout_ms, frameTimeoutMs: config.frame_timeout_ms, idleBetweenFrames: options.idleBetweenFrames, budget, peer: peer.toString() }),
-    node,
     peerId: node.peerId.toString(),
     multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
     connectedPeers: () => [...new Set(node.getConnections().map((c) => c.remotePeer.toString()))],
@@ -262,20 +257,25 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
         },
         { maxInboundStreams: limits.maxInboundStreams ?? 8, maxOutboundStreams: limits.maxOutboundStreams ?? 8 },
       )
+      return () => node.unhandle(protocol)
     },
     async open(peer, protocol) {
       const id = typeof peer === 'string' ? node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
       if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
       return dialProtocol(id, protocol)
     },
-    onPeer: (l) => void peerListeners.push(l),
+    onPeer: (l) => {
+      peerListeners.push(l)
+      return () => {
+        const i = peerListeners.indexOf(l)
+        if (i >= 0) peerListeners.splice(i, 1)
+      }
+    },
     async ban(peer, ms, reason) {
       const id = peer.toString()
-      const until = Date.now() + ms
-      banned.set(id, until)
       const conns = node.getConnections().filter((c) => c.remotePeer.toString() === id)
       const ips = [...new Set(conns.map((c) => ipOf(c.remoteAddr)).filter((ip): ip is string => ip !== undefined))]
-      for (const ip of ips) bannedIps.set(ip, until)
+      bans.ban(id, ips, ms)
       count('bans')
       log.warn('banning peer', { peer: id, addresses: ips, reason, seconds: Math.round(ms / 1000) })
       // every connection from a banned address goes, whichever key it uses
@@ -316,8 +316,6 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
     handle,
     audience: handle.peerId,
     info: () => {
-      const now = Date.now()
-      const live = (m: Map<string, number>) => [...m.values()].filter((until) => until > now).length
       return {
         peerId: handle.peerId,
         peers: handle.connectedPeers().length,
@@ -328,7 +326,7 @@ export async function startP2P(ctx: ServiceContext): Promise<RunningService> {
         // what the process holds, for telling frames held from memory the allocator keeps after them
         memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
         bufferedPeakBytes: budget.stats.peakBytes,
-        banned: { peers: live(banned), addresses: live(bannedIps) },
+        banned: bans.live(),
         // the total shows in `form node status`; which limits, with --json
         limitHits: Object.values(hits).reduce((a, b) => a + b, 0),
         limitsHit: { ...hits },

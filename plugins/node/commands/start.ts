@@ -55,8 +55,8 @@ export class NodeStartCommand extends FormCommand {
     const admins = fromEnv('FORM_ADMINS')
     if (sections.state && admins) {
       const { validateSection } = await import('../../../core/config.js')
-      const { configuration } = (await import('../../state/index.js')).default
-      sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, configuration.schema, configuration.defaults)
+      const { stateConfiguration } = await import('../../state/index.js')
+      sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, stateConfiguration.schema, stateConfiguration.defaults)
     }
     let paths = this.dirs
     const overrides = this.context.overrides ?? {}

@@ -166,7 +166,7 @@ export class InstanceController {
       inst.local = local
       await this.adopt(inst)
     }
-    for (const r of await this.o.state.store.all('instances')) {
+    for (const r of await this.o.state.all('instances')) {
       const k = parseInstanceKey(r.key)
       if (k?.kind === 'desired' && this.concerns(r.value)) this.entry(k.owner, k.id)
     }
@@ -175,7 +175,7 @@ export class InstanceController {
     this.rescanTimer = setInterval(() => void this.rescan(), this.o.rescanIntervalMs ?? 2000)
     this.rescanTimer.unref()
     this.o.health.loop('watch of instances', async () => {
-      for await (const change of this.o.state.store.watch('instances', '', this.abort.signal)) this.onChange(change)
+      for await (const change of this.o.state.watch('instances', '', this.abort.signal)) this.onChange(change)
     })
     this.retryTimer = setInterval(() => {
       for (const inst of this.instances.values()) if (inst.retryAt !== undefined && inst.retryAt <= Date.now()) this.schedule(inst)
@@ -207,13 +207,13 @@ export class InstanceController {
 
   /** The node that hosts every instance now, as this node sees the network (see hostsOf). */
   async hosts(): Promise<Map<string, string>> {
-    const [records, nodes] = await Promise.all([this.o.state.store.all('instances'), this.o.state.store.all('nodes')])
-    return hostsOf(desiredEntries(records), this.o.state.store.liveness(), this.livenessNow(), { nodes, self: this.me })
+    const [records, nodes] = await Promise.all([this.o.state.all('instances'), this.o.state.all('nodes')])
+    return hostsOf(desiredEntries(records), this.o.state.liveness(), this.livenessNow(), { nodes, self: this.me })
   }
 
   /** Why this node gives up an instance it no longer hosts. */
   private letGo(desired: DesiredInstance, host: string | undefined): string {
-    const beats = this.o.state.store.liveness()
+    const beats = this.o.state.liveness()
     const windowMs = desired.failoverMs ?? DEFAULT_FAILOVER_MS
     const now = this.livenessNow()
     if (hasQuorum(this.me, beats, now, windowMs)) return `reassigned to node ${host}`
@@ -259,7 +259,7 @@ export class InstanceController {
 
   /** Brings one instance one step closer to its desired record. */
   private async reconcile(inst: Instance): Promise<void> {
-    const rec = await this.o.state.store.getRecord('instances', desiredKey(inst.owner, inst.id))
+    const rec = await this.o.state.getRecord('instances', desiredKey(inst.owner, inst.id))
     const parsed = rec && !rec.deleted ? parseDesired(rec.value) : undefined
     const desired = parsed && 'desired' in parsed ? parsed.desired : undefined
     const fresh = rec?.hash !== inst.desiredHash
@@ -679,7 +679,7 @@ export class InstanceController {
 
   /** Addresses of this node's subnet already given out, plus those of instances not yet reported. */
   private async usedAddresses(): Promise<string[]> {
-    const used = new Set(await subnetAddressesInUse(this.o.state.store, this.me))
+    const used = new Set(await subnetAddressesInUse(this.o.state, this.me))
     for (const i of this.instances.values()) if (i.local) used.add(i.local.ip)
     return [...used]
   }

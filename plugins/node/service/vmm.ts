@@ -1,8 +1,6 @@
 import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import { netConfiguration, type FormnetHandle, type NetConfig, type P2PHandle } from '../../net/index.js'
-import type { StateHandle } from '../../state/index.js'
 import type { NodeConfig } from '../index.js'
 import { openHypervisor, type Hypervisor } from '../lib/hypervisor/index.js'
 import { InstanceNetwork } from '../lib/vmm/network.js'
@@ -12,13 +10,16 @@ import { InstanceController } from './controller.js'
  * The hypervisor manager (service `vmm`): picks the backend, then runs the instance controller.
  * A machine that cannot run VMs still starts the node; its instances fail with the reason.
  */
-export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as NodeConfig
-  const net = (ctx.sections.net ?? {}) as Partial<NetConfig>
-  const state = ctx.use<StateHandle>('state')
-  const p2p = ctx.use<P2PHandle>('p2p')
-  const formnet = ctx.use<FormnetHandle>('formnet')
+export async function startVmm(ctx: ServiceContext<NodeConfig, 'state' | 'p2p' | 'formnet' | 'dns'>): Promise<RunningService> {
+  const config = ctx.config
+  const state = ctx.use('state')
+  const p2p = ctx.use('p2p')
+  const formnet = ctx.use('formnet')
+  const dns = ctx.use('dns')
   const log = ctx.log
+  const capacity = { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb }
+  // what this node offers instances, in its node record (the state service writes the record; the node plugin owns the numbers)
+  await state.updateNodeRecord({ capacity })
 
   let hypervisor: Hypervisor | undefined
   let unavailable: string | undefined
@@ -30,16 +31,16 @@ export async function startVmm(ctx: ServiceContext): Promise<RunningService> {
     log.warn('this node cannot run VMs', { reason: unavailable })
   }
 
-  const bridge = net.bridge_name ?? netConfiguration.defaults.bridge_name
+  const bridge = formnet.bridge.name
   const controller = new InstanceController({
     state,
     health: ctx.health,
     p2p,
     hypervisor,
     unavailable,
-    network: new InstanceNetwork({ bridge, nat: config.nat, formnetCidr: net.formnet_cidr, allowCidrs: config.instance_allow_cidrs, dnsPort: net.dns_port }, log),
-    capacity: { vcpus: config.resources.vcpus, memoryMb: config.resources.memory_mb, diskGb: config.resources.disk_gb },
-    bridgeSubnet: net.bridge_subnet ?? '',
+    network: new InstanceNetwork({ bridge, nat: config.nat, formnetCidr: formnet.cidr, allowCidrs: config.instance_allow_cidrs, dnsPort: dns.port }, log),
+    capacity,
+    bridgeSubnet: formnet.bridge.subnet,
     formnetSubnet: () => formnet.subnet(),
     dirs: {
       instances: join(ctx.paths.dataDir, 'vmm', 'instances'),

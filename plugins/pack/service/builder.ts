@@ -5,13 +5,13 @@ import { basename, join } from 'node:path'
 import { FormError, isFormError } from '../../../core/errors.js'
 import { fileGrowth } from '../../../core/files.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { P2PHandle } from '../../net/index.js'
-import type { StateHandle, StateRecord } from '../../state/index.js'
+import type { StateRecord } from '../../state/index.js'
 import type { PackConfig } from '../index.js'
 import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestKey, statusKey, type BuildFailure, type BuildRequest, type BuildStatus, type PrivateFailure } from '../lib/builds.js'
 import { cacheFilesInUse } from '../lib/builder/build.js'
 import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
+import { imageBlobs as imageBlobsOf, liveImages as liveImagesOf } from '../lib/live-images.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
 import { ADDRESS, HEX64 } from '../../../core/patterns.js'
 
@@ -75,10 +75,10 @@ async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Pr
  * owners, builds the requests in state (`builds/<owner>/<build>`) that name this node, one queue,
  * and reports each build's progress and result in `builds/<owner>/<build>/status/<node>`.
  */
-export async function startBuilder(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as PackConfig
-  const state = ctx.use<StateHandle>('state')
-  const p2p = ctx.use<P2PHandle>('p2p')
+export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2p'>): Promise<RunningService> {
+  const config = ctx.config
+  const state = ctx.use('state')
+  const p2p = ctx.use('p2p')
   const log = ctx.log
   const me = state.address
   const root = join(ctx.paths.dataDir, 'builder')
@@ -181,30 +181,8 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   }
   cacheSummary = summarize(await scanCache(await cacheRoots()))
 
-  /** A manifest's blobs: itself, the kernel, the initrd and the disk. */
-  const imageBlobs = async (image: string): Promise<string[]> => {
-    const m = await readFile(p2p.blobs.path(image), 'utf8').then((t) => JSON.parse(t) as { kernel?: { sha256?: string }; initrd?: { sha256?: string }; disk?: { sha256?: string } }).catch(() => undefined)
-    return [image, m?.kernel?.sha256, m?.initrd?.sha256, m?.disk?.sha256].filter((h): h is string => typeof h === 'string' && HEX64.test(h))
-  }
-  /**
-   * Images that must stay: those a live instance's desired record names (any node may fetch them
-   * from here) and the latest image of every build this node made; with every blob they use.
-   */
-  const liveImages = async (): Promise<{ images: Set<string>; blobs: Set<string> }> => {
-    const images = new Set<string>()
-    for (const r of await state.store.all('instances')) {
-      const v = r.value as { image?: unknown; state?: unknown } | null
-      if (r.key.endsWith('/desired') && typeof v?.image === 'string' && v.state !== 'deleted') images.add(v.image)
-    }
-    for (const r of await state.store.all('builds')) {
-      const k = parseBuildKey(r.key)
-      const v = r.value as BuildStatus | null
-      if (k?.node === me && typeof v?.image === 'string') images.add(v.image)
-    }
-    const blobs = new Set<string>()
-    for (const image of images) for (const h of await imageBlobs(image)) blobs.add(h)
-    return { images, blobs }
-  }
+  const imageBlobs = (image: string) => imageBlobsOf(p2p.blobs, image)
+  const liveImages = () => liveImagesOf(state, p2p.blobs, me)
   /** Removes the blobs of an evicted image that no kept image links and no live image uses. */
   const dropImageBlobs = async (image: string, keep: Set<string>) => {
     for (const hash of await imageBlobs(image)) {
@@ -364,11 +342,11 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
   }
 
   // requests made while the node was down, or interrupted by its stop, build now
-  for (const r of await state.store.all('builds')) await consider(r).catch((error: Error) => log.warn('could not take a build request', { key: r.key, error: error.message }))
+  for (const r of await state.all('builds')) await consider(r).catch((error: Error) => log.warn('could not take a build request', { key: r.key, error: error.message }))
   // with the requests that wait queued (they hold their contexts), the cache goes back under its limit
   void trim(cacheMax).catch(() => {})
   ctx.health.loop('watch of builds', async () => {
-    for await (const change of state.store.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
+    for await (const change of state.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
   })
 
   /**
@@ -486,7 +464,7 @@ export async function startBuilder(ctx: ServiceContext): Promise<RunningService>
       const woken = new AbortController()
       const stop = AbortSignal.any([woken.signal, req.signal])
       const statusChange = (async () => {
-        for await (const _ of state.store.watch('builds', statusKey(req.caller!, build, me), stop)) return
+        for await (const _ of state.watch('builds', statusKey(req.caller!, build, me), stop)) return
       })()
       await Promise.race([fileGrowth(file, first.size, waitMs, stop), statusChange])
       woken.abort()

@@ -3,28 +3,52 @@ import { join } from 'node:path'
 import { FormError } from '../../../core/errors.js'
 import { ApiStream } from '../../../core/daemon/router.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { Author } from '../lib/identity.js'
 import { createHeartbeat } from '../lib/heartbeat.js'
 import { loadOrCreateNodeKeys } from '../lib/node-keys.js'
 import { StateStore, type StateRecord } from '../lib/store.js'
 import type { StateConfig } from '../index.js'
 import { ADDRESS } from '../../../core/patterns.js'
 
-/** What other services get from ctx.use('state'). */
+/**
+ * What other services get from ctx.use('state'): reads, watches and this node's own writes, not the
+ * store itself (its clock, membership and sync are the state plugin's business).
+ */
 export interface StateHandle {
-  store: StateStore
-  /** this node's identity in state */
-  author: Author
+  /** this node's address in state */
   address: string
+  /** writes as this node */
   put(collection: string, key: string, value: unknown): Promise<StateRecord>
   delete(collection: string, key: string): Promise<StateRecord>
+  /** the live record of a key (undefined when deleted) */
   get(collection: string, key: string): Promise<StateRecord | undefined>
-  /** merges fields into this node's record in `nodes` (e.g. its peer id or formnet endpoint) */
+  /** the record of a key, deleted ones included (their tombstone) */
+  getRecord(collection: string, key: string): Promise<StateRecord | undefined>
+  /** the live records of a collection, under `prefix` */
+  all(collection: string, prefix?: string): Promise<StateRecord[]>
+  /** the changes of a collection under `prefix` from now on, until `signal` aborts (the unsubscribe) */
+  watch(collection: string, prefix: string, signal: AbortSignal): AsyncGenerator<StateRecord>
+  /** when each member node was last heard from, by this node's clock (ms): a new map each call */
+  liveness(): Map<string, number>
+  /** merges fields into this node's record in `nodes` (e.g. its peer id, formnet endpoint, capacity) */
   updateNodeRecord(fields: Record<string, unknown>): Promise<void>
 }
 
-export async function startStateService(ctx: ServiceContext): Promise<RunningService> {
-  const config = ctx.config as StateConfig
+declare module '../../../core/plugin.js' {
+  interface ServiceHandles {
+    state: StateHandle
+  }
+}
+
+// The store behind a handle, for the state plugin's own services (sync): other plugins cannot import this file.
+const stores = new WeakMap<StateHandle, StateStore>()
+export function storeOf(handle: StateHandle): StateStore {
+  const store = stores.get(handle)
+  if (!store) throw new Error('storeOf: not a handle of the state service')
+  return store
+}
+
+export async function startStateService(ctx: ServiceContext<StateConfig, never>): Promise<RunningService<StateHandle>> {
+  const config = ctx.config
   const cores = availableParallelism()
   const verifyWorkers = config.verify_workers === 'auto' ? (cores > 1 ? cores : 0) : config.verify_workers
   const { author, created } = await loadOrCreateNodeKeys(join(ctx.paths.dataDir, 'keys', 'node.json'))
@@ -87,13 +111,8 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
     else ctx.log.warn(c.message, { peers: c.peers, offsetMs: c.offsetMs, held: c.held })
   }
 
-  const resources = ctx.sections.node?.resources
-  let nodeFields: Record<string, unknown> = {
-    address: author.address,
-    version: ctx.version,
-    startedAt: Date.now(),
-    capacity: resources ? { vcpus: resources.vcpus, memoryMb: resources.memory_mb, diskGb: resources.disk_gb } : undefined,
-  }
+  // what the node offers (capacity) is the hypervisor manager's to publish, through updateNodeRecord
+  let nodeFields: Record<string, unknown> = { address: author.address, version: ctx.version, startedAt: Date.now() }
   // One writer for the node record, so a write never overwrites fresher fields with stale ones. The
   // durable record changes only when its content does (addresses, capacity, peer id): liveness
   // travels in heartbeats, which are never stored (a record per beat grew every node's log forever).
@@ -121,17 +140,20 @@ export async function startStateService(ctx: ServiceContext): Promise<RunningSer
   timer.unref()
 
   const handle: StateHandle = {
-    store,
-    author,
     address: author.address,
     put: (c, k, v) => store.put(author, c, k, v),
     delete: (c, k) => store.delete(author, c, k),
     get: (c, k) => store.get(c, k),
+    getRecord: (c, k) => store.getRecord(c, k),
+    all: (c, prefix) => store.all(c, prefix),
+    watch: (c, prefix, signal) => store.watch(c, prefix, signal),
+    liveness: () => store.liveness(),
     updateNodeRecord: async (fields) => {
       nodeFields = { ...nodeFields, ...fields }
       await writeNodeRecord()
     },
   }
+  stores.set(handle, store)
 
   const { AuthorQuota } = await import('../lib/quota.js')
   const { insertGuarded } = await import('../lib/sync/guarded-insert.js')

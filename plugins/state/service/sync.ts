@@ -1,14 +1,13 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
-import type { P2PHandle } from '../../net/index.js'
 import { GOSSIP_TOPICS, isProtocolViolation, writeFrame } from '../../net/index.js'
 import { MAX_HEARTBEAT_BYTES } from '../lib/heartbeat.js'
 import type { Op } from '../lib/op.js'
 import { encodeOpBatches } from '../lib/sync/batches.js'
 import { insertGuarded } from '../lib/sync/guarded-insert.js'
 import { decodeRanges, encodeRanges, IdSet, Reconciler } from '../lib/sync/rbsr.js'
-import type { StateHandle } from './state.js'
+import { storeOf } from './state.js'
 
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
@@ -68,10 +67,10 @@ export interface SyncConfig {
  * once, and anti-entropy (range-based set reconciliation over operation hashes) runs on every new
  * connection and periodically, so a node that was away catches up by exchanging only what differs.
  */
-export async function startSync(ctx: ServiceContext, config: SyncConfig): Promise<RunningService> {
-  const state = ctx.use<StateHandle>('state')
-  const p2p = ctx.use<P2PHandle>('p2p')
-  const store = state.store
+export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, config: SyncConfig): Promise<RunningService> {
+  const state = ctx.use('state')
+  const p2p = ctx.use('p2p')
+  const store = storeOf(state)
   const log = ctx.log
   const invalid = new Map<string, number>()
   /** when operations last arrived from a peer */
