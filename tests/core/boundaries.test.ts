@@ -112,10 +112,7 @@ const HAND_MADE: [RegExp, string][] = [
  * Files that still do, each with why and when it ends. The test fails once a file here no longer
  * does it (so the list cannot outlive its reason).
  */
-const PENDING: Record<string, string> = {
-  // service files are being retyped on another branch (ServiceContext): this line moves after that merge
-  'plugins/pack/service/builder.ts': "liveImages() finds desired records with endsWith('/desired'): to use parseInstanceKey",
-}
+const PENDING: Record<string, string> = {}
 
 function domainViolations(file: string, source: string, domain: Set<string>): string[] {
   if (file.startsWith('plugins/instances/')) return []

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { HEX64 } from '../../../core/patterns.js'
+import { parseInstanceKey } from '../../instances/index.js'
 import { parseBuildKey, type BuildStatus } from './builds.js'
 
 /** Where a blob's file is (the p2p service's blob store). */
@@ -28,7 +29,7 @@ export async function liveImages(state: RecordSource, blobs: BlobPaths, me: stri
   const images = new Set<string>()
   for (const r of await state.all('instances')) {
     const v = r.value as { image?: unknown; state?: unknown } | null
-    if (r.key.endsWith('/desired') && typeof v?.image === 'string' && v.state !== 'deleted') images.add(v.image)
+    if (parseInstanceKey(r.key)?.kind === 'desired' && typeof v?.image === 'string' && v.state !== 'deleted') images.add(v.image)
   }
   for (const r of await state.all('builds')) {
     const k = parseBuildKey(r.key)
