@@ -592,7 +592,9 @@ export class StateStore {
     for (const c of changes) this.track(c)
     if (changes.some((c) => c.collection === 'members')) this.events.emit('membership')
     this.events.emit('ops', stored.map((o) => ({ hash: o.hash, op: o.op })), result.source)
-    for (const c of changes) this.events.emit('change', c)
+    // per collection: a watcher hears only its collection's changes (a bulk write to one collection
+    // cost every watcher of every other collection an event each)
+    for (const c of changes) this.events.emit(`change:${c.collection}`, c)
     return result
   }
   async getRecord(collection: string, key: string): Promise<StateRecord | undefined> {
@@ -653,7 +655,7 @@ export class StateStore {
     this.events.once('close', onClose)
     const stop = signal ? AbortSignal.any([signal, closed.signal]) : closed.signal
     try {
-      for await (const [change] of on(this.events, 'change', { signal: stop })) {
+      for await (const [change] of on(this.events, `change:${collection}`, { signal: stop })) {
         const c = change as StateRecord
         if (c.collection === collection && c.key.startsWith(prefix) && this.counts(c.collection, c.key, c.author)) yield c
       }

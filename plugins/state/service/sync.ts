@@ -416,6 +416,9 @@ export async function startSync(ctx: ServiceContext, config: SyncConfig): Promis
     return { sent, wanted: wanted.length }
   }
 
+  // loaded now, not at the first round: until then every batch from a peer costs two store reads to tell copies
+  void store.idSet().catch((error: Error) => log.warn('could not read the operation hashes; anti-entropy will retry', { error: error.message }))
+
   // One reconciliation at a time, in either direction: a node that joins, restarts or resumes after
   // a pause takes the gap from the one peer it reconciles with first, instead of from every peer at
   // once (all of them start a round on connect, or their rounds stalled on it fire together on
