@@ -1,15 +1,15 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
-import { decodeRanges, encodeRanges, IdSet, Reconciler, type Id } from '../../plugins/state/lib/sync/rbsr.js'
+import { decodeRanges, encodeRanges, IdSet, LiveIdSet, Reconciler, type Id, type SortedIds } from '../../plugins/state/lib/sync/rbsr.js'
 
 const id = (n: number | string): Id => createHash('sha256').update(String(n)).digest()
 const hex = (ids: Iterable<Id>) => [...ids].map((i) => Buffer.from(i).toString('hex')).sort()
 
 /** Runs the protocol over encoded bytes until done; returns what each side learned and the bytes sent. */
-function reconcile(a: Id[], b: Id[], opts = {}) {
-  const A = new Reconciler(new IdSet(a), opts)
-  const B = new Reconciler(new IdSet(b), opts)
+function reconcile(a: Id[] | SortedIds, b: Id[] | SortedIds, opts = {}) {
+  const A = new Reconciler(Array.isArray(a) ? new IdSet(a) : a, opts)
+  const B = new Reconciler(Array.isArray(b) ? new IdSet(b) : b, opts)
   const learned = { aHave: [] as Id[], aNeed: [] as Id[], bHave: [] as Id[], bNeed: [] as Id[] }
   let bytes = 0
   let rounds = 0
@@ -85,6 +85,76 @@ t.test('property: any two sets reconcile to their union, whatever the options', 
     ),
     { numRuns: 200 },
   )
+})
+
+/** Every observable of a LiveIdSet equals a set built from scratch over the same ids. */
+function sameAsRebuilt(t: Test, live: LiveIdSet, ids: Id[], probes: Id[], label: string): boolean {
+  const full = new IdSet(ids)
+  if (live.size !== full.size) return t.fail(`${label}: size ${live.size}, rebuilt ${full.size}`) && false
+  if (hex(live.slice(0, live.size)).join() !== hex(full.ids).join()) return t.fail(`${label}: ids differ`) && false
+  for (let i = 0; i < full.size; i += Math.max(1, Math.floor(full.size / 50))) {
+    if (Buffer.compare(live.at(i), full.ids[i]) !== 0) return t.fail(`${label}: at(${i}) differs`) && false
+  }
+  const bounds = [0, full.size, ...probes.map((p) => full.lowerBound(p))]
+  for (const p of [...probes, undefined]) {
+    if (live.lowerBound(p) !== full.lowerBound(p)) return t.fail(`${label}: lowerBound differs`) && false
+  }
+  for (const from of bounds) {
+    for (const to of bounds) {
+      if (from > to) continue
+      if (Buffer.compare(live.fingerprint(from, to), full.fingerprint(from, to)) !== 0) return t.fail(`${label}: fingerprint(${from}, ${to}) differs`) && false
+    }
+  }
+  return true
+}
+
+t.test('property: a set kept incrementally has the fingerprints of one rebuilt from scratch, after any inserts and deletes', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 400 }),
+      fc.array(fc.record({ del: fc.boolean(), n: fc.integer({ min: 0, max: 2000 }) }), { minLength: 1, maxLength: 3000 }),
+      fc.array(fc.integer({ min: 0, max: 2000 }), { minLength: 1, maxLength: 12 }),
+      (initial, steps, probeNums) => {
+        const live = new LiveIdSet(initial.map(id))
+        const model = new Map(initial.map((n) => [n, id(n)]))
+        for (const step of steps) {
+          const had = model.has(step.n)
+          if (step.del) {
+            if (live.delete(id(step.n)) !== had) return false
+            model.delete(step.n)
+          } else {
+            if (live.add(id(step.n)) !== !had) return false
+            model.set(step.n, id(step.n))
+          }
+        }
+        return sameAsRebuilt(t, live, [...model.values()], probeNums.map(id), `${initial.length} ids, ${steps.length} steps`)
+      },
+    ),
+    { numRuns: 150 },
+  )
+})
+
+t.test('a large incremental set (many block splits and emptied blocks) stays equal to a rebuilt one and reconciles with it', async (t) => {
+  const live = new LiveIdSet()
+  const model = new Map<number, Id>()
+  for (let i = 0; i < 20_000; i++) {
+    live.add(id(i))
+    model.set(i, id(i))
+  }
+  // empty whole stretches, so blocks vanish
+  for (let i = 0; i < 20_000; i++) {
+    if (i % 3 === 0 || (i > 5000 && i < 9000)) {
+      t.equal(live.delete(id(i)), true)
+      model.delete(i)
+    }
+  }
+  t.equal(live.delete(id(0)), false, 'deleting an absent id says so')
+  t.ok(sameAsRebuilt(t, live, [...model.values()], [id('x'), id('y'), id(7)], 'after 20,000 inserts and ~8,000 deletes'))
+  // a reconciler over the live set finds exactly the difference
+  const other = [...model.values()].filter((_, i) => i % 100 !== 0)
+  const r = reconcile(live, other)
+  t.equal(r.bGets.length, Math.ceil(model.size / 100), 'the side lacking every 100th id learns exactly those')
+  t.same(r.aGets, [])
 })
 
 t.test('malformed messages are refused with a reason', async (t) => {

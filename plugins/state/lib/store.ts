@@ -10,6 +10,7 @@ import { Rules } from './rules.js'
 import { SignatureVerifier, type Author } from './identity.js'
 import { BAD_SIGNATURE, createOp, OpRejected, verifyOp, wins, type Op, type RejectCode, type VerifiedOp } from './op.js'
 import { VerifyPool } from './verify-pool.js'
+import { LiveIdSet } from './sync/rbsr.js'
 
 export interface StoreOptions {
   dir: string
@@ -130,6 +131,9 @@ export class StateStore {
   private readonly seen = new Map<string, { t?: Timestamp; hb?: number; at: number; offset?: number }>()
   /** libp2p peer id -> node address, from the peer bindings of node records */
   private readonly peerIds = new Map<string, string>()
+  /** every stored operation hash, sorted, for anti-entropy: read once (idSet()), then kept current by apply and expiry */
+  private liveIds?: LiveIdSet
+  private liveIdsLoad?: Promise<LiveIdSet>
 
   private constructor(
     private readonly db: Level<string, any>,
@@ -260,6 +264,7 @@ export class StateStore {
       const horizon = this.options.tombstoneHorizonMs
       const batch: any[] = [{ type: 'put', sublevel: this.meta, key: 'lastActive', value: now }]
       let dropped = 0
+      const gone: string[] = []
       if (horizon !== undefined && !this.closed) {
         for await (const [k, v] of this.records.iterator()) {
           const rec = v as StoredRecord
@@ -268,12 +273,14 @@ export class StateStore {
           if (rec.seq !== undefined) batch.push({ type: 'del', sublevel: this.seq, key: seqKey(rec.seq) })
           const [c, key] = (k as string).split(SEP)
           if (c === 'nodes') this.seen.delete(key)
+          gone.push(rec.hash)
           dropped++
         }
         batch.push({ type: 'put', sublevel: this.meta, key: 'ops', value: this.opCount - dropped })
       }
       if (this.closed) return 0
       await this.db.batch(batch)
+      for (const hash of gone) this.liveIds?.delete(Buffer.from(hash, 'hex'))
       this.opCount -= dropped
       this.tombstonesExpired += dropped
       return dropped
@@ -333,7 +340,7 @@ export class StateStore {
     })
     if (this.closed) return result
     if (verified.length) {
-      const known = await this.ops.getMany(verified.map((x) => x.v.hash))
+      const known = await this.storedOps(verified.map((x) => x.v.hash))
       const copies = known.filter((k) => k !== undefined).length
       if (copies) {
         result.duplicates += copies
@@ -509,12 +516,22 @@ export class StateStore {
     this.rejects.set(source, counts)
   }
 
+  /**
+   * Which of these operations are stored (a defined entry each): from the reconciliation set when it
+   * is loaded (it holds exactly the stored hashes), which spares a store read per batch, twice.
+   */
+  private async storedOps(hashes: string[]): Promise<unknown[]> {
+    const ids = this.liveIds
+    if (!ids) return this.ops.getMany(hashes)
+    return hashes.map((h) => (ids.has(Buffer.from(h, 'hex')) ? true : undefined))
+  }
+
   private async apply(ops: VerifiedOp[], result: InsertResult): Promise<InsertResult> {
     if (this.closed) return result
     const unique = [...new Map(ops.map((o) => [o.hash, o])).values()]
     result.duplicates += ops.length - unique.length
     if (unique.length === 0) return result
-    const known = await this.ops.getMany(unique.map((o) => o.hash))
+    const known = await this.storedOps(unique.map((o) => o.hash))
     const fresh = unique.filter((_, i) => known[i] === undefined)
     result.duplicates += unique.length - fresh.length
     if (fresh.length === 0) return result
@@ -535,6 +552,7 @@ export class StateStore {
     const changes: StateRecord[] = []
     const stored: VerifiedOp[] = []
     let removed = 0
+    const superseded: string[] = []
     rks.forEach((rk, i) => {
       const { op, hash, bytes } = best.get(rk)!
       const cur = current[i] as StoredRecord | undefined
@@ -546,6 +564,7 @@ export class StateStore {
       batch.push({ type: 'put', sublevel: this.seq, key: seqKey(seq), value: hash })
       if (cur) {
         batch.push({ type: 'del', sublevel: this.ops, key: cur.hash })
+        superseded.push(cur.hash)
         if (cur.seq !== undefined) batch.push({ type: 'del', sublevel: this.seq, key: seqKey(cur.seq) })
         removed++
       }
@@ -566,10 +585,16 @@ export class StateStore {
       throw error
     }
     this.opCount += stored.length - removed
+    if (this.liveIds) {
+      for (const hash of superseded) this.liveIds.delete(Buffer.from(hash, 'hex'))
+      for (const o of stored) this.liveIds.add(Buffer.from(o.hash, 'hex'))
+    }
     for (const c of changes) this.track(c)
     if (changes.some((c) => c.collection === 'members')) this.events.emit('membership')
     this.events.emit('ops', stored.map((o) => ({ hash: o.hash, op: o.op })), result.source)
-    for (const c of changes) this.events.emit('change', c)
+    // per collection: a watcher hears only its collection's changes (a bulk write to one collection
+    // cost every watcher of every other collection an event each)
+    for (const c of changes) this.events.emit(`change:${c.collection}`, c)
     return result
   }
   async getRecord(collection: string, key: string): Promise<StateRecord | undefined> {
@@ -630,7 +655,7 @@ export class StateStore {
     this.events.once('close', onClose)
     const stop = signal ? AbortSignal.any([signal, closed.signal]) : closed.signal
     try {
-      for await (const [change] of on(this.events, 'change', { signal: stop })) {
+      for await (const [change] of on(this.events, `change:${collection}`, { signal: stop })) {
         const c = change as StateRecord
         if (c.collection === collection && c.key.startsWith(prefix) && this.counts(c.collection, c.key, c.author)) yield c
       }
@@ -658,6 +683,21 @@ export class StateStore {
   async getOps(hashes: string[]): Promise<(Op | undefined)[]> {
     const bytes = await this.ops.getMany(hashes)
     return bytes.map((b) => (b ? (JSON.parse((b as Buffer).toString('utf8')) as Op) : undefined))
+  }
+
+  /**
+   * Every stored operation hash as a sorted set kept current as operations are stored, superseded
+   * and expired: read from disk once, so an anti-entropy round does not re-read and sort them all.
+   * The caller must not change it.
+   */
+  idSet(): Promise<LiveIdSet> {
+    if (this.liveIdsLoad) return this.liveIdsLoad
+    // read in the apply queue, so no batch lands between the read and the first update
+    const load = this.queue.then(async () => (this.liveIds = new LiveIdSet(await this.hashes())))
+    this.queue = load.catch(() => {})
+    this.liveIdsLoad = load
+    load.catch(() => (this.liveIdsLoad = undefined))
+    return load
   }
 
   /** Every operation hash, sorted (the input of range-based reconciliation). */

@@ -6,7 +6,7 @@ import { MAX_HEARTBEAT_BYTES } from '../lib/heartbeat.js'
 import type { Op } from '../lib/op.js'
 import { encodeOpBatches } from '../lib/sync/batches.js'
 import { insertGuarded } from '../lib/sync/guarded-insert.js'
-import { decodeRanges, encodeRanges, IdSet, Reconciler } from '../lib/sync/rbsr.js'
+import { decodeRanges, encodeRanges, Reconciler } from '../lib/sync/rbsr.js'
 import { storeOf } from './state.js'
 
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
@@ -33,6 +33,8 @@ const ANNOUNCE_MAX_WAIT_MS = 30_000
  * what push was still delivering (184,000 extra copies at 8 nodes).
  */
 const PUSH_WINDOW_MS = 30_000
+/** push counts as busy for this long after it last carried operations (periodic anti-entropy waits meanwhile) */
+const PUSH_QUIET_MS = 1000
 /** peers each stored operation is announced to (anti-entropy reaches the rest) */
 const ANNOUNCE_FANOUT = 8
 /** announced operations awaiting their grace at once; more are left to anti-entropy */
@@ -77,6 +79,8 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   let lastDelivery = 0
   /** operation batches being inserted from peers right now */
   let receiving = 0
+  /** when push last carried operations into or out of this node */
+  let lastPush = 0
   /** hash -> when this node stored it and the peers that have it or were offered it by push (in time order) */
   const offered = new Map<string, { at: number; peers: Set<string> }>()
   const pushWindowMs = Math.min(PUSH_WINDOW_MS, config.anti_entropy_interval_ms)
@@ -89,7 +93,9 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
     }
     return offered.get(hash)?.peers.has(peer) ?? false
   }
-  const stats = { pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, syncDeliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
+  /** operations this node sent each peer by anti-entropy (how many peers a joining node took its catch-up from) */
+  const syncSentTo = new Map<string, number>()
+  const stats = { syncDeclined: 0, syncDeferred: 0, pushedOps: 0, announcedOps: 0, fetchedOps: 0, servedOps: 0, deliveredOps: 0, syncDeliveredOps: 0, duplicateOps: 0, receivedOps: 0, syncRounds: 0, syncBytes: 0, bans: 0, malformedFrames: 0, rejectedOps: 0, heartbeatsIn: 0, heartbeatsFresh: 0, heartbeatsOut: 0, heartbeatBytes: 0 }
   // A frame must hold the largest valid operation, or a valid write could never replicate.
   const maxFrame = p2p.maxFrameBytes
   if (maxFrame < config.max_op_bytes + 4096) {
@@ -120,6 +126,7 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   const receive = async (ops: unknown[], peer: string, via: 'push' | 'sync') => {
     if (ops.length > MAX_OPS_PER_FRAME) throw violation(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
     lastDelivery = Date.now()
+    if (via === 'push') lastPush = lastDelivery
     receiving++
     const result = await insertGuarded(store, ops, peer).finally(() => receiving--)
     stats.deliveredOps += ops.length
@@ -243,6 +250,7 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
             })
             stats.pushedOps += own.length
             stats.announcedOps += have.length
+            if (own.length) lastPush = Date.now()
             for (const o of batch) if (!fromPeer(o.source) || announceTo.has(peer)) offer(o.hash, peer)
           } catch (error) {
             log.debug('push failed; anti-entropy will repair it', { peer, error: (error as Error).message })
@@ -262,6 +270,9 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
     const now = Date.now()
     for (const hash of hashes) {
       if (announcements.size >= MAX_ANNOUNCED) break
+      // in a mesh the copy from the author's node is usually stored before a relay's announcement
+      // comes: known from memory, it costs no store read when the grace is over
+      if (offered.has(hash)) continue
       if (!announcements.has(hash) && (fetching.get(hash) ?? 0) < now) announcements.set(hash, { peer, at: now })
     }
     fetchTimer ??= setTimeout(fetchMissing, ANNOUNCE_GRACE_MS).unref()
@@ -349,8 +360,8 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   const reconcile = (stream: Stream, peer: string, initiator: boolean) => guarded(peer, () => reconcileWith(stream, peer, initiator))
   const reconcileWith = async (stream: Stream, peer: string, initiator: boolean) => {
     const reader = p2p.reader(stream, peer)
-    const hashes = await store.hashes()
-    const rec = new Reconciler(new IdSet(hashes), { maxIdsPerMessage: MAX_OPS_PER_FRAME })
+    // the store keeps this set current: no re-read and sort of every hash per round
+    const rec = new Reconciler(await store.idSet(), { maxIdsPerMessage: MAX_OPS_PER_FRAME })
     const have: Uint8Array[] = []
     const need: Uint8Array[] = []
     const send = async (type: number, payload: Uint8Array) => {
@@ -394,6 +405,7 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
       await sendOps(stream, ops)
       sent += ops.length
     }
+    if (sent) syncSentTo.set(peer, (syncSentTo.get(peer) ?? 0) + sent)
     await send(FRAME.fin, new Uint8Array())
     for (let frame = await reader.next(); frame && frame.type !== FRAME.fin; frame = await reader.next()) {
       if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} after reconciliation`)
@@ -403,12 +415,48 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
     return { sent, wanted: wanted.length }
   }
 
-  await p2p.handle(SYNC_PROTOCOL, async (stream, peer) => void (await reconcile(stream, peer.toString(), false)), { maxInboundStreams: 2 })
+  // loaded now, not at the first round: until then every batch from a peer costs two store reads to tell copies
+  void store.idSet().catch((error: Error) => log.warn('could not read the operation hashes; anti-entropy will retry', { error: error.message }))
 
-  const syncing = new Set<string>()
+  // One reconciliation at a time, in either direction: a node that joins, restarts or resumes after
+  // a pause takes the gap from the one peer it reconciles with first, instead of from every peer at
+  // once (all of them start a round on connect, or their rounds stalled on it fire together on
+  // resume). A request that arrives meanwhile is declined (the stream is closed, which costs the
+  // requester a debug line); this node reconciles with that peer itself afterwards, when the gap is
+  // closed and the round costs fingerprints only.
+  let reconciling: string | undefined
+  let active = 0
+  const declined = new Set<string>()
+  const queued = new Set<string>()
+  let draining: Promise<void> | undefined
+  await p2p.handle(
+    SYNC_PROTOCOL,
+    async (stream, peer) => {
+      const id = peer.toString()
+      // two nodes that start a round with each other at once: the smaller peer id's round goes on
+      const crossing = reconciling === id && id < p2p.peerId
+      if (active > 0 && !crossing) {
+        stats.syncDeclined++
+        declined.add(id)
+        stream.abort(new Error('busy reconciling with another peer'))
+        drain()
+        return
+      }
+      active++
+      reconciling = id
+      try {
+        await reconcile(stream, id, false)
+      } finally {
+        if (--active === 0) reconciling = undefined
+        drain()
+      }
+    },
+    { maxInboundStreams: 2 },
+  )
+
   const syncWith = async (peer: string) => {
-    if (syncing.has(peer)) return
-    syncing.add(peer)
+    active++
+    reconciling = peer
     try {
       const stream = await p2p.open(peer, SYNC_PROTOCOL)
       const r = await reconcile(stream, peer, true)
@@ -417,23 +465,66 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
     } catch (error) {
       log.debug('anti-entropy failed', { peer, error: (error as Error).message })
     } finally {
-      syncing.delete(peer)
+      if (--active === 0) reconciling = undefined
     }
   }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
+  /** Rounds this node starts run one after another, and after any round a peer started. */
+  let stopped = false
+  const drain = () => {
+    draining ??= (async () => {
+      while (!stopped && (queued.size || declined.size)) {
+        // a peer declined here is reconciled with once this round ends, after a random pause, so
+        // that nodes that declined each other do not retry in step
+        if (!queued.size) {
+          await sleep(50 + Math.random() * 450)
+          for (const peer of declined) queued.add(peer)
+          declined.clear()
+        }
+        while (active > 0) await sleep(50)
+        const [peer] = queued
+        if (peer === undefined) continue
+        queued.delete(peer)
+        if (p2p.connectedPeers().includes(peer)) await syncWith(peer)
+      }
+    })().finally(() => {
+      draining = undefined
+      if (!stopped && (queued.size || declined.size)) drain()
+    })
+  }
+  const enqueue = (peers: string[]) => {
+    for (const peer of peers) queued.add(peer)
+    drain()
+  }
   p2p.onPeer((peer: PeerId, event) => {
-    if (event === 'connect') setTimeout(() => void syncWith(peer.toString()), 200).unref()
+    // one side of a new connection starts the round (both did, each sending the other the whole gap)
+    if (event === 'connect' && p2p.peerId < peer.toString()) setTimeout(() => enqueue([peer.toString()]), 200).unref()
   })
-  for (const peer of p2p.connectedPeers()) void syncWith(peer)
-  const timer = setInterval(() => {
-    for (const peer of p2p.connectedPeers()) void syncWith(peer)
-  }, config.anti_entropy_interval_ms)
-  timer.unref()
+  enqueue(p2p.connectedPeers())
+  // A periodic round waits while push is carrying operations (it would only compete with them for
+  // the CPU and find the same gaps push is closing), for at most two more intervals, so that a lost
+  // operation is still repaired under a steady stream of writes.
+  let lastPeriodic = Date.now()
+  let timer: NodeJS.Timeout
+  const periodic = () => {
+    const now = Date.now()
+    if (now - lastPush < PUSH_QUIET_MS && now - lastPeriodic < 3 * config.anti_entropy_interval_ms) {
+      stats.syncDeferred++
+      timer = setTimeout(periodic, PUSH_QUIET_MS).unref()
+      return
+    }
+    lastPeriodic = now
+    enqueue(p2p.connectedPeers())
+    timer = setTimeout(periodic, config.anti_entropy_interval_ms).unref()
+  }
+  timer = setTimeout(periodic, config.anti_entropy_interval_ms).unref()
 
-  ctx.api.get('/sync', () => ({ ...stats, announcementsPending: announcements.size, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
+  ctx.api.get('/sync', () => ({ ...stats, syncSentTo: Object.fromEntries(syncSentTo), reconciling, announcementsPending: announcements.size, peers: p2p.connectedPeers(), invalid: Object.fromEntries(invalid) }))
   return {
     info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, deliveredOps: stats.deliveredOps, duplicateOps: stats.duplicateOps, heartbeatsFresh: stats.heartbeatsFresh, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
     stop: async () => {
-      clearInterval(timer)
+      stopped = true
+      clearTimeout(timer)
       clearTimeout(fetchTimer)
       unsubscribe()
       unbeat()

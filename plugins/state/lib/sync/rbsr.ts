@@ -21,8 +21,57 @@ function compare(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b)
 }
 
+/** What reconciliation reads of a sorted id set: positions, bounds and range fingerprints. */
+export interface SortedIds {
+  readonly size: number
+  /** index of the first id >= bound (bound undefined = +infinity) */
+  lowerBound(bound: Id | undefined): number
+  /** the id at index i (0 <= i < size) */
+  at(i: number): Id
+  /** ids[from..to) */
+  slice(from: number, to: number): Id[]
+  fingerprint(from: number, to: number): Uint8Array
+}
+
+/** acc += id (sign 1) or acc -= id (sign -1), both as 8 little-endian 32-bit limbs mod 2^256 */
+function addId(acc: Uint32Array, offset: number, id: Id, sign: 1 | -1): void {
+  const view = new DataView(id.buffer, id.byteOffset, ID_BYTES)
+  let carry = 0
+  for (let l = 0; l < LIMBS; l++) {
+    // the id is big-endian: limb 0 (least significant) is its last 4 bytes
+    const s = acc[offset + l] + sign * view.getUint32(ID_BYTES - 4 * (l + 1)) + carry
+    acc[offset + l] = s >>> 0
+    carry = s > 0xffffffff ? 1 : s < 0 ? -1 : 0
+  }
+}
+
+/** SHA-256(sum ‖ count) of a range whose sum is hi - lo (limbs), truncated */
+function fingerprintOf(hi: Uint32Array, hiOffset: number, lo: Uint32Array, loOffset: number, count: number): Uint8Array {
+  const sum = Buffer.alloc(ID_BYTES + 4)
+  let borrow = 0
+  for (let l = 0; l < LIMBS; l++) {
+    let d = hi[hiOffset + l] - lo[loOffset + l] - borrow
+    borrow = d < 0 ? 1 : 0
+    if (d < 0) d += 0x100000000
+    sum.writeUInt32BE(d, ID_BYTES - 4 * (l + 1))
+  }
+  sum.writeUInt32BE(count, ID_BYTES)
+  return createHash('sha256').update(sum).digest().subarray(0, FP_BYTES)
+}
+
+function lowerBoundIn(ids: Id[], bound: Id): number {
+  let lo = 0
+  let hi = ids.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (compare(ids[mid], bound) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 /** An immutable sorted set of 32-byte ids with prefix sums for O(1) range fingerprints. */
-export class IdSet {
+export class IdSet implements SortedIds {
   readonly ids: Id[]
   private readonly prefix: Uint32Array
 
@@ -36,15 +85,8 @@ export class IdSet {
     // prefix[i] is the sum of ids[0..i) as 8 little-endian 32-bit limbs, mod 2^256.
     this.prefix = new Uint32Array((this.ids.length + 1) * LIMBS)
     for (let i = 0; i < this.ids.length; i++) {
-      const id = this.ids[i]
-      const view = new DataView(id.buffer, id.byteOffset, ID_BYTES)
-      let carry = 0
-      for (let l = 0; l < LIMBS; l++) {
-        // the id is big-endian: limb 0 (least significant) is its last 4 bytes
-        const s = this.prefix[i * LIMBS + l] + view.getUint32(ID_BYTES - 4 * (l + 1)) + carry
-        this.prefix[(i + 1) * LIMBS + l] = s >>> 0
-        carry = s > 0xffffffff ? 1 : 0
-      }
+      this.prefix.copyWithin((i + 1) * LIMBS, i * LIMBS, (i + 1) * LIMBS)
+      addId(this.prefix, (i + 1) * LIMBS, this.ids[i], 1)
     }
   }
 
@@ -52,30 +94,195 @@ export class IdSet {
     return this.ids.length
   }
 
-  /** index of the first id >= bound (bound undefined = +infinity) */
   lowerBound(bound: Id | undefined): number {
-    if (bound === undefined) return this.ids.length
-    let lo = 0
-    let hi = this.ids.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (compare(this.ids[mid], bound) < 0) lo = mid + 1
-      else hi = mid
-    }
-    return lo
+    return bound === undefined ? this.ids.length : lowerBoundIn(this.ids, bound)
+  }
+
+  at(i: number): Id {
+    return this.ids[i]
+  }
+
+  slice(from: number, to: number): Id[] {
+    return this.ids.slice(from, to)
   }
 
   fingerprint(from: number, to: number): Uint8Array {
-    const sum = Buffer.alloc(ID_BYTES + 4)
-    let borrow = 0
-    for (let l = 0; l < LIMBS; l++) {
-      let d = this.prefix[to * LIMBS + l] - this.prefix[from * LIMBS + l] - borrow
-      borrow = d < 0 ? 1 : 0
-      if (d < 0) d += 0x100000000
-      sum.writeUInt32BE(d, ID_BYTES - 4 * (l + 1))
+    return fingerprintOf(this.prefix, to * LIMBS, this.prefix, from * LIMBS, to - from)
+  }
+}
+
+/** ids a block of LiveIdSet holds at most before it splits */
+const BLOCK = 64
+
+/**
+ * A sorted id set kept current as ids come and go, so anti-entropy need not re-read and sort every
+ * stored hash each round: sorted blocks of at most BLOCK ids, each with its sum; block prefix
+ * counts and sums are rebuilt (O(blocks)) on the first read after a change. An insert or delete
+ * costs O(log n + BLOCK); a range fingerprint O(log n + BLOCK). Its fingerprints equal IdSet's over
+ * the same ids (tests/state/rbsr.test.ts).
+ */
+export class LiveIdSet implements SortedIds {
+  private blocks: { ids: Id[]; sum: Uint32Array }[] = []
+  private count = 0
+  /** counts[b], sums[b * LIMBS..]: ids and their sum in blocks [0, b); undefined after a change */
+  private counts?: Uint32Array
+  private sums?: Uint32Array
+
+  constructor(ids: Iterable<Id> = []) {
+    // built in blocks from one sort, not by repeated inserts
+    const sorted = new IdSet(ids).ids
+    for (let i = 0; i < sorted.length; i += BLOCK / 2) this.blocks.push(this.block(sorted.slice(i, i + BLOCK / 2)))
+    this.count = sorted.length
+  }
+
+  private block(ids: Id[]): { ids: Id[]; sum: Uint32Array } {
+    const sum = new Uint32Array(LIMBS)
+    for (const id of ids) addId(sum, 0, id, 1)
+    return { ids, sum }
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** the block an id belongs in: the last whose first id <= id (or the first block) */
+  private blockOf(id: Id): number {
+    let lo = 0
+    let hi = this.blocks.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (compare(this.blocks[mid].ids[0], id) <= 0) lo = mid + 1
+      else hi = mid
     }
-    sum.writeUInt32BE(to - from, ID_BYTES)
-    return createHash('sha256').update(sum).digest().subarray(0, FP_BYTES)
+    return Math.max(0, lo - 1)
+  }
+
+  /** Adds an id; false when it was there already. */
+  add(id: Id): boolean {
+    if (id.length !== ID_BYTES) throw new Error(`ids are ${ID_BYTES} bytes, got ${id.length}`)
+    if (!this.blocks.length) {
+      this.blocks.push(this.block([id]))
+      this.count++
+      this.counts = this.sums = undefined
+      return true
+    }
+    const b = this.blockOf(id)
+    const block = this.blocks[b]
+    const i = lowerBoundIn(block.ids, id)
+    if (i < block.ids.length && compare(block.ids[i], id) === 0) return false
+    block.ids.splice(i, 0, id)
+    addId(block.sum, 0, id, 1)
+    if (block.ids.length > BLOCK) {
+      const half = block.ids.length >> 1
+      this.blocks.splice(b, 1, this.block(block.ids.slice(0, half)), this.block(block.ids.slice(half)))
+    }
+    this.count++
+    this.counts = this.sums = undefined
+    return true
+  }
+
+  /** Removes an id; false when it was not there. */
+  delete(id: Id): boolean {
+    if (!this.blocks.length) return false
+    const b = this.blockOf(id)
+    const block = this.blocks[b]
+    const i = lowerBoundIn(block.ids, id)
+    if (i >= block.ids.length || compare(block.ids[i], id) !== 0) return false
+    block.ids.splice(i, 1)
+    addId(block.sum, 0, id, -1)
+    if (!block.ids.length) this.blocks.splice(b, 1)
+    this.count--
+    this.counts = this.sums = undefined
+    return true
+  }
+
+  has(id: Id): boolean {
+    if (!this.blocks.length) return false
+    const block = this.blocks[this.blockOf(id)]
+    const i = lowerBoundIn(block.ids, id)
+    return i < block.ids.length && compare(block.ids[i], id) === 0
+  }
+
+  private index(): { counts: Uint32Array; sums: Uint32Array } {
+    if (!this.counts || !this.sums) {
+      const n = this.blocks.length
+      const counts = new Uint32Array(n + 1)
+      const sums = new Uint32Array((n + 1) * LIMBS)
+      for (let b = 0; b < n; b++) {
+        counts[b + 1] = counts[b] + this.blocks[b].ids.length
+        let carry = 0
+        for (let l = 0; l < LIMBS; l++) {
+          const s = sums[b * LIMBS + l] + this.blocks[b].sum[l] + carry
+          sums[(b + 1) * LIMBS + l] = s >>> 0
+          carry = s > 0xffffffff ? 1 : 0
+        }
+      }
+      this.counts = counts
+      this.sums = sums
+    }
+    return { counts: this.counts, sums: this.sums }
+  }
+
+  /** the block holding index i (i < size), and i's offset in it */
+  private locate(i: number): [number, number] {
+    const { counts } = this.index()
+    let lo = 0
+    let hi = this.blocks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (counts[mid] <= i) lo = mid
+      else hi = mid - 1
+    }
+    return [lo, i - counts[lo]]
+  }
+
+  lowerBound(bound: Id | undefined): number {
+    if (bound === undefined || !this.blocks.length) return bound === undefined ? this.count : 0
+    const b = this.blockOf(bound)
+    return this.index().counts[b] + lowerBoundIn(this.blocks[b].ids, bound)
+  }
+
+  at(i: number): Id {
+    const [b, o] = this.locate(i)
+    return this.blocks[b].ids[o]
+  }
+
+  slice(from: number, to: number): Id[] {
+    const out: Id[] = []
+    if (from >= to) return out
+    let [b, o] = this.locate(from)
+    for (let n = to - from; n > 0 && b < this.blocks.length; b++, o = 0) {
+      const part = this.blocks[b].ids.slice(o, o + n)
+      out.push(...part)
+      n -= part.length
+    }
+    return out
+  }
+
+  /** the sum of ids [0, i) as limbs */
+  private sumTo(i: number): Uint32Array {
+    const acc = new Uint32Array(LIMBS)
+    if (i <= 0 || !this.blocks.length) return acc
+    const { sums } = this.index()
+    if (i >= this.count) {
+      acc.set(sums.subarray(this.blocks.length * LIMBS, (this.blocks.length + 1) * LIMBS))
+      return acc
+    }
+    const [b, o] = this.locate(i)
+    const ids = this.blocks[b].ids
+    // from whichever end of the block is nearer
+    if (o <= ids.length >> 1) {
+      acc.set(sums.subarray(b * LIMBS, (b + 1) * LIMBS))
+      for (let k = 0; k < o; k++) addId(acc, 0, ids[k], 1)
+    } else {
+      acc.set(sums.subarray((b + 1) * LIMBS, (b + 2) * LIMBS))
+      for (let k = o; k < ids.length; k++) addId(acc, 0, ids[k], -1)
+    }
+    return acc
+  }
+
+  fingerprint(from: number, to: number): Uint8Array {
+    return fingerprintOf(this.sumTo(to), 0, this.sumTo(from), 0, to - from)
   }
 }
 
@@ -109,7 +316,7 @@ export class Reconciler {
   private readonly maxIds: number
 
   constructor(
-    private readonly set: IdSet,
+    private readonly set: SortedIds,
     options: ReconcileOptions = {},
   ) {
     this.branching = options.branching ?? 16
@@ -124,12 +331,12 @@ export class Reconciler {
   /** Fingerprints of sub-ranges, or the ids themselves when the range is small. */
   private describe(from: number, to: number, upper: Id | undefined): Range[] {
     const count = to - from
-    if (count <= this.listThreshold) return [{ upper, mode: 'ids', ids: this.set.ids.slice(from, to) }]
+    if (count <= this.listThreshold) return [{ upper, mode: 'ids', ids: this.set.slice(from, to) }]
     const out: Range[] = []
     const per = Math.ceil(count / this.branching)
     for (let start = from; start < to; start += per) {
       const end = Math.min(to, start + per)
-      out.push({ upper: end === to ? upper : this.set.ids[end], mode: 'fingerprint', fingerprint: this.set.fingerprint(start, end) })
+      out.push({ upper: end === to ? upper : this.set.at(end), mode: 'fingerprint', fingerprint: this.set.fingerprint(start, end) })
     }
     return out
   }
@@ -159,7 +366,7 @@ export class Reconciler {
         }
       } else {
         const theirs = new Set(range.ids.map((id) => Buffer.from(id).toString('hex')))
-        const mine = this.set.ids.slice(lower, upperIndex)
+        const mine = this.set.slice(lower, upperIndex)
         const mineHex = new Set(mine.map((id) => Buffer.from(id).toString('hex')))
         for (const id of mine) if (!theirs.has(Buffer.from(id).toString('hex'))) have.push(id)
         for (const id of range.ids) if (!mineHex.has(Buffer.from(id).toString('hex'))) need.push(id)
