@@ -88,6 +88,9 @@ try {
   const fetched = /Need to get ([^ ]+ [kMG]?B)/.exec(a.output)?.[1] ?? '?'
   const newly = /(\d+) newly installed/.exec(a.output)?.[1] ?? '?'
   const used = /After this operation, ([^ ]+ [kMG]?B) of additional disk space/.exec(a.output)?.[1] ?? '?'
+  // package scripts' initramfs updates the build's shim skipped (plugins/pack/lib/builder/initramfs.ts), and initrds made anyway
+  const initramfs = `initramfs: ${(a.output.match(/update-initramfs \(form build\): [^\n]*skipped/g) ?? []).length} update(s) asked by package scripts skipped, ${(a.output.match(/update-initramfs: Generating/g) ?? []).length} initrd(s) generated`
+  console.log(initramfs)
   const rows = [`| \`INSTALL ${PACKAGE}\` (the step as written) | ${(installMs / 1000).toFixed(1)} | ${cpuS(a.cpu[installIndex])} |`]
   if (SPLIT) {
     const b = await build(split)
@@ -104,7 +107,7 @@ try {
     if (du) rows.push(`| (docs, man pages, locales left in the image: ${du}) | | |`)
   }
   const body = [
-    `One cold build per row on a fresh step cache (base cached), build VM under **${a.r.accel}** (2 vCPUs, 1 GiB). \`${PACKAGE}\` with its dependencies: ${newly} packages newly installed, ${fetched} downloaded, ${used} on disk. apt command: \`${APT_INSTALL}\`.`,
+    `One cold build per row on a fresh step cache (base cached), build VM under **${a.r.accel}** (2 vCPUs, 1 GiB). \`${PACKAGE}\` with its dependencies: ${newly} packages newly installed, ${fetched} downloaded, ${used} on disk. apt command: \`${APT_INSTALL}\`. In the INSTALL step, ${initramfs}.`,
     '',
     '| what | wall s | QEMU CPU s |',
     '|---|---|---|',

@@ -2,6 +2,7 @@ import type { Formfile, Step } from '../formfile/index.js'
 import { entrypointRunsNginx, envFileLines, knownServiceEnv } from '../formfile/index.js'
 import { BUILD_INIT } from './base.js'
 import { GUEST_AGENT_FILES, GUEST_AGENT_UNITS } from './guest-agent.js'
+import { DPKG_PATH_CONF, DPKG_PATH_CONF_TEXT, INITRAMFS_SHIM_DIR, INITRAMFS_SHIM_MARKER, INITRAMFS_SHIM_PATH } from './initramfs.js'
 import { BOOT_ACTION_LINE, BOOT_ACTIONS, SHIM_MARKER, SYSTEMCTL_SHIM_PATH } from './systemctl.js'
 
 /**
@@ -68,6 +69,10 @@ printf '#!/bin/sh\\n# written by the form builder for the duration of the build\
 chmod 755 /usr/sbin/policy-rc.d
 # and systemctl start/stop/restart/reload are recorded for the booted instance (see systemctl.ts)
 cp "$IN/systemctl" /${SYSTEMCTL_SHIM_PATH} && chmod 755 /${SYSTEMCTL_SHIM_PATH}
+# and a package script's request to rebuild the initramfs is skipped (minutes under TCG): apt runs
+# dpkg with its own PATH (DPkg::Path), where the shim's directory goes first (see initramfs.ts)
+mkdir -p /${INITRAMFS_SHIM_DIR} && cp "$IN/update-initramfs" /${INITRAMFS_SHIM_PATH} && chmod 755 /${INITRAMFS_SHIM_PATH}
+printf '%s' ${q(DPKG_PATH_CONF_TEXT)} > /${DPKG_PATH_CONF}
 # every process a step left behind ends, and what it wrote is on the disk, before the layer is taken
 settle() { kill -9 -1 2>/dev/null; sleep 0.1; sync; }
 # The image: the build's own filesystem, shrunk to its content. The agent leaves it for a tmpfs
@@ -315,6 +320,8 @@ export function finalizeScript(f: Formfile): string {
     `if [ -s /${BOOT_ACTIONS} ]; then units=$(grep -E ${q(BOOT_ACTION_LINE)} /${BOOT_ACTIONS} | cut -d ' ' -f 2 | sort -u | tr '\\n' ' '); ` +
       `mkdir -p /etc/systemd/system/form-boot-actions.service.d; printf '[Unit]\\nAfter=%s\\n' "$units" > /etc/systemd/system/form-boot-actions.service.d/after.conf; fi`,
     `if grep -qF ${q(SHIM_MARKER)} /${SYSTEMCTL_SHIM_PATH} 2>/dev/null; then rm -f /${SYSTEMCTL_SHIM_PATH}; fi`,
+    `if grep -qF ${q(INITRAMFS_SHIM_MARKER)} /${INITRAMFS_SHIM_PATH} 2>/dev/null; then rm -f /${INITRAMFS_SHIM_PATH}; rmdir /${INITRAMFS_SHIM_DIR} 2>/dev/null || true; fi`,
+    `if grep -qF ${q(DPKG_PATH_CONF_TEXT.split('\n')[0])} /${DPKG_PATH_CONF} 2>/dev/null; then rm -f /${DPKG_PATH_CONF}; fi`,
   )
   // the Formfile's ENTRYPOINT is nginx: the base's own nginx.service would take port 80 before it
   if (entrypointRunsNginx(f.entrypoint)) out.push('rm -f /etc/systemd/system/multi-user.target.wants/nginx.service')

@@ -9,12 +9,16 @@ import { describeStep, healthChecks, printFormfile, type Formfile, type Step } f
 import { AGENT, BOOT_DISK_BYTES, BOOT_INITRD_OFFSET, finalizeScript, planScript, stepScript } from './agent.js'
 import { baseKey, BUILD_DISK_GB, BUILD_INIT, prepareVmBase } from './base.js'
 import type { BaseProgress } from './base-progress.js'
+import { INITRAMFS_SHIM } from './initramfs.js'
 import { buildNetwork, type BuildNetwork } from './net.js'
 import { SYSTEMCTL_SHIM } from './systemctl.js'
 import { BuildVm, buildAccel } from './vm.js'
 
-/** Bumped when the way steps are applied changes, so old cache entries are not replayed. */
-const BUILDER_VERSION = 2
+/**
+ * Bumped when the way steps are applied changes, so old cache entries are not replayed. 3: layers
+ * hold the build's update-initramfs shim, which only a builder that knows it removes from the image.
+ */
+const BUILDER_VERSION = 3
 
 export type BuildPhase = 'base' | 'steps' | 'finalize' | 'image'
 
@@ -287,6 +291,7 @@ async function withNetwork(o: BuildOptions, s: Omit<RunState, 'net' | 'input'>, 
   await mkdir(join(input, 'x'), { recursive: true })
   await writeFile(join(input, 'x', 'agent.sh'), AGENT)
   await writeFile(join(input, 'x', 'systemctl'), SYSTEMCTL_SHIM)
+  await writeFile(join(input, 'x', 'update-initramfs'), INITRAMFS_SHIM)
   for (let i = s.replayable; i < s.f.steps.length; i++) await writeFile(join(input, 'x', `step-${i}.sh`), stepScript(i, s.f, workdirs[i]))
   await writeFile(join(input, 'x', 'finalize.sh'), finalizeScript(s.f))
   const net = await buildNetwork({ workDir: o.workDir, allowCidrs: o.allowCidrs ?? [] })
