@@ -31,7 +31,7 @@ After=compose-web.service
 Before=form-ready.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo BENCH-NET-BEGIN; ip -4 -o addr; ip -4 route; iptables -S FORWARD; iptables -t nat -S POSTROUTING; docker ps -a --format "{{.Names}} {{.Image}} {{.Status}}"; docker images; journalctl -u compose-web --no-pager | tail -n 25; echo BENCH-NET-END'
+ExecStart=/bin/sh -c 'echo BENCH-NET-BEGIN; ip -4 -o addr; ip -4 route; iptables -S FORWARD; iptables -t nat -S POSTROUTING; docker ps -a --format "{{.Names}} {{.Image}} {{.Status}}"; docker images; journalctl -u compose-web --no-pager | tail -n 25; journalctl -u docker --no-pager | grep -iE "error|fail|warn" | tail -n 15; uname -r; ls /lib/modules; lsmod | grep -E "veth|overlay|bridge|nf_nat"; echo BENCH-NET-END'
 StandardOutput=journal+console
 [Install]
 WantedBy=multi-user.target

@@ -16,7 +16,7 @@ t.test('built-in plugins: --version, --help and plugin list work on an empty mac
   const list = await form(fe, ['plugin', 'list', '--json'])
   t.equal(list.code, 0, list.stderr)
   const names = JSON.parse(list.stdout).plugins.map((p: { name: string }) => p.name)
-  t.same(names.sort(), ['core', 'kit', 'manage', 'net', 'node', 'pack', 'state'])
+  t.same(names.sort(), ['core', 'instances', 'kit', 'manage', 'net', 'node', 'pack', 'state'])
 })
 
 t.test('the template plugin installs with `form plugin add`, adds a command and a node service', async (t) => {
