@@ -1,5 +1,5 @@
 // The seed's promise that a Formfile INSTALLing docker and starting a compose project at boot works:
-// bench/compose-web (meant for templates/formfiles/docker-compose) built on a fresh step cache (base cached) and booted under
+// templates/formfiles/docker-compose built on a fresh step cache (base cached) and booted under
 // QEMU, the way tests/pack/seed-nginx.test.ts does the nginx examples, until the compose service
 // answers on port 8080. Not a test in the suite: under TCG the build alone takes longer than the
 // suite can spend (docker.io, containerd and docker-compose's Python unpacked in an emulated CPU).
@@ -19,8 +19,8 @@ import { bootImage, httpGet, packDirectory } from '../tests/helpers/builder.js'
 import { CACHE } from '../tests/helpers/guest-image.js'
 import { benchScope, recordResults } from './results.js'
 
-// a template for templates/formfiles once its compose service answers (see bench/RESULTS.md)
-const TEMPLATE = join(import.meta.dirname, 'compose-web')
+// the template `form pack init --template docker-compose` writes
+const TEMPLATE = join(import.meta.dirname, '..', 'templates', 'formfiles', 'docker-compose')
 const EXPECTED = readFileSync(join(TEMPLATE, 'compose', 'web', 'www', 'index.html'), 'utf8')
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchKeyBenchKeyBenchKeyBenchKeyBenchKey00 dev@bench'
 // Not part of the template: what the instance's network looks like once docker runs (issue 20: the
@@ -104,7 +104,7 @@ try {
   failed = answer !== EXPECTED || shimLeft
   console.log(`\nanswer: ${JSON.stringify(answer)}\nnet:${net}`)
   const body = [
-    `bench/compose-web (plus a unit printing the guest's network), one cold build on a fresh step cache (base cached), build VM under **${r.accel}** (2 vCPUs, 1 GiB); then booted like tests/pack/seed-nginx.test.ts (QEMU TCG, 1 vCPU, 1 GiB, user network, port 8080 forwarded).`,
+    `templates/formfiles/docker-compose (plus a unit printing the guest's network), one cold build on a fresh step cache (base cached), build VM under **${r.accel}** (2 vCPUs, 1 GiB); then booted like tests/pack/seed-nginx.test.ts (QEMU TCG, 1 vCPU, 1 GiB, user network, port 8080 forwarded).`,
     '',
     '| what | s |',
     '|---|---|',

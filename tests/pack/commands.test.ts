@@ -9,7 +9,7 @@ t.test('pack init writes each template, which then validates and dry-runs', asyn
   const fe = await makeEnv(t)
   const keyFile = join(fe.dir, 'id.pub')
   await writeFile(keyFile, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ada@example\n')
-  for (const template of ['static-nginx', 'python-web', 'node-web', 'hello-web']) {
+  for (const template of ['static-nginx', 'python-web', 'node-web', 'hello-web', 'docker-compose']) {
     const dir = join(fe.dir, template)
     const init = await form(fe, ['pack', 'init', '--template', template, '--dir', dir, '--ssh-key', keyFile, '--json'])
     t.equal(init.code, 0, init.stderr)
@@ -31,7 +31,7 @@ t.test('pack init writes each template, which then validates and dry-runs', asyn
   t.match(again.stderr, /--force/)
   t.equal((await form(fe, ['pack', 'init', '--template', 'node-web', '--dir', join(fe.dir, 'node-web'), '--force'])).code, 0)
   const unknown = await form(fe, ['pack', 'init', '--template', 'rails'])
-  t.match(unknown.stderr, /no template "rails"[\s\S]*hello-web, node-web, python-web, static-nginx/)
+  t.match(unknown.stderr, /no template "rails"[\s\S]*docker-compose, hello-web, node-web, python-web, static-nginx/)
 })
 
 t.test('pack validate prints compiler-style diagnostics for every error and exits 1', async (t) => {

@@ -10,7 +10,7 @@ export class PackInitCommand extends FormCommand {
   static override usage = Command.Usage({
     category: 'Pack',
     description: 'Write a Formfile (and sample files) from a template',
-    details: 'Templates: static-nginx (a static site served by nginx), python-web (a Python HTTP app), node-web (a Node.js HTTP app). The USER gets your SSH public key (`--ssh-key`, else ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub). Existing files are never overwritten without `--force`.',
+    details: 'Templates: static-nginx (a static site served by nginx), python-web (a Python HTTP app), node-web (a Node.js HTTP app), hello-web (a Perl HTTP page that installs nothing), docker-compose (docker and a compose project started at boot; a slow build: docker.io is large). The USER gets your SSH public key (`--ssh-key`, else ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub). Existing files are never overwritten without `--force`.',
     examples: [
       ['A static site in the current directory', '$0 pack init'],
       ['A Python app in ./api with a given key', '$0 pack init --template python-web --dir api --ssh-key ~/.ssh/work.pub'],
