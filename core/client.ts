@@ -1,6 +1,8 @@
 import got, { RequestError, HTTPError, type Got } from 'got'
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
 import { createInterface } from 'node:readline'
 import { FormError } from './errors.js'
 
@@ -33,6 +35,14 @@ export interface NodeClient {
   /** a streaming route's newline-delimited JSON, one parsed value per item */
   stream<T = any>(path: string, signal?: AbortSignal): AsyncIterable<T>
 }
+
+/**
+ * A connection per request. With Node's default keep-alive agent a request can go out on an idle socket
+ * the node's server is closing just then (it closes idle ones after 5 s; the agent gives them up 1 s
+ * earlier, unless its event loop is late): the request fails with EPIPE or ECONNRESET, as seen under load.
+ * A connect on the Unix socket or loopback costs far less than the request.
+ */
+const agent = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) }
 
 const NOT_RUNNING = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT'])
 
@@ -70,6 +80,7 @@ export function createClient(options: ClientOptions): NodeClient {
   const prefixUrl = options.socket ? `http://unix:${options.socket}:` : options.url!.replace(/\/$/, '')
   const http: Got = got.extend({
     enableUnixSockets: Boolean(options.socket),
+    agent,
     retry: { limit: 0 },
     timeout: { request: options.timeoutMs ?? 30_000 },
     throwHttpErrors: true,
