@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -11,9 +11,10 @@ import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestK
 import { markUsed } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
 import { BuilderCache } from './builder/cache.js'
+import { BuilderFiles, REQUEST, type StoredRequest } from './builder/files.js'
 import { liveImages as liveImagesOf } from '../lib/live-images.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
-import { ADDRESS, HEX64 } from '../../../core/patterns.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 interface Job {
   owner: string
@@ -25,17 +26,6 @@ interface Job {
   status: BuildStatus
 }
 
-/** A build request as its owner made it on this node: kept in requests/<owner>/<request>.json, never replicated. */
-interface StoredRequest {
-  build: string
-  name: string
-  context: string
-  formfile: string
-  lines?: number[]
-  createdAt: number
-}
-
-const REQUEST = /^[0-9a-f]{16}$/
 /** what a failed build's private record keeps of the step's output */
 const MAX_FAILURE_OUTPUT = 64 * 1024
 /** the longest a log read waits for more (it holds a request and a watch that long) */
@@ -54,22 +44,6 @@ async function builderUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
-/** Kills the build VMs (QEMU with `-name form-build`, see lib/builder/vm.ts) still running in `workDir` after a crash. */
-async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Promise<void> {
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue
-    const args = (await readFile(`/proc/${pid}/cmdline`).catch(() => Buffer.alloc(0))).toString().split('\0')
-    if (args.includes('form-build') && args.some((a) => a.startsWith(`${workDir}/`))) {
-      log.warn('stopping a build command left by an earlier run of the node', { pid: Number(pid) })
-      try {
-        process.kill(Number(pid), 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
 /**
  * The image builder (service `builder`): accepts uploaded contexts and Formfiles from their
  * owners, builds the requests in state (`builds/<owner>/<build>`) that name this node, one queue,
@@ -82,29 +56,8 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
   const log = ctx.log
   const me = state.address
   const root = join(ctx.paths.dataDir, 'builder')
-  // everything an owner sent or a build made is kept under that owner's address: contexts/<owner>/,
-  // requests/<owner>/, logs/<owner>/, so no lookup by a public id can reach another wallet's files
-  const dirs = {
-    contexts: join(root, 'contexts'),
-    uploads: join(root, 'incoming'),
-    requests: join(root, 'requests'),
-    work: join(root, 'work'),
-    logs: join(root, 'logs'),
-    // images/<manifest hash>/: hard links to the image's blobs, so the cache sees (and evicts) what they hold
-    images: join(root, 'images'),
-    cache: join(ctx.paths.cacheDir, 'builder'),
-  }
-  for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
-  // an upload the node was killed in the middle of
-  for (const name of await readdir(dirs.uploads)) await rm(join(dirs.uploads, name), { force: true })
-  // contexts and Formfiles kept by id alone (before they were kept per owner) can be no one's: they go
-  for (const name of await readdir(dirs.contexts)) if (!ADDRESS.test(name)) await rm(join(dirs.contexts, name), { recursive: true, force: true })
-  // A build the node was killed in: its build VM dies with the node's pipe (lib/builder/vm.ts), or is
-  // stopped here; nothing of it is mounted on the host, so its work directory just goes.
-  await killOrphanBuilds(dirs.work, log)
-  // and the network namespaces and NAT rules of those build VMs (see lib/builder/net.ts)
-  if (config.builder !== 'off') await (await import('../lib/builder/net.js')).removeStaleBuildNetworks(dirs.work).catch(() => {})
-  for (const name of await readdir(dirs.work)) await rm(join(dirs.work, name), { recursive: true, force: true })
+  const files = await BuilderFiles.open(root, join(ctx.paths.cacheDir, 'builder'), config.builder !== 'off', log)
+  const { dirs, ownerDir, contextFile, requestFile, logFile, failureFile, workDir, ownRequest } = files
 
   const unavailable = config.builder === 'off' ? 'the builder is off ([pack] builder = "off")' : await builderUnavailable()
   if (unavailable) log.warn('this node does not build images', { reason: unavailable })
@@ -120,26 +73,6 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
     // in order, so a slow write never lands after a newer one
     writing = writing.then(() => state.put('builds', statusKey(job.owner, job.build, me), snapshot).then(() => undefined)).catch((error: Error) => log.warn('could not write a build status', { error: error.message }))
     return writing
-  }
-
-  const ownerDir = (base: string, owner: string) => {
-    if (!ADDRESS.test(owner)) throw new FormError('BUILD_BAD_REQUEST', `"${owner}" is not a wallet address`, { httpStatus: 400 })
-    return join(base, owner)
-  }
-  const contextFile = (owner: string, context: string) => join(ownerDir(dirs.contexts, owner), `${context}.tar.gz`)
-  const requestFile = (owner: string, request: string) => join(ownerDir(dirs.requests, owner), `${request}.json`)
-  const logFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.log`)
-  const failureFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.failure.json`)
-  // per owner and request: another wallet naming my request id never shares my work directory
-  const workDir = (owner: string, request: string) => join(dirs.work, createHash('sha256').update(`${owner}/${request}`).digest('hex').slice(0, 16))
-
-  /** The request `req` names, if its owner made it here for this build from a context they uploaded; else why not. */
-  const ownRequest = async (owner: string, build: string, req: BuildRequest): Promise<StoredRequest | BuildFailure> => {
-    const stored = REQUEST.test(req.request) ? await readFile(requestFile(owner, req.request), 'utf8').then((t) => JSON.parse(t) as StoredRequest).catch(() => undefined) : undefined
-    if (!stored) return publicFailure('BUILD_UNKNOWN_REQUEST', `this node holds no build request ${req.request} made by ${owner}; request ids are given by the builder to the wallet that asks`)
-    if (stored.build !== build || stored.context !== req.context) return publicFailure('BUILD_REQUEST_MISMATCH', `build request ${req.request} was made for another build or context than the record names`)
-    if (!existsSync(contextFile(owner, stored.context))) return publicFailure('BUILD_NO_CONTEXT', `context ${stored.context} uploaded by ${owner} is no longer on this node`)
-    return stored
   }
 
   // --- the cache: contexts, stored requests and the builder's own cache, evicted least recently used
