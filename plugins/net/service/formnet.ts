@@ -51,8 +51,8 @@ export async function startFormnet(ctx: ServiceContext<NetConfig, 'state'>): Pro
   const claim = () => claimSubnet({ state, me, config, bounds, readView, hostNetworks, log })
 
   const endpoint = config.formnet_endpoint || defaultEndpoint(config)
-  const publishRecord = (): Promise<void> => state.updateNodeRecord({ formnet: { publicKey: keys.publicKey, endpoint, subnet: reconciler.subnet, address: reconciler.address() } })
   let device: WireGuardDevice | undefined
+  const publishRecord = (subnet: string, address: string): Promise<void> => state.updateNodeRecord({ formnet: { publicKey: keys.publicKey, endpoint, subnet, address } })
   const reconciler = new FormnetReconciler({ state, me, config, bounds, readView, hostNetworks, claim, publishRecord, device: () => device, health: ctx.health, signal: ctx.signal, log }, await claim())
   const opened = await openFormnetDevice({
     config,
@@ -64,7 +64,7 @@ export async function startFormnet(ctx: ServiceContext<NetConfig, 'state'>): Pro
   })
   device = opened.device
   const disabledReason = opened.disabledReason
-  await publishRecord()
+  await publishRecord(reconciler.subnet, reconciler.address())
   await reconciler.request()
 
   const watchers = new AbortController()

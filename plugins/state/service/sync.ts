@@ -87,7 +87,7 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   // loaded now, not at the first round: until then every batch from a peer costs two store reads to tell copies
   void store.idSet().catch((error: Error) => log.warn('could not read the operation hashes; anti-entropy will retry', { error: error.message }))
   await p2p.handle(SYNC_PROTOCOL, (stream, peer) => scheduler.inbound(stream, peer.toString()), { maxInboundStreams: 2 })
-  p2p.onPeer((peer, event) => {
+  const offPeer = p2p.onPeer((peer, event) => {
     if (event === 'connect') scheduler.connected(peer.toString())
   })
   scheduler.start()
@@ -96,6 +96,7 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   return {
     info: () => ({ peers: p2p.connectedPeers().length, receivedOps: stats.receivedOps, deliveredOps: stats.deliveredOps, duplicateOps: stats.duplicateOps, heartbeatsFresh: stats.heartbeatsFresh, rejectedOps: stats.rejectedOps, malformedFrames: stats.malformedFrames, bans: stats.bans }),
     stop: async () => {
+      offPeer()
       scheduler.stop()
       announcements.stop()
       unsubscribe()

@@ -20,8 +20,8 @@ export interface ReconcilerDeps {
   hostNetworks(): Promise<HostNetwork[]>
   /** claims a subnet anew (this node lost the one it held) */
   claim(): Promise<string>
-  /** publishes this node's formnet record (key, endpoint, subnet, address) */
-  publishRecord(): Promise<void>
+  /** writes this node's formnet record for the subnet it holds now */
+  publishRecord(subnet: string, address: string): Promise<void>
   /** the WireGuard device, while formnet runs */
   device(): WireGuardDevice | undefined
   health: Pick<ServiceHealth, 'degraded' | 'recovered'>
@@ -95,7 +95,7 @@ export class FormnetReconciler {
       // a concurrent earlier claim took our subnet: claim another and move to it
       this.subnet = held ?? (await this.deps.claim())
       log.warn('this node moved to another formnet subnet', { subnet: this.subnet })
-      await this.deps.publishRecord()
+      await this.deps.publishRecord(this.subnet, this.address())
       const moving = this.deps.device()
       if (moving) await this.ip.setAddress(moving.name, `${this.address()}/32`, FORMNET_MTU)
     }
