@@ -1,19 +1,20 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync } from 'node:fs'
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { FormError, isFormError } from '../../../core/errors.js'
 import { fileGrowth } from '../../../core/files.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import type { StateRecord } from '../../state/index.js'
 import type { PackConfig } from '../index.js'
 import { FINAL_STATES, parseBuildKey, parseBuildRequest, publicFailure, requestKey, statusKey, type BuildFailure, type BuildRequest, type BuildStatus, type PrivateFailure } from '../lib/builds.js'
-import { cacheFilesInUse } from '../lib/builder/build.js'
-import { evict, markUsed, scanCache, summarize, type CacheItem, type CacheRoot, type CacheSummary, type EvictResult } from '../lib/cache.js'
+import { markUsed } from '../lib/cache.js'
 import { verifyContextArchive } from '../lib/context-archive.js'
-import { imageBlobs as imageBlobsOf, liveImages as liveImagesOf } from '../lib/live-images.js'
+import { BuilderCache } from './builder/cache.js'
+import { BuilderFiles, REQUEST, type StoredRequest } from './builder/files.js'
+import { liveImages as liveImagesOf } from '../lib/live-images.js'
 import { buildId, parseFormfile } from '../lib/formfile/index.js'
-import { ADDRESS, HEX64 } from '../../../core/patterns.js'
+import { HEX64 } from '../../../core/patterns.js'
 
 interface Job {
   owner: string
@@ -25,17 +26,6 @@ interface Job {
   status: BuildStatus
 }
 
-/** A build request as its owner made it on this node: kept in requests/<owner>/<request>.json, never replicated. */
-interface StoredRequest {
-  build: string
-  name: string
-  context: string
-  formfile: string
-  lines?: number[]
-  createdAt: number
-}
-
-const REQUEST = /^[0-9a-f]{16}$/
 /** what a failed build's private record keeps of the step's output */
 const MAX_FAILURE_OUTPUT = 64 * 1024
 /** the longest a log read waits for more (it holds a request and a watch that long) */
@@ -54,22 +44,6 @@ async function builderUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
-/** Kills the build VMs (QEMU with `-name form-build`, see lib/builder/vm.ts) still running in `workDir` after a crash. */
-async function killOrphanBuilds(workDir: string, log: ServiceContext['log']): Promise<void> {
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue
-    const args = (await readFile(`/proc/${pid}/cmdline`).catch(() => Buffer.alloc(0))).toString().split('\0')
-    if (args.includes('form-build') && args.some((a) => a.startsWith(`${workDir}/`))) {
-      log.warn('stopping a build command left by an earlier run of the node', { pid: Number(pid) })
-      try {
-        process.kill(Number(pid), 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
 /**
  * The image builder (service `builder`): accepts uploaded contexts and Formfiles from their
  * owners, builds the requests in state (`builds/<owner>/<build>`) that name this node, one queue,
@@ -82,29 +56,8 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
   const log = ctx.log
   const me = state.address
   const root = join(ctx.paths.dataDir, 'builder')
-  // everything an owner sent or a build made is kept under that owner's address: contexts/<owner>/,
-  // requests/<owner>/, logs/<owner>/, so no lookup by a public id can reach another wallet's files
-  const dirs = {
-    contexts: join(root, 'contexts'),
-    uploads: join(root, 'incoming'),
-    requests: join(root, 'requests'),
-    work: join(root, 'work'),
-    logs: join(root, 'logs'),
-    // images/<manifest hash>/: hard links to the image's blobs, so the cache sees (and evicts) what they hold
-    images: join(root, 'images'),
-    cache: join(ctx.paths.cacheDir, 'builder'),
-  }
-  for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
-  // an upload the node was killed in the middle of
-  for (const name of await readdir(dirs.uploads)) await rm(join(dirs.uploads, name), { force: true })
-  // contexts and Formfiles kept by id alone (before they were kept per owner) can be no one's: they go
-  for (const name of await readdir(dirs.contexts)) if (!ADDRESS.test(name)) await rm(join(dirs.contexts, name), { recursive: true, force: true })
-  // A build the node was killed in: its build VM dies with the node's pipe (lib/builder/vm.ts), or is
-  // stopped here; nothing of it is mounted on the host, so its work directory just goes.
-  await killOrphanBuilds(dirs.work, log)
-  // and the network namespaces and NAT rules of those build VMs (see lib/builder/net.ts)
-  if (config.builder !== 'off') await (await import('../lib/builder/net.js')).removeStaleBuildNetworks(dirs.work).catch(() => {})
-  for (const name of await readdir(dirs.work)) await rm(join(dirs.work, name), { recursive: true, force: true })
+  const files = await BuilderFiles.open(root, join(ctx.paths.cacheDir, 'builder'), config.builder !== 'off', log)
+  const { dirs, ownerDir, contextFile, requestFile, logFile, failureFile, workDir, ownRequest } = files
 
   const unavailable = config.builder === 'off' ? 'the builder is off ([pack] builder = "off")' : await builderUnavailable()
   if (unavailable) log.warn('this node does not build images', { reason: unavailable })
@@ -122,83 +75,21 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
     return writing
   }
 
-  const ownerDir = (base: string, owner: string) => {
-    if (!ADDRESS.test(owner)) throw new FormError('BUILD_BAD_REQUEST', `"${owner}" is not a wallet address`, { httpStatus: 400 })
-    return join(base, owner)
-  }
-  const contextFile = (owner: string, context: string) => join(ownerDir(dirs.contexts, owner), `${context}.tar.gz`)
-  const requestFile = (owner: string, request: string) => join(ownerDir(dirs.requests, owner), `${request}.json`)
-  const logFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.log`)
-  const failureFile = (owner: string, build: string, request: string) => join(ownerDir(dirs.logs, owner), build, `${request}.failure.json`)
-  // per owner and request: another wallet naming my request id never shares my work directory
-  const workDir = (owner: string, request: string) => join(dirs.work, createHash('sha256').update(`${owner}/${request}`).digest('hex').slice(0, 16))
-
-  /** The request `req` names, if its owner made it here for this build from a context they uploaded; else why not. */
-  const ownRequest = async (owner: string, build: string, req: BuildRequest): Promise<StoredRequest | BuildFailure> => {
-    const stored = REQUEST.test(req.request) ? await readFile(requestFile(owner, req.request), 'utf8').then((t) => JSON.parse(t) as StoredRequest).catch(() => undefined) : undefined
-    if (!stored) return publicFailure('BUILD_UNKNOWN_REQUEST', `this node holds no build request ${req.request} made by ${owner}; request ids are given by the builder to the wallet that asks`)
-    if (stored.build !== build || stored.context !== req.context) return publicFailure('BUILD_REQUEST_MISMATCH', `build request ${req.request} was made for another build or context than the record names`)
-    if (!existsSync(contextFile(owner, stored.context))) return publicFailure('BUILD_NO_CONTEXT', `context ${stored.context} uploaded by ${owner} is no longer on this node`)
-    return stored
-  }
-
   // --- the cache: contexts, stored requests and the builder's own cache, evicted least recently used
-  const cacheMax = Math.round(config.cache_max_gb * 2 ** 30)
-  const cacheRoots = async (): Promise<CacheRoot[]> => {
-    const roots: CacheRoot[] = []
-    for (const owner of await readdir(dirs.contexts).catch(() => [] as string[])) roots.push({ dir: join(dirs.contexts, owner), kind: 'contexts' })
-    for (const owner of await readdir(dirs.requests).catch(() => [] as string[])) roots.push({ dir: join(dirs.requests, owner), kind: 'requests' })
-    roots.push({ dir: dirs.images, kind: 'images' })
-    // the builder's cache is opaque here: each of its directories is a kind (base, layers, images, ...)
-    for (const kind of await readdir(dirs.cache, { withFileTypes: true }).catch(() => [])) if (kind.isDirectory()) roots.push({ dir: join(dirs.cache, kind.name), kind: kind.name })
-    return roots
-  }
-  /** A queued or running build holds its context and request; a running build holds its base and layer chain, and what it writes now. */
-  const inUse = (item: CacheItem, keepKinds: string[] = [], liveImages = new Set<string>()): boolean => {
-    if (keepKinds.includes(item.kind)) return true
-    if (item.kind === 'images') return liveImages.has(basename(item.path))
-    const jobs = [...running.values(), ...queue]
-    if (item.kind === 'contexts') return jobs.some((j) => contextFile(j.owner, j.stored.context) === item.path)
-    // a request is written a moment before its owner's state record names it
-    if (item.kind === 'requests') return item.usedAt > Date.now() - 3600_000 || jobs.some((j) => requestFile(j.owner, j.req.request) === item.path)
-    // a layer being written is not held yet; anything touched in the last 15 minutes may be it
-    return running.size > 0 && (cacheFilesInUse().has(item.path) || item.usedAt > Date.now() - 15 * 60_000)
-  }
-  let cacheSummary: CacheSummary = { bytes: 0, items: 0, kinds: {} }
-  let evicting: Promise<unknown> = Promise.resolve()
-  /** Evicts down to `maxBytes` (one eviction at a time), and keeps the summary `form node status` shows. */
-  const trim = (maxBytes: number, keepKinds: string[] = []): Promise<EvictResult> => {
-    const next = evicting.then(async () => {
-      const live = await liveImages()
-      const result = await evict(await cacheRoots(), maxBytes, (item) => inUse(item, keepKinds, live.images))
-      for (const item of result.removed) if (item.kind === 'images') await dropImageBlobs(basename(item.path), live.blobs)
-      cacheSummary = result.after
-      if (result.removed.length) log.info('evicted from the builder cache', { freed: result.freed, items: result.removed.length, limit: maxBytes })
-      return result
-    })
-    evicting = next.catch((error: Error) => log.warn('could not evict from the builder cache', { error: error.message }))
-    return next
-  }
-  cacheSummary = summarize(await scanCache(await cacheRoots()))
-
-  const imageBlobs = (image: string) => imageBlobsOf(p2p.blobs, image)
-  const liveImages = () => liveImagesOf(state, p2p.blobs, me)
-  /** Removes the blobs of an evicted image that no kept image links and no live image uses. */
-  const dropImageBlobs = async (image: string, keep: Set<string>) => {
-    for (const hash of await imageBlobs(image)) {
-      const path = p2p.blobs.path(hash)
-      const links = await stat(path).then((st) => st.nlink, () => 0)
-      // 1: the blob store alone holds it (no other image directory links it)
-      if (links === 1 && !keep.has(hash)) await rm(path, { force: true })
-    }
-  }
-  /** Links a built image's blobs under images/<image>/ (or marks it used again when it was reused). */
-  const keepImage = async (image: string) => {
-    const dir = join(dirs.images, image)
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    for (const hash of await imageBlobs(image)) await link(p2p.blobs.path(hash), join(dir, hash)).catch(() => {})
-    await markUsed(dir)
-  }
+  const jobs = () => [...running.values(), ...queue]
+  const cache = new BuilderCache(
+    dirs,
+    Math.round(config.cache_max_gb * 2 ** 30),
+    {
+      running: () => running.size,
+      context: (path) => jobs().some((j) => contextFile(j.owner, j.stored.context) === path),
+      request: (path) => jobs().some((j) => requestFile(j.owner, j.req.request) === path),
+    },
+    p2p.blobs,
+    () => liveImagesOf(state, p2p.blobs, me),
+    log,
+  )
+  await cache.refresh()
 
   const pump = () => {
     while (!unavailable && running.size < config.builder_concurrency && queue.length) {
@@ -207,7 +98,7 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
       void run(job).finally(() => {
         running.delete(requestKey(job.owner, job.build))
         pump()
-        if (!running.size) void trim(cacheMax).catch(() => {})
+        if (!running.size) void cache.trim(cache.maxBytes).catch(() => {})
       })
     }
   }
@@ -265,7 +156,7 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
       const users = (m.users ?? []).map((u) => (u as { username?: unknown }).username).filter((u): u is string => typeof u === 'string')
       await writeStatus(job, { state: 'built', image: result.image, reused: result.reused, resources: m.resources, users, expose: m.expose ?? [], phase: undefined, current: undefined, finishedAt: Date.now() })
       log.info('built an image', { owner: job.owner, build: job.build, image: result.image, ms: Date.now() - started })
-      await keepImage(result.image).catch((error: Error) => log.warn('could not record the image in the builder cache', { image: result.image, error: error.message }))
+      await cache.keepImage(result.image).catch((error: Error) => log.warn('could not record the image in the builder cache', { image: result.image, error: error.message }))
       // announce the image and its parts so the nodes that will run it can fetch them
       for (const hash of [result.image, result.manifest.kernel.sha256, result.manifest.initrd?.sha256, result.manifest.disk.sha256]) {
         if (hash) void p2p.provide(hash).catch((error: Error) => log.debug('could not announce a blob yet', { hash, error: error.message }))
@@ -344,7 +235,7 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
   // requests made while the node was down, or interrupted by its stop, build now
   for (const r of await state.all('builds')) await consider(r).catch((error: Error) => log.warn('could not take a build request', { key: r.key, error: error.message }))
   // with the requests that wait queued (they hold their contexts), the cache goes back under its limit
-  void trim(cacheMax).catch(() => {})
+  void cache.trim(cache.maxBytes).catch(() => {})
   ctx.health.loop('watch of builds', async () => {
     for await (const change of state.watch('builds', '', stopping.signal)) await consider(change).catch((error: Error) => log.warn('could not take a build request', { key: change.key, error: error.message }))
   })
@@ -385,7 +276,7 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
       const target = contextFile(req.caller!, upload.sha256)
       await mkdir(join(target, '..'), { recursive: true, mode: 0o700 })
       await rename(upload.file, target)
-      void trim(cacheMax).catch(() => {})
+      void cache.trim(cache.maxBytes).catch(() => {})
       return { context: upload.sha256, size: upload.size }
     },
     { auth: 'signed', uploadDir: dirs.uploads, maxBody: config.max_context_mb * 2 ** 20 },
@@ -489,8 +380,8 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
     '/prune',
     async (req) => {
       const body = req.json<{ all?: unknown }>() ?? {}
-      const before = summarize(await scanCache(await cacheRoots()))
-      const r = await trim(0, body.all === true ? [] : ['base'])
+      const before = await cache.scan()
+      const r = await cache.trim(0, body.all === true ? [] : ['base'])
       const removed: Record<string, { items: number; bytes: number }> = {}
       for (const i of r.removed) {
         const k = (removed[i.kind] ??= { items: 0, bytes: 0 })
@@ -505,7 +396,7 @@ export async function startBuilder(ctx: ServiceContext<PackConfig, 'state' | 'p2
 
   return {
     handle: undefined,
-    info: () => ({ queued: queue.length, running: running.size, ...(unavailable ? { unavailable } : {}), cache: { ...cacheSummary, maxBytes: cacheMax } }),
+    info: () => ({ queued: queue.length, running: running.size, ...(unavailable ? { unavailable } : {}), cache: { ...cache.current, maxBytes: cache.maxBytes } }),
     stop: async () => {
       stopping.abort()
       for (const j of running.values()) j.abort.abort(new FormError('BUILD_INTERRUPTED', 'the node is stopping'))

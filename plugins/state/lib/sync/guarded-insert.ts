@@ -8,7 +8,7 @@ const causedByInput = (error: unknown) => error instanceof RangeError || error i
  * of being rejected) costs only itself: the batch is retried one operation at a time, and the ones
  * that throw are counted as rejected (OP_MALFORMED), so an honest batch is never dropped with it.
  */
-export async function insertGuarded(store: StateStore, ops: unknown[], source: string): Promise<InsertResult> {
+export async function insertGuarded(store: Pick<StateStore, 'insert'>, ops: unknown[], source: string): Promise<InsertResult> {
   try {
     return await store.insert(ops, source)
   } catch (error) {
