@@ -40,4 +40,4 @@ export type { Formfile, Step } from './lib/formfile/index.js'
 /** Reading a build's record (`form manage ssh` finds the image's user there). */
 export const loadBuildRecords = () => import('./lib/follow.js')
 /** Reading a Formfile as `form pack build` does (`form manage get-ip` computes its build id). */
-export const loadFormfiles = () => import('./commands/shared.js')
+export const loadFormfiles = () => import('./commands/run/shared.js')

@@ -1,36 +1,12 @@
 import t from 'tap'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { ROOT } from '../helpers/form.js'
+import { specifiers, stripComments, tsFiles } from '../helpers/imports.js'
 
 // A plugin reaches another plugin only through its public face (plugins/<name>/index.ts), so a plugin's
 // files can move without breaking its neighbours; the core imports no plugin at all, so a third-party
 // plugin sees the same core the built-ins do (the composition of built-ins lives in app/).
-
-/** Every .ts file under `dir`, relative to ROOT. */
-function tsFiles(dir: string): string[] {
-  return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
-    .map((e) => relative(ROOT, join(e.parentPath, e.name)).split(sep).join('/'))
-    .sort()
-}
-
-/** The source without comments, so that an example in a doc comment is not taken for an import. */
-function stripComments(source: string): string {
-  // keeps strings (a URL's `//` is not a comment); template literals hold no import specifiers we care about
-  return source.replace(/('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")|\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, (m, str: string | undefined) => str ?? ' ')
-}
-
-/** Every module specifier a file names: static imports (also over several lines), re-exports, side-effect and dynamic imports. */
-export function specifiers(source: string): string[] {
-  const code = stripComments(source)
-  const patterns = [
-    /\b(?:import|export)\s+(?:type\s+)?[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*\(\s*['"]([^'"]+)['"]\s*[,)]/g,
-  ]
-  return patterns.flatMap((re) => [...code.matchAll(re)].map((m) => m[1]))
-}
 
 /** Why `from` may not import `target` (both relative to ROOT), or undefined when it may. */
 function violation(from: string, target: string): string | undefined {

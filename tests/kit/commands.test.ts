@@ -6,7 +6,7 @@ import { Cli } from 'clipanion'
 import { form, makeEnv, type Result } from '../helpers/form.js'
 import { KitInitCommand } from '../../plugins/kit/commands/init.js'
 import { KitShowCommand } from '../../plugins/kit/commands/show.js'
-import { promptHooks } from '../../plugins/kit/commands/prompt.js'
+import { promptHooks } from '../../plugins/kit/commands/run/prompt.js'
 import { walletFromMnemonic } from '../../plugins/kit/lib/wallet.js'
 
 const MNEMONIC = 'legal winner thank year wave sausage worth useful legal winner thank yellow'

@@ -20,7 +20,7 @@ export function walletSigner(wallet: Wallet): Signer {
 /** A password prompt on the process's terminal (stderr), or undefined without one. */
 async function terminalPrompt(): Promise<PasswordSource['prompt']> {
   if (!process.stdin.isTTY) return undefined
-  const { passwordPrompt } = await import('../commands/prompt.js')
+  const { passwordPrompt } = await import('../commands/run/prompt.js')
   return passwordPrompt({ context: { stdin: process.stdin, stderr: process.stderr } } as never, false)
 }
 

@@ -17,17 +17,6 @@ export class ManageGetIpCommand extends InstanceCommand {
   file = Option.String('-f,--file', { description: 'The Formfile whose build is meant (default ./Formfile)' })
 
   async run() {
-    const config = await this.userConfig()
-    this.buildId ??= await (await (await import('../../pack/index.js')).loadFormfiles()).formfileBuildId(this, config.address, this.file)
-    const { views } = await this.instances(config)
-    const { selectInstances } = await (await import('../../instances/index.js')).loadInstanceViews()
-    const replicas = selectInstances(views, { buildId: this.buildId })
-      .filter((v) => v.desired!.state !== 'deleted')
-      .map((v) => ({ id: v.id, name: v.desired!.name, node: v.host ?? v.desired!.node, state: v.observed?.state ?? 'unreported', ip: v.observed?.state === 'deleted' ? null : (v.observed?.ip ?? null) }))
-    this.print({ buildId: this.buildId, replicas }, () => {
-      const lines = replicas.filter((r) => r.ip).map((r) => r.ip!)
-      return lines.length ? lines.join('\n') : `no replica of build ${this.buildId} has an address yet (${replicas.map((r) => `${r.id}: ${r.state}`).join(', ') || 'none'})`
-    })
-    return replicas.some((r) => r.ip) ? 0 : 1
+    return (await import('./run/get-ip.js')).manageGetIp(this)
   }
 }

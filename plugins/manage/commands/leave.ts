@@ -1,7 +1,4 @@
 import { Command } from 'clipanion'
-import { rm } from 'node:fs/promises'
-import { FormError } from '../../../core/errors.js'
-import { stopFormnetUp } from './formnet-down.js'
 import { DeveloperCommand } from './shared.js'
 
 export class ManageLeaveCommand extends DeveloperCommand {
@@ -14,17 +11,6 @@ export class ManageLeaveCommand extends DeveloperCommand {
   })
 
   async run() {
-    const config = await this.userConfig()
-    if (!config.formnet.address) throw new FormError('FORMNET_NOT_JOINED', 'this machine is not a formnet member', { hint: 'nothing to leave; join with `form manage join`' })
-    const files = this.formnetFiles(config)
-    const stopped = await stopFormnetUp(files.pidFile)
-    const client = await this.signedClient(config, this.nodeUrl(config, config.formnet.host))
-    const { removed } = await client.post<{ removed: boolean }>('/v1/net/leave', {})
-    const { saveUserConfig } = await import('../../kit/index.js')
-    const address = config.formnet.address
-    config.formnet = { join: config.formnet.join, interface: config.formnet.interface }
-    await saveUserConfig(this.dirs.configDir, config)
-    await rm(files.keyFile, { force: true })
-    this.print({ left: true, address, removed, stoppedInterface: stopped }, `left formnet (${address}${removed ? '' : '; the node had no record of it'})${stopped ? '; the interface is down' : ''}`)
+    return (await import('./run/leave.js')).manageLeave(this)
   }
 }

@@ -1,10 +1,10 @@
 import { Option } from 'clipanion'
-import { dirname, join } from 'node:path'
-import { FormCommand } from '../../../core/command.js'
 import type { Signer } from '../../../core/auth/sign.js'
 import type { NodeClient } from '../../../core/client.js'
+import { FormCommand } from '../../../core/command.js'
 import { FormError } from '../../../core/errors.js'
-import type { UserConfig } from '../../kit/index.js'
+import { loadInstanceViews, type InstanceView } from '../../instances/index.js'
+import { loadSigner, loadUserConfig, type UserConfig } from '../../kit/index.js'
 
 /**
  * Base of the developer commands: they act for the wallet of `form kit init` and talk to the node
@@ -15,7 +15,6 @@ export abstract class DeveloperCommand extends FormCommand {
   passwordFile = Option.String('--password-file', { description: 'Read the keystore password from this file (or set FORM_PASSWORD)' })
 
   async userConfig(): Promise<UserConfig> {
-    const { loadUserConfig } = await import('../../kit/index.js')
     const config = await loadUserConfig(this.dirs.configDir)
     if (!config) throw new FormError('NO_WALLET', 'there is no wallet yet', { hint: 'create one with `form kit init` (add --yes for scripts)' })
     return config
@@ -29,24 +28,12 @@ export abstract class DeveloperCommand extends FormCommand {
 
   /** The user's wallet as a signer: the agent of `form kit unlock` when it runs, else unlocked with the password. */
   async signer(): Promise<Signer> {
-    const { loadSigner } = await import('../../kit/index.js')
     return loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
   }
 
   /** A client whose mutating requests are signed by the user's wallet (unlocked once per command). */
   async signedClient(config: UserConfig, url: string | undefined): Promise<NodeClient> {
     return this.client({ url, signer: await this.signer() })
-  }
-
-  /** Where this developer's formnet files live: the key beside the keystore, process files in the runtime dir. */
-  formnetFiles(config: UserConfig) {
-    return {
-      keyFile: join(dirname(config.keystore), 'formnet-wireguard.json'),
-      pidFile: join(this.dirs.runtimeDir, 'formnet-up.pid'),
-      wireguardPidFile: join(this.dirs.runtimeDir, 'formnet-up-wireguard.pid'),
-      statusFile: join(this.dirs.runtimeDir, 'formnet-up.json'),
-      logFile: join(this.dirs.dataDir, 'logs', 'formnet-up.log'),
-    }
   }
 }
 
@@ -55,9 +42,9 @@ export abstract class DeveloperCommand extends FormCommand {
  * signature needed: state is public) and sign what they change with the wallet.
  */
 export abstract class InstanceCommand extends DeveloperCommand {
-  async instances(config: UserConfig): Promise<{ client: NodeClient; views: import('../../instances/index.js').InstanceView[] }> {
+  async instances(config: UserConfig): Promise<{ client: NodeClient; views: InstanceView[] }> {
     const client = await this.client({ url: this.nodeUrl(config) })
-    const { listInstances } = await (await import('../../instances/index.js')).loadInstanceViews()
+    const { listInstances } = await loadInstanceViews()
     return { client, views: await listInstances(client, config.address) }
   }
 }

@@ -1,46 +1,10 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import { FormError } from '../../../core/errors.js'
-import { ADDRESS } from '../../../core/patterns.js'
 
-interface Members {
-  self: string
-  admins: string[]
-  threshold: number
-  members: { address: string; rank: number }[]
-}
-
-abstract class MembershipCommand extends FormCommand {
+export abstract class MembershipCommand extends FormCommand {
   address = Option.String({ required: true, name: 'address' })
   wallet = Option.Boolean('--wallet', false, { description: 'Sign with your wallet (an admin operator address) instead of the node\'s own key' })
   passwordFile = Option.String('--password-file', { description: 'File holding the wallet password (with --wallet)' })
-
-  protected async write(status: 'admitted' | 'revoked') {
-    const address = this.address.toLowerCase()
-    if (!ADDRESS.test(address)) throw new FormError('USAGE', `"${this.address}" is not a node address (0x followed by 40 hex digits)`, { hint: 'the waiting node prints it: `form node status` on that node' })
-    const client = await this.client()
-    if (this.wallet) {
-      const { loadSigner } = await import('../../kit/index.js')
-      const { loadOwnerOps } = await import('../../state/index.js')
-      const signer = await loadSigner({ configDir: this.dirs.configDir, runtimeDir: this.dirs.runtimeDir, passwordFile: this.passwordFile })
-      const { submitOwnerRecord } = await loadOwnerOps()
-      const previous = await client.get<{ t: { ms: number; n: number } }>(`/v1/state/records/members/${address}/${signer.address}?deleted=true`).catch(() => undefined)
-      await submitOwnerRecord(client, signer, 'members', `${address}/${signer.address}`, { status }, `the ${status === 'admitted' ? 'admission' : 'revocation'} of ${address}`, previous?.t)
-    } else {
-      await client.post('/v1/state/members', { address, status })
-    }
-    const m = await client.get<Members>('/v1/state/members')
-    const member = m.members.some((x) => x.address === address)
-    this.print({ address, status, member }, () =>
-      status === 'admitted'
-        ? member
-          ? `${address} is a member of the network`
-          : `admission of ${address} recorded; it needs ${m.threshold} admins' admissions (admins: ${m.admins.join(', ')})`
-        : member
-          ? `revocation of ${address} recorded; other admins' admissions still make it a member`
-          : `${address} is no longer a member: its node records count nowhere`,
-    )
-  }
 }
 
 export class NodeAdmitCommand extends MembershipCommand {
@@ -57,7 +21,7 @@ export class NodeAdmitCommand extends MembershipCommand {
   })
 
   async run() {
-    await this.write('admitted')
+    return (await import('./run/admit.js')).nodeAdmit(this)
   }
 }
 
@@ -71,6 +35,6 @@ export class NodeRevokeCommand extends MembershipCommand {
   })
 
   async run() {
-    await this.write('revoked')
+    return (await import('./run/admit.js')).nodeRevoke(this)
   }
 }

@@ -1,8 +1,5 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import { FormError } from '../../../core/errors.js'
-
-const DETACHED_ENV = 'FORM_NODE_DETACHED'
 
 export class NodeStartCommand extends FormCommand {
   static override paths = [['node', 'start']]
@@ -31,99 +28,6 @@ export class NodeStartCommand extends FormCommand {
   apiListen = Option.Array('--api-listen', { description: 'Serve the node API to remote callers on host:port, repeatable (env FORM_API_LISTEN; overrides [node] api_listen)' })
 
   async run() {
-    if (this.detach) return this.startDetached()
-    const { loadOperatorConfig, resolveSections } = await import('../../../core/config.js')
-    const { resolvePaths } = await import('../../../core/paths.js')
-    const { createLogger } = await import('../../../core/log.js')
-    const { startNode } = await import('../../../core/daemon/host.js')
-
-    const { file, raw } = await loadOperatorConfig(this.dirs.operatorConfig, this.dirs.operatorConfigExplicit)
-    const plugins = this.context.plugins.map((p) => p.plugin)
-    // logged once the log exists: the table of a removed plugin must not stop the node
-    const configWarnings: FormError[] = []
-    const sections = resolveSections(file, raw, plugins, (problem) => configWarnings.push(problem))
-    const fromEnv = (name: string) => process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean)
-    const listen = this.listen ?? fromEnv('FORM_LISTEN')
-    const bootstrap = this.bootstrap ?? fromEnv('FORM_BOOTSTRAP')
-    const formnet = process.env.FORM_FORMNET || undefined
-    if (sections.net && (listen || bootstrap || formnet)) {
-      const { netConfiguration } = await import('../../net/index.js')
-      const { validateSection } = await import('../../../core/config.js')
-      const net = { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap, formnet: formnet ?? sections.net.formnet }
-      sections.net = validateSection('--listen/--bootstrap/FORM_FORMNET', 'net', net, netConfiguration.schema, netConfiguration.defaults)
-    }
-    const admins = fromEnv('FORM_ADMINS')
-    if (sections.state && admins) {
-      const { validateSection } = await import('../../../core/config.js')
-      const { stateConfiguration } = await import('../../state/index.js')
-      sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, stateConfiguration.schema, stateConfiguration.defaults)
-    }
-    let paths = this.dirs
-    const overrides = this.context.overrides ?? {}
-    if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
-      paths = resolvePaths({ ...overrides, dataDir: sections.node.data_dir })
-    }
-    let measured: string[] = []
-    if (sections.node) {
-      // [node.resources] keys the operator left out are measured on this host (minus [node.reserve])
-      const { offeredResources } = await import('../index.js')
-      const { measured: keys, ...offered } = offeredResources(raw.node, sections.node.reserve, paths.dataDir)
-      sections.node = { ...sections.node, resources: offered }
-      measured = keys
-    }
-    const detached = process.env[DETACHED_ENV] === '1'
-    const log = createLogger({ file: paths.logFile, stderr: !detached, level: this.verbose ? 'debug' : 'info' })
-    log.info(`form ${this.context.version} starting`, { pid: process.pid, dataDir: paths.dataDir, config: file ?? 'built-in defaults' })
-    for (const w of configWarnings) log.warn(`${w.message}: ignored`, { hint: w.hint })
-    if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
-
-    const apiListen = this.apiListen ?? fromEnv('FORM_API_LISTEN') ?? sections.node?.api_listen
-    const thirdParty = this.context.plugins.filter((p) => !p.builtin).map((p) => p.plugin.name)
-    const node = await startNode({ plugins, paths, sections, configFile: file, log, version: this.context.version, apiListen, thirdParty })
-    if (!detached) this.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
-
-    return new Promise<number>((resolve) => {
-      let signals = 0
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (++signals > 1) {
-          log.warn(`second ${signal}: exiting without a clean stop`)
-          process.exit(130)
-        }
-        log.info(`received ${signal}`)
-        node.stop().then(
-          () => resolve(0),
-          (error: Error) => {
-            log.error('stop failed', { error: error.message })
-            resolve(1)
-          },
-        )
-      }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
-    })
-  }
-
-  /** Re-runs this command in the background, and waits until the node answers. */
-  private async startDetached(): Promise<number> {
-    const { createClient } = await import('../../../core/client.js')
-    const { runningNodePid } = await import('../../../core/daemon/socket.js')
-    const { runDetached } = await import('../../../core/detach.js')
-    const paths = this.dirs
-    const already = await runningNodePid(paths.pidFile)
-    if (already) {
-      throw new FormError('NODE_ALREADY_RUNNING', `a node is already running (pid ${already}, socket ${paths.socket})`, {
-        hint: 'stop it with `form node stop`, or give this node its own --runtime-dir and --data-dir',
-      })
-    }
-    const client = createClient({ socket: paths.socket, timeoutMs: 2000 })
-    const pid = await runDetached({
-      what: 'the node',
-      logFile: paths.logFile,
-      envFlag: DETACHED_ENV,
-      isReady: async (pid) => (await client.get<{ pid: number }>('/v1/health')).pid === pid,
-      timeoutMs: Number(process.env.FORM_NODE_READY_TIMEOUT_MS ?? 60_000),
-    })
-    this.print({ pid, socket: paths.socket, logFile: paths.logFile }, `node started in the background (pid ${pid})\nAPI: ${paths.socket}\nlog: ${paths.logFile}`)
-    return 0
+    return (await import('./run/start.js')).nodeStart(this)
   }
 }

@@ -1,20 +1,10 @@
 import { Command, Option } from 'clipanion'
 import { DeveloperCommand } from '../../manage/index.js'
-import { HEX64 } from '../../../core/patterns.js'
 
 /** Base of the commands about one of your builds: --build-id, else the build of ./Formfile. */
 export abstract class BuildCommand extends DeveloperCommand {
   buildId = Option.String('--build-id', { description: 'The build (default: the build of the Formfile in this directory)' })
   file = Option.String('-f,--file', { description: 'The Formfile whose build is meant (default ./Formfile)' })
-
-  async target() {
-    const { FormError } = await import('../../../core/errors.js')
-    const config = await this.userConfig()
-    let build = this.buildId
-    if (build === undefined) build = await (await import('./shared.js')).formfileBuildId(this, config.address, this.file)
-    if (!HEX64.test(build)) throw new FormError('USAGE', `--build-id "${build}" is not a build id (64 hex digits)`, { hint: 'the build id is printed by `form pack build` and `form pack dry-run`' })
-    return { config, build, owner: config.address }
-  }
 }
 
 export class PackStatusCommand extends BuildCommand {
@@ -30,20 +20,7 @@ export class PackStatusCommand extends BuildCommand {
   })
 
   async run() {
-    const { FormError } = await import('../../../core/errors.js')
-    const { readBuild, describeBuild, fetchFailure } = await import('../lib/follow.js')
-    const { config, build, owner } = await this.target()
-    const client = await this.client({ url: this.nodeUrl(config) })
-    const view = await readBuild(client, owner, build)
-    if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`, { hint: 'start one with `form pack build`' })
-    let detail: Awaited<ReturnType<typeof fetchFailure>> = {}
-    if (view.status?.state === 'failed') {
-      const here = (await client.get<{ address: string }>('/v1/state/info')).address
-      if (here !== view.request.node) detail = { note: `the output is on the builder node ${view.request.node}; ask it with --node <its API URL>` }
-      else detail = await this.signedClient(config, this.nodeUrl(config)).then((signed) => fetchFailure(signed, view), (error: Error) => ({ note: `unlock your wallet to fetch it from the builder node (${error.message})` }))
-    }
-    this.print({ buildId: build, owner, request: view.request, status: view.status ?? null, ...(detail.failure ? { failure: detail.failure } : {}), ...(detail.note ? { note: detail.note } : {}) }, () => describeBuild(view, detail))
-    return view.status?.state === 'failed' ? 1 : 0
+    return (await import('./run/status.js')).packStatus(this)
   }
 }
 
@@ -63,22 +40,7 @@ export class PackLogsCommand extends BuildCommand {
   followFlag = Option.Boolean('-f,--follow', false, { description: 'Keep printing until the build ends' })
 
   async run() {
-    const { config, build, owner } = await this.target()
-    const client = await this.signedClient(config, this.nodeUrl(config))
-    if (this.followFlag) {
-      // right after `form pack build --detach` the builder may not have taken the build yet: wait until it has
-      const { followBuild } = await import('../lib/follow.js')
-      const taken = new AbortController()
-      await followBuild(client, owner, build, (v) => v.status && taken.abort(), taken.signal)
-    }
-    let offset = 0
-    for (;;) {
-      // following, the node answers when there is more (or the build ended), within 20 s
-      const r = await client.post<{ text: string; offset: number; done: boolean }>('/v1/pack/logs', { build, offset, ...(this.followFlag ? { waitMs: 20_000 } : {}) })
-      if (r.text) this.context.stdout.write(r.text)
-      offset = r.offset
-      if (!this.followFlag || r.done) return
-    }
+    return (await import('./run/status.js')).packLogs(this)
   }
 }
 
@@ -92,21 +54,6 @@ export class PackCancelCommand extends BuildCommand {
   })
 
   async run() {
-    const { FormError } = await import('../../../core/errors.js')
-    const { readBuild } = await import('../lib/follow.js')
-    const { requestKey, FINAL_STATES } = await import('../lib/builds.js')
-    const { config, build, owner } = await this.target()
-    const signer = await this.signer()
-    const client = await this.client({ url: this.nodeUrl(config), signer })
-    const view = await readBuild(client, owner, build)
-    if (!view.request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build}`)
-    if (view.status && FINAL_STATES.includes(view.status.state)) {
-      this.print({ buildId: build, state: view.status.state, cancelled: false }, () => `build ${build} already ended (${view.status!.state}); nothing to cancel`)
-      return
-    }
-    const { loadOwnerOps } = await import('../../state/index.js')
-    const { submitOwnerRecord } = await loadOwnerOps()
-    await submitOwnerRecord(client, signer, 'builds', requestKey(owner, build), { ...view.request, cancel: true }, `build ${build}`, view.record?.t)
-    this.print({ buildId: build, cancelled: true }, () => `build ${build}: cancellation requested`)
+    return (await import('./run/status.js')).packCancel(this)
   }
 }

@@ -1,28 +1,5 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import type { Diagnostic } from '../lib/formfile/index.js'
-
-/** What `form pack init` writes into ssh_authorized_keys when it finds no key of yours. */
-export const PLACEHOLDER_SSH_KEY = 'ssh-ed25519 AAAA-replace-with-your-public-key'
-
-/** An error on every line that still holds the placeholder key: nobody could log in with it. */
-export function placeholderKeyDiagnostics(source: string, file: string): Diagnostic[] {
-  return source.split(/\r?\n/).flatMap((text, i) => {
-    const at = text.indexOf(PLACEHOLDER_SSH_KEY)
-    if (at === -1) return []
-    return [{
-      severity: 'error' as const,
-      code: 'placeholder-ssh-key',
-      message: 'ssh_authorized_keys still holds the template\'s placeholder key, so no one could log in over SSH',
-      file,
-      line: i + 1,
-      column: at + 1,
-      length: PLACEHOLDER_SSH_KEY.length,
-      text: PLACEHOLDER_SSH_KEY,
-      hint: 'put your public key there (the line of ~/.ssh/id_ed25519.pub; `ssh-keygen -t ed25519` makes one), or run `form pack init --force --ssh-key <file.pub>` again',
-    }]
-  })
-}
 
 export class PackValidateCommand extends FormCommand {
   static override paths = [['pack', 'validate']]
@@ -40,10 +17,6 @@ export class PackValidateCommand extends FormCommand {
   profile = Option.String('--profile', { description: 'Resource limit profile: default or devnet' })
 
   async run() {
-    const { loadFormfile, reportDiagnostics } = await import('./shared.js')
-    const { printFormfile } = await import('../lib/formfile/index.js')
-    const loaded = await loadFormfile(this.file, this.profile, true)
-    const formfile = reportDiagnostics(this, loaded)
-    this.print({ ok: true, file: loaded.path, formfile, diagnostics: loaded.diagnostics }, () => printFormfile(formfile))
+    return (await import('./run/validate.js')).packValidate(this)
   }
 }

@@ -10,7 +10,6 @@ export class StateDumpCommand extends FormCommand {
   })
 
   async run() {
-    const client = await this.client()
-    for await (const entry of client.stream('/v1/state/dump')) this.context.stdout.write(JSON.stringify(entry) + '\n')
+    return (await import('./run/dump.js')).stateDump(this)
   }
 }

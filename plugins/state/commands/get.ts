@@ -1,7 +1,5 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import type { StateRecord } from '../lib/store.js'
-import { describeRecord, encodePath } from './format.js'
 
 export class StateGetCommand extends FormCommand {
   static override paths = [['state', 'get']]
@@ -18,8 +16,6 @@ export class StateGetCommand extends FormCommand {
   deleted = Option.Boolean('--deleted', false, { description: 'Show the record even when it was deleted' })
 
   async run() {
-    const client = await this.client()
-    const rec = await client.get<StateRecord>(`/v1/state/records/${encodePath(this.collection)}/${encodePath(this.key)}${this.deleted ? '?deleted=true' : ''}`)
-    this.print(rec, () => describeRecord(rec) + '\n' + JSON.stringify(rec.value, null, 2))
+    return (await import('./run/get.js')).stateGet(this)
   }
 }

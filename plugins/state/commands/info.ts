@@ -1,12 +1,5 @@
 import { Command } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import { formatBytes } from '../../../core/output.js'
-
-interface StateInfo {
-  address: string
-  ops: number
-  storage: { records: number; tombstones: number; ops: number; opBytes: number; tombstonesExpired: number; horizonMs?: number; resync?: { message: string } }
-}
 
 export class StateInfoCommand extends FormCommand {
   static override paths = [['state', 'info']]
@@ -22,16 +15,6 @@ export class StateInfoCommand extends FormCommand {
   })
 
   async run() {
-    const client = await this.client()
-    const info = await client.get<StateInfo>('/v1/state/info')
-    const s = info.storage
-    this.print(info, () =>
-      [
-        `records:    ${s.records} live, ${s.tombstones} tombstone${s.tombstones === 1 ? '' : 's'}`,
-        `operations: ${s.ops} stored, ${formatBytes(s.opBytes)}`,
-        `tombstones: ${s.tombstonesExpired} dropped since start${s.horizonMs ? `, after ${Math.round(s.horizonMs / 3_600_000)} h ([state] tombstone_horizon_ms)` : ''}`,
-        ...(s.resync ? [s.resync.message] : []),
-      ].join('\n'),
-    )
+    return (await import('./run/info.js')).stateInfo(this)
   }
 }

@@ -1,7 +1,5 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import type { StateRecord } from '../lib/store.js'
-import { recordLine } from './format.js'
 
 export class StateListCommand extends FormCommand {
   static override paths = [['state', 'list']]
@@ -20,19 +18,6 @@ export class StateListCommand extends FormCommand {
   deleted = Option.Boolean('--deleted', false, { description: 'Include deleted records' })
 
   async run() {
-    const client = await this.client()
-    const max = this.limit === undefined ? Infinity : Number(this.limit)
-    const records: StateRecord[] = []
-    let cursor: string | undefined
-    do {
-      const q = new URLSearchParams({ limit: String(Math.min(1000, max - records.length)) })
-      if (this.prefix) q.set('prefix', this.prefix)
-      if (cursor) q.set('cursor', cursor)
-      if (this.deleted) q.set('deleted', 'true')
-      const page = await client.get<{ records: StateRecord[]; cursor?: string }>(`/v1/state/records/${encodeURIComponent(this.collection)}?${q}`)
-      records.push(...page.records)
-      cursor = page.cursor
-    } while (cursor && records.length < max)
-    this.print({ collection: this.collection, records }, () => (records.length ? records.map((r) => recordLine(r)).join('\n') : `no records in ${this.collection}`))
+    return (await import('./run/list.js')).stateList(this)
   }
 }

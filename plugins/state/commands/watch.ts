@@ -1,7 +1,5 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import type { StateRecord } from '../lib/store.js'
-import { recordLine } from './format.js'
 
 export class StateWatchCommand extends FormCommand {
   static override paths = [['state', 'watch']]
@@ -17,10 +15,6 @@ export class StateWatchCommand extends FormCommand {
   prefix = Option.String('--prefix', { description: 'Only keys that start with this' })
 
   async run() {
-    const client = await this.client()
-    const q = this.prefix ? `?prefix=${encodeURIComponent(this.prefix)}` : ''
-    for await (const change of client.stream<StateRecord>(`/v1/state/watch/${encodeURIComponent(this.collection)}${q}`)) {
-      this.context.stdout.write(this.json ? JSON.stringify(change) + '\n' : recordLine(change) + '\n')
-    }
+    return (await import('./run/watch.js')).stateWatch(this)
   }
 }

@@ -1,4 +1,4 @@
-import type { StateRecord } from '../lib/store.js'
+import type { StateRecord } from '../../lib/store.js'
 
 export function encodePath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/')

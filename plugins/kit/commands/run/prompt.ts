@@ -1,4 +1,6 @@
-import type { FormCommand } from '../../../core/command.js'
+import Enquirer from 'enquirer'
+import type { FormCommand } from '../../../../core/command.js'
+import { FormError } from '../../../../core/errors.js'
 
 /** Lets tests answer the real prompts (enquirer emits each prompt before it runs). */
 export const promptHooks: { onPrompt?: (prompt: unknown) => void } = {}
@@ -7,7 +9,6 @@ export const promptHooks: { onPrompt?: (prompt: unknown) => void } = {}
 export async function terminalPrompts(cmd: FormCommand): Promise<{ prompt(q: unknown[]): Promise<Record<string, unknown>> } | undefined> {
   const stdin = cmd.context.stdin as NodeJS.ReadStream
   if (!stdin.isTTY) return undefined
-  const { default: Enquirer } = await import('enquirer')
   const enquirer = new (Enquirer as unknown as new (o: object) => { prompt(q: unknown[]): Promise<Record<string, unknown>>; on(e: string, f: (p: unknown) => void): void })({ stdin, stdout: cmd.context.stderr })
   if (promptHooks.onPrompt) enquirer.on('prompt', promptHooks.onPrompt)
   return enquirer
@@ -18,7 +19,6 @@ export async function passwordPrompt(cmd: FormCommand, confirm: boolean): Promis
   const enquirer = await terminalPrompts(cmd)
   if (!enquirer) return undefined
   return async (purpose) => {
-    const { FormError } = await import('../../../core/errors.js')
     const { password } = (await enquirer.prompt([{ type: 'password', name: 'password', message: `Password to ${purpose}` }])) as { password: string }
     if (!password) throw new FormError('PASSWORD_EMPTY', 'the password is empty')
     if (confirm) {

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { FormError, errnoCode } from '../../../core/errors.js'
-import type { FormCommand } from '../../../core/command.js'
+import { FormError, errnoCode } from '../../../../core/errors.js'
+import type { FormCommand } from '../../../../core/command.js'
 import { placeholderKeyDiagnostics } from './validate.js'
-import { formatDiagnostics, parseFormfile, PROFILES, type Formfile, type ParseResult } from '../lib/formfile/index.js'
+import { buildId, formatDiagnostics, parseFormfile, PROFILES, type Formfile, type ParseResult } from '../../lib/formfile/index.js'
 
 export interface LoadedFormfile extends ParseResult {
   path: string
@@ -49,6 +49,5 @@ export function reportDiagnostics(cmd: FormCommand, loaded: LoadedFormfile): For
 
 /** The build id of a Formfile (default ./Formfile) for `owner`: what commands use without --build-id. */
 export async function formfileBuildId(cmd: FormCommand, owner: string, file: string | undefined): Promise<string> {
-  const { buildId } = await import('../lib/formfile/index.js')
   return buildId(owner, reportDiagnostics(cmd, await loadFormfile(file, undefined)).name)
 }
