@@ -382,40 +382,34 @@ t.test('scheduler: one round at a time; a peer declined meanwhile is reconciled 
   await sleep(50)
   t.equal(scheduler.reconciling, undefined)
 
+  /** A scheduler of node M in an outbound round with `peer` that lasts until released. */
+  const inRoundWith = async (peer: string) => {
+    let release!: () => void
+    const s = new AntiEntropyScheduler(
+      { ...p2p, open: async () => asStream(new RecordingStream()), connectedPeers: () => [peer] },
+      { run: async (_s, p, initiator) => (initiator && p === peer ? await new Promise<void>((r) => (release = r)) : undefined, { sent: 0, wanted: 0 }) },
+      { anti_entropy_interval_ms: 60_000 },
+      newSyncActivity(),
+      newSyncStats(),
+      log,
+    )
+    t.teardown(() => s.stop())
+    s.enqueue([peer])
+    for (let i = 0; i < 100 && s.reconciling !== peer; i++) await sleep(10)
+    t.equal(s.reconciling, peer)
+    return { scheduler: s, release: () => release() }
+  }
+
   // crossing: this node (M) is in a round with A (A < M) when A's own round arrives: A's goes on
-  let releaseA!: () => void
-  const crossing = new AntiEntropyScheduler(
-    { ...p2p, open: async () => asStream(new RecordingStream()), connectedPeers: () => ['A', 'Z'] },
-    { run: async (_s, peer, initiator) => (initiator && peer === 'A' ? await new Promise<void>((r) => (releaseA = r)) : undefined, { sent: 0, wanted: 0 }) },
-    { anti_entropy_interval_ms: 60_000 },
-    newSyncActivity(),
-    newSyncStats(),
-    log,
-  )
-  t.teardown(() => crossing.stop())
-  crossing.enqueue(['A'])
-  for (let i = 0; i < 100 && crossing.reconciling !== 'A'; i++) await sleep(10)
-  t.equal(crossing.reconciling, 'A')
+  const withA = await inRoundWith('A')
   const declinedBefore = aborted.length
-  await crossing.inbound(asStream({ abort: () => void aborted.push('A') }), 'A')
+  await withA.scheduler.inbound(asStream({ abort: () => void aborted.push('A') }), 'A')
   t.equal(aborted.length, declinedBefore, 'the smaller peer id is not declined')
-  releaseA()
+  withA.release()
 
   // the other side of the rule: in a round with Z (Z > M) when Z's own round arrives, Z's is declined
-  let releaseZ!: () => void
-  const larger = new AntiEntropyScheduler(
-    { ...p2p, open: async () => asStream(new RecordingStream()), connectedPeers: () => ['Z'] },
-    { run: async (_s, peer, initiator) => (initiator && peer === 'Z' ? await new Promise<void>((r) => (releaseZ = r)) : undefined, { sent: 0, wanted: 0 }) },
-    { anti_entropy_interval_ms: 60_000 },
-    newSyncActivity(),
-    newSyncStats(),
-    log,
-  )
-  t.teardown(() => larger.stop())
-  larger.enqueue(['Z'])
-  for (let i = 0; i < 100 && larger.reconciling !== 'Z'; i++) await sleep(10)
-  t.equal(larger.reconciling, 'Z')
-  await larger.inbound(asStream({ abort: () => void aborted.push('Z') }), 'Z')
+  const withZ = await inRoundWith('Z')
+  await withZ.scheduler.inbound(asStream({ abort: () => void aborted.push('Z') }), 'Z')
   t.equal(aborted.at(-1), 'Z', 'the larger peer id crossing this round is declined')
-  releaseZ()
+  withZ.release()
 })
