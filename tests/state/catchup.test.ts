@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createClient } from '../../core/client.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createOp, type Op } from '../../plugins/state/lib/op.js'
@@ -14,6 +14,7 @@ interface SyncStats {
   peers: string[]
 }
 
+const N = 600
 const author = authorFromKeys(generateAuthorKeys())
 let written = 0
 const ops = (n: number): Op[] => Array.from({ length: n }, () => createOp(author, 'dns', `${author.address}/c${written}`, { i: written++ }, { ms: Date.now(), n: 0 }))
@@ -27,8 +28,20 @@ const write = async (fe: FormEnv, batch: Op[]) => {
 /** Operations each of `senders` sent `peerId` by anti-entropy since `before`. */
 const sentTo = (before: SyncStats[], after: SyncStats[], peerId: string) => after.map((s, i) => (s.syncSentTo[peerId] ?? 0) - (before[i].syncSentTo[peerId] ?? 0))
 
+/**
+ * Whether the caught-up node received its gap about once from all peers together. A round that
+ * ended before the receiver had stored what it was sent let the one peer send the gap again (fixed,
+ * asserted above and in sync-units). Seen once in six runs since: a second peer sent the last ~100
+ * of the gap (608, 98, 1 for 600) with no round declined; its cause is not known yet (issue 18), so it
+ * is reported, with the node's warnings, rather than counted.
+ */
+function onceInAll(t: Test, total: number, who: string, node: NodeProcess) {
+  const ok = total >= N && total <= N + 50
+  const warnings = ok ? '' : node.output().split('\n').filter((l) => /WARN|ERROR|failed/.test(l)).slice(-10).join('\n')
+  t.ok(ok, `the ${who} node received the ${N} operations about once from all peers (${total} sent in all)`, ok ? {} : { todo: `a second peer sometimes fills part of the gap (issue 18)\n${warnings}` })
+}
+
 t.test('a joining node and a restarted one take their catch-up from one peer, not from all', async (t) => {
-  const N = 600
   const envs = [await makeEnv(t)]
   const nodes: NodeProcess[] = [await startNode(envs[0])]
   t.teardown(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))))
@@ -53,11 +66,8 @@ t.test('a joining node and a restarted one take their catch-up from one peer, no
   let sent = sentTo(before, await Promise.all(senders.map(syncStats)), joiner)
   let total = sent.reduce((a, b) => a + b, 0)
   t.equal(sent.filter((n) => n >= N / 2).length, 1, `one peer sent the joining node the log (operations sent by anti-entropy per peer: ${sent.join(', ')})`)
-  // Known to fail intermittently (issue 18, open): the one peer sometimes sends the gap twice, in two rounds back to back
-  // (1216 or 1200 of 600 seen on an idle machine, on commits before and after the service split). Reported, not counted,
-  // until that is fixed: a red CI would keep every other change from landing.
-  const twiceNow = { todo: 'the gap is sometimes sent twice by the one peer (issue 18)' }
-  t.ok(total >= N && total <= N + 50, `the joining node received the ${N} operations about once (${total} sent in all)`, total <= N + 50 ? {} : twiceNow)
+  t.ok(Math.max(...sent) <= N + 50, `no peer sent the joining node the log twice (per peer: ${sent.join(', ')})`)
+  onceInAll(t, total, 'joining', nodes[3])
   t.comment(`join: sent by peer ${sent.join(', ')}; node 4 declined ${(await syncStats(envs[3])).syncDeclined} concurrent rounds`)
 
   // returning: node 4 stops, N more are written, it starts again with its store
@@ -72,6 +82,7 @@ t.test('a joining node and a restarted one take their catch-up from one peer, no
   sent = sentTo(before, await Promise.all(senders.map(syncStats)), joiner)
   total = sent.reduce((a, b) => a + b, 0)
   t.equal(sent.filter((n) => n >= N / 2).length, 1, `one peer sent the returning node its gap (per peer: ${sent.join(', ')})`)
-  t.ok(total >= N && total <= N + 50, `the returning node received the ${N} new operations about once (${total} sent in all)`, total <= N + 50 ? {} : twiceNow)
+  t.ok(Math.max(...sent) <= N + 50, `no peer sent the returning node its gap twice (per peer: ${sent.join(', ')})`)
+  onceInAll(t, total, 'returning', nodes[3])
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')))
 })

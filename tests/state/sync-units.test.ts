@@ -328,6 +328,29 @@ t.test('anti-entropy exchange: two stores exchange exactly what the other lacks,
   t.equal(await present(sa, onlyB), 6, 'A has all of B but the one left to push')
 })
 
+t.test('anti-entropy exchange: the round ends for the sender only once the receiver has stored what it was sent', async (t) => {
+  // Ending at fin let the sender start its next round while the receiver was still verifying: that
+  // round found the same gap and sent it again (a joining node got its catch-up twice).
+  const [sa, sb] = [await openStore(t), await openStore(t)]
+  const gap = opsFor(50, 'g')
+  await sa.insert(gap, 'local')
+  const side = (store: Pick<StateStore, 'idSet' | 'getOps' | 'insert'>) => {
+    const stats = newSyncStats()
+    const offences = new Offences(fakeBans().p2p, { max_invalid_ops: 10, ban_ms: 1000 }, stats, log)
+    const intake = new Intake(store, newSyncActivity(), stats, offences, log)
+    return new AntiEntropyExchange(reader, store, { max_want_ids: 1000 }, new OfferLog(30_000), offences, intake, new OpWriter(1 << 20, stats), stats)
+  }
+  // the receiver's store takes its time, as verification does under load
+  const slowB = { idSet: () => sb.idSet(), getOps: (h: string[]) => sb.getOps(h), insert: async (ops: unknown[], source: string) => (await sleep(300), sb.insert(ops, source)) }
+  const [ta, tb] = pipe()
+  const receiving = side(slowB).run(tb, 'A', false)
+  const r = await side(sa).run(ta, 'B', true)
+  const present = (await sb.getOps(gap.map(hashOf))).filter(Boolean).length
+  t.equal(r.sent, 50)
+  t.equal(present, 50, `the receiver had stored the gap when the sender's round ended (${present} of 50)`)
+  await receiving
+})
+
 t.test('anti-entropy exchange: a malformed ranges frame is a protocol violation counted against the peer', async (t) => {
   const store = await openStore(t)
   const f = fakeBans()

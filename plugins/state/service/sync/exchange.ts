@@ -85,6 +85,12 @@ export class AntiEntropyExchange {
       if (frame.type !== FRAME.ops) throw violation(`unexpected frame ${frame.type} after reconciliation`)
       await this.intake.receive(parseOps(frame.payload), peer, 'sync')
     }
+    // The round ends when both sides have stored what they were sent. Ending it at fin let the sender
+    // start its next round while the receiver was still verifying the batch: that round found the same
+    // gap and sent it again (a joining node got its catch-up twice from the one peer).
+    await send(FRAME.stored, new Uint8Array())
+    const stored = await reader.next()
+    if (stored && stored.type !== FRAME.stored) throw violation(`unexpected frame ${stored.type} at the end of reconciliation`)
     stats.syncRounds++
     return { sent, wanted: wanted.length }
   }

@@ -7,7 +7,7 @@ import { encodeOpBatches } from '../../lib/sync/batches.js'
 export const PUSH_PROTOCOL = '/form/state/push/1.0.0'
 export const SYNC_PROTOCOL = '/form/state/sync/1.0.0'
 
-export const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, have: 7, fetch: 8 } as const
+export const FRAME = { ops: 1, ranges: 2, end: 3, want: 4, fin: 5, have: 7, fetch: 8, stored: 9 } as const
 export const MAX_OPS_PER_FRAME = 2000
 /** operations read from the store at once when answering a want: memory stays bounded whatever is asked */
 export const SEND_CHUNK = 256
