@@ -7,6 +7,8 @@
 export const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/
 /** A libp2p TCP address, as the node listens on and dials: /ip4|ip6|dns…/<host>/tcp/<port>[/p2p/<peer id>]. */
 export const TCP_MULTIADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/
+/** host:port to serve on (a name, an IPv4 address or a bracketed IPv6 one); the groups are the host and the port. */
+export const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 /** An account or node address as state keys hold it: 0x and 40 lower-case hex digits. */
 export const ADDRESS = /^0x[0-9a-f]{40}$/
 /** An address as a person may write it (EIP-55 mixed case allowed). */
