@@ -5,7 +5,7 @@
 import * as t from 'typanion'
 import { FormError } from './errors.js'
 import type { PluginConfiguration } from './plugin.js'
-import { isAddress, isCidr, isCidrOrEmpty, isHostPort, isInterfaceName, isLowerAddress, isTcpMultiaddr } from './validators.js'
+import { isAddress, isCidr, isCidrOrEmpty, isEndpointOrEmpty, isHostPort, isInterfaceName, isIpv4MaybePort, isIpv4Port, isLowerAddress, isTcpMultiaddr } from './validators.js'
 
 export interface Setting<T> {
   kind: 'setting'
@@ -96,6 +96,9 @@ export const kinds = {
   interfaceName: [isInterfaceName, 'interface name'],
   tcpMultiaddr: [isTcpMultiaddr, 'TCP multiaddr'],
   hostPort: [isHostPort, 'host:port'],
+  endpointOrEmpty: [isEndpointOrEmpty, 'host:port, or empty'],
+  ipv4Port: [isIpv4Port, 'ip:port'],
+  ipv4MaybePort: [isIpv4MaybePort, 'ip or ip:port'],
   address: [isAddress, 'address (0x + 40 hex digits)'],
   lowerAddress: [isLowerAddress, 'address (0x + 40 lower-case hex digits)'],
 } as const
