@@ -3,6 +3,9 @@
 // Plain RegExps with no imports, for code that checks a flag or a request without loading typanion;
 // core/validators.ts wraps them for schemas (settings), so both say the same thing.
 
+/** A dotted IPv4 address as text, for the patterns below (octets: parseIpv4). */
+const IPV4_TEXT = String.raw`\d{1,3}(?:\.\d{1,3}){3}`
+
 /** A Linux network interface name: at most 15 bytes (IFNAMSIZ less the NUL), no '/' or spaces. */
 export const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/
 /** A libp2p TCP address, as the node listens on and dials: /ip4|ip6|dns…/<host>/tcp/<port>[/p2p/<peer id>]. */
@@ -13,7 +16,7 @@ export const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
  * A formnet WireGuard endpoint, host:port (an IPv4 address, a bracketed IPv6 one or a DNS name): what
  * [net] formnet_endpoint accepts is what peers accept in the node's record, or they would drop the node.
  */
-export const WIREGUARD_ENDPOINT = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):\d{1,5}$/
+export const WIREGUARD_ENDPOINT = new RegExp(String.raw`^(${IPV4_TEXT}|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):\d{1,5}$`)
 /** An account or node address as state keys hold it: 0x and 40 lower-case hex digits. */
 export const ADDRESS = /^0x[0-9a-f]{40}$/
 /** An address as a person may write it (EIP-55 mixed case allowed). */
@@ -25,7 +28,6 @@ export const WALLET_SIGNATURE = /^[0-9a-f]{130}$/
 /** An Ed25519 signature in hex, 64 bytes: a node key's signature of an op or of its peer id. */
 export const ED25519_SIGNATURE = /^[0-9a-f]{128}$/
 
-const IPV4_TEXT = String.raw`\d{1,3}(?:\.\d{1,3}){3}`
 /** An IPv4 address with an optional port: the groups are the address and the port (octets: parseIpv4). */
 export const IPV4_PORT = new RegExp(`^(${IPV4_TEXT})(?::(\\d{1,5}))?$`)
 
