@@ -3,8 +3,9 @@
 // defaults, its TypeScript type (SettingsOf), templates/operator.toml and form-operator(5) are all
 // derived from that one declaration, so none of them can say something the others do not.
 import * as t from 'typanion'
+import { FormError } from './errors.js'
 import type { PluginConfiguration } from './plugin.js'
-import { isAddress, isCidr, isCidrOrEmpty, isInterfaceName, isLowerAddress, isTcpMultiaddr } from './validators.js'
+import { isAddress, isCidr, isCidrOrEmpty, isEndpointOrEmpty, isHostPort, isInterfaceName, isIpv4MaybePort, isIpv4Port, isLowerAddress, isTcpMultiaddr } from './validators.js'
 
 export interface Setting<T> {
   kind: 'setting'
@@ -94,6 +95,10 @@ export const kinds = {
   cidrOrEmpty: [isCidrOrEmpty, 'IPv4 CIDR, or empty'],
   interfaceName: [isInterfaceName, 'interface name'],
   tcpMultiaddr: [isTcpMultiaddr, 'TCP multiaddr'],
+  hostPort: [isHostPort, 'host:port'],
+  endpointOrEmpty: [isEndpointOrEmpty, 'host:port, or empty'],
+  ipv4Port: [isIpv4Port, 'ip:port'],
+  ipv4MaybePort: [isIpv4MaybePort, 'ip or ip:port'],
   address: [isAddress, 'address (0x + 40 hex digits)'],
   lowerAddress: [isLowerAddress, 'address (0x + 40 lower-case hex digits)'],
 } as const
@@ -140,6 +145,25 @@ export function checkSetting(setting: Setting<unknown>, value: unknown): string 
   const errors: string[] = []
   if (setting.validator(value, { errors })) return undefined
   return errors.map((e) => e.replace(/^\.?: /, '')).join('; ')
+}
+
+/**
+ * Refuses a value given outside the operator config (a flag, an environment variable) as the config
+ * would refuse the setting it overrides, naming where the value came from.
+ */
+export function checkOverride<T>(source: string, setting: Setting<T>, value: unknown): T {
+  const problem = checkSetting(setting, value)
+  if (problem) throw new FormError('USAGE', `${source}: ${problem.replace(/^\.?\[\d+\]: /, '').replace(/^E/, 'e')}`, { hint: `see \`man 5 form-operator\` (${setting.type})` })
+  return value as T
+}
+
+/** A flag's help from the setting it sets: the description's first sentence, and the default when it has a fixed one. */
+export function flagHelp(setting: Setting<unknown>, suffix = '', showDefault = true): string {
+  const first = setting.description.split(/(?<=\.)(?<!\b(?:e\.g|i\.e)\.) |: (?=loopback)/)[0].replace(/\.$/, '')
+  // "vCPUs", "libp2p": a word that is not plain lower case keeps its spelling
+  const head = /^[a-z]+\b(?![\d])/.test(first) ? first.charAt(0).toUpperCase() + first.slice(1) : first
+  const fixed = showDefault && setting.default !== undefined && setting.example === undefined && !(Array.isArray(setting.default) && !setting.default.length) && setting.default !== ''
+  return `${head}${suffix}${fixed ? ` (default ${String(setting.default)})` : ''}`
 }
 
 // ---- the template and the man page -------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { FormError } from '../errors.js'
 import { recoverAddress } from './address.js'
 import { AUDIENCE, HEADERS, requestDigest, type BodyDigest } from './canonical.js'
-import { ADDRESS } from '../patterns.js'
+import { ADDRESS, WALLET_SIGNATURE } from '../patterns.js'
 
 export interface VerifierOptions {
   /** how far a request's timestamp may be from the node's clock, either way (default 60 s) */
@@ -59,7 +59,7 @@ export function createRequestVerifier(options: VerifierOptions = {}) {
       if (!timestamp || !nonce || !signature || !claimed) {
         throw fail('AUTH_MISSING', 'this request must be signed', 'sign it with your wallet (form does this when you have run `form kit init`)')
       }
-      if (!ADDRESS.test(claimed) || !/^\d{1,16}$/.test(timestamp) || !/^[0-9a-f]{32}$/.test(nonce) || !/^[0-9a-f]{130}$/.test(signature)) {
+      if (!ADDRESS.test(claimed) || !/^\d{1,16}$/.test(timestamp) || !/^[0-9a-f]{32}$/.test(nonce) || !WALLET_SIGNATURE.test(signature)) {
         throw fail('AUTH_MALFORMED', 'the signature headers are malformed')
       }
       const audience = header(HEADERS.audience) ?? ''

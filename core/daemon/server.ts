@@ -10,7 +10,7 @@ import type { Logger } from '../log.js'
 import type { BodyDigest } from '../auth/canonical.js'
 import { ApiStream, RouteTable, type ApiRequest, type HttpMethod } from './router.js'
 import { listenUnix } from './socket.js'
-import { HEX64 } from '../patterns.js'
+import { HEX64, HOST_PORT } from '../patterns.js'
 
 /** Verifies a signed request and returns the caller's address (installed by core/auth). */
 export type Authenticator = (req: { method: string; path: string; body: Buffer | BodyDigest; headers: IncomingMessage['headers']; receivedAt: number }) => string
@@ -301,7 +301,7 @@ export class ApiServer {
 
   /** Serves the API to remote callers on `host:port` (formnet, or a public address for `form manage join`). */
   async listenTcp(address: string): Promise<string> {
-    const m = /^(.*):(\d{1,5})$/.exec(address)
+    const m = HOST_PORT.exec(address)
     if (!m) throw new FormError('API_BAD_LISTEN', `"${address}" is not host:port`, { hint: 'e.g. 0.0.0.0:3004 or 10.0.0.1:3004' })
     const server = createServer((req, res) => void this.handle(req, res, false))
     await new Promise<void>((resolve, reject) => {

@@ -16,7 +16,7 @@ export default definePlugin({
 })
 
 /** The instance records in state (light: Node built-ins only). */
-export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, DEFAULT_INSTANCE_RESOURCES, DESIRED_STATES, FAILOVER_S, MAX_CANDIDATES, REPLICAS } from './lib/records.js'
+export { desiredKey, observedKey, parseDesired, parseInstanceKey, DEFAULT_FAILOVER_MS, DEFAULT_INSTANCE_RESOURCES, DESIRED_STATES, FAILOVER_S, MAX_CANDIDATES, REPLICAS, wholeWithin } from './lib/records.js'
 export type { DesiredInstance, DesiredState, HealthReport, HealthState, InstanceKey, ObservedInstance, ObservedState, Resources, StopReport } from './lib/records.js'
 /** Which node hosts each instance now, and the room rules failover and shipping share. */
 export { desiredEntries, hasQuorum, hostsOf, livenessFrom, rendezvous, roomsOf, shortOf, usageOn, type DesiredEntry, type HostsOptions, type Liveness, type MemberRoom } from './lib/hosts.js'

@@ -1,4 +1,3 @@
-import * as t from 'typanion'
 import { API_VERSION, definePlugin } from '../../core/plugin.js'
 import { defineSettings, kinds, s, type SettingsOf } from '../../core/settings.js'
 import { netCollections } from './lib/collections.js'
@@ -23,7 +22,7 @@ export const netSettings = {
   formnet: s.oneOf(['auto', 'on', 'off'] as const, 'auto', 'auto: run formnet when this machine can (root + WireGuard); on: fail to start when it cannot; off'),
   formnet_interface: s.string('formnet0', 'WireGuard interface name (unique per host: UAPI sockets are shared)', { check: interfaceName[0], type: interfaceName[1] }),
   formnet_driver: s.oneOf(['auto', 'kernel', 'userspace'] as const, 'auto', 'auto: the kernel module when present, else wireguard-go | kernel | userspace'),
-  formnet_endpoint: s.string('', "host:port peers reach this node's WireGuard at; empty: first non-loopback IPv4", { check: t.cascade(t.isString(), t.matchesRegExp(/^$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/)), type: 'host:port, or empty' }),
+  formnet_endpoint: s.string('', "host:port peers reach this node's WireGuard at; empty: first non-loopback IPv4", { check: kinds.endpointOrEmpty[0], type: kinds.endpointOrEmpty[1] }),
   formnet_subnet_prefix: s.int(24, 'each node claims a subnet of this size for its instances and developers', { min: 8, max: 30 }),
   formnet_keepalive_s: s.int(25, 'WireGuard persistent keepalive towards other nodes (NAT)', { min: 0, max: 3600 }),
   formnet_reconcile_interval_ms: s.int(30_000, 'how often peers are compared with state besides on every change'),
@@ -45,8 +44,8 @@ export const netSettings = {
     before: "DNS for instances and formnet peers, served by the node process at its own address (the bridge's and formnet's first address, port 53): `<replica>.fog` and `<build>.fog` from state, owners' records from `form manage dns`, every other name forwarded to the host's resolvers. `.fog` is private to each account: a query is answered in the scope of the account owning its source address. Sources outside formnet, the bridge subnet, loopback and dns_allow_cidrs are dropped unanswered.",
   }),
   dns_port: s.int(53, 'the port DNS is served on', { max: 65535 }),
-  dns_listen: s.list(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/)), 'ip:port', [], "ip:port to serve on; empty: the node's own address once it exists"),
-  dns_upstreams: s.list(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/)), 'ip or ip:port', [], "resolvers for other names (ip or ip:port); empty: /etc/resolv.conf's"),
+  dns_listen: s.list(kinds.ipv4Port[0], kinds.ipv4Port[1], [], "ip:port to serve on; empty: the node's own address once it exists"),
+  dns_upstreams: s.list(kinds.ipv4MaybePort[0], kinds.ipv4MaybePort[1], [], "resolvers for other names (ip or ip:port); empty: /etc/resolv.conf's"),
   dns_allow_cidrs: s.list(cidr[0], cidr[1], [], 'more sources to answer (e.g. a LAN); keep it private: no open resolver'),
   dns_max_request_bytes: s.int(512, 'a larger query is dropped', { min: 512, max: 4096 }),
   dns_cache_entries: s.int(10_000, 'forwarded answers cached at most (least recently used go first)', { min: 0, max: 1_000_000 }),

@@ -69,6 +69,24 @@ t.test('values outside an enum or a pattern are refused', async (t) => {
   t.throws(() => resolveSections(file, { net: { bootstrap: ['/ip4/1.2.3.4/udp/3010'] } }, plugins), { message: /\[net\] bootstrap\[0\]: expected a TCP multiaddr/ })
 })
 
+t.test('address-and-port settings use the shared rules: what the config accepts is what the code that uses it accepts', async (t) => {
+  const bad = (net: Record<string, unknown>, message: RegExp) => t.throws(() => resolveSections(undefined, { net }, plugins), { message }, JSON.stringify(net))
+  const good = (net: Record<string, unknown>) => t.doesNotThrow(() => resolveSections(undefined, { net }, plugins), JSON.stringify(net))
+  bad({ dns_listen: ['198.18.0.1'] }, /\[net\] dns_listen\[0\]: expected ip:port such as 198\.18\.0\.1:53 \(got "198\.18\.0\.1"\)/)
+  bad({ dns_listen: ['300.18.0.1:53'] }, /\[net\] dns_listen\[0\]: expected ip:port/)
+  good({ dns_listen: ['198.18.0.1:53'] })
+  bad({ dns_upstreams: ['1.1.1.256'] }, /\[net\] dns_upstreams\[0\]: expected an IPv4 address or ip:port/)
+  bad({ dns_upstreams: ['dns.google'] }, /\[net\] dns_upstreams\[0\]/)
+  good({ dns_upstreams: ['1.1.1.1', '192.0.2.53:5353'] })
+  // peers drop a node whose record's endpoint they refuse, so the config refuses what they would
+  bad({ formnet_endpoint: 'my_host:51820' }, /\[net\] formnet_endpoint: expected host:port such as 203\.0\.113\.5:51820, or ""/)
+  bad({ formnet_endpoint: '203.0.113.5' }, /\[net\] formnet_endpoint/)
+  good({ formnet_endpoint: '' })
+  good({ formnet_endpoint: 'vpn.example.com:51820' })
+  good({ formnet_endpoint: '[2001:db8::1]:51820' })
+  t.throws(() => resolveSections(undefined, { node: { api_listen: ['3004'] } }, plugins), { message: /\[node\] api_listen\[0\]: expected host:port such as 0\.0\.0\.0:3004/ })
+})
+
 t.test('paths: flags beat environment, environment beats defaults; root uses system directories', async (t) => {
   const env = { HOME: '/home/ada', FORM_DATA_DIR: '/env/data' }
   const user = resolvePaths({}, env, false)

@@ -1,3 +1,4 @@
+import * as t from 'typanion'
 import { ADDRESS, HEX64 } from '../../../core/patterns.js'
 
 /**
@@ -33,6 +34,8 @@ export const DEFAULT_FAILOVER_MS = 60_000
 export const REPLICAS = { min: 1, max: 64, default: 3 }
 /** `--failover-after` and ship.failoverAfterS, in seconds (records hold it in ms, up to the same week). */
 export const FAILOVER_S = { min: 5, max: 7 * 24 * 3600, default: DEFAULT_FAILOVER_MS / 1000 }
+/** A whole number within REPLICAS or FAILOVER_S: the one check of `form pack ship`'s flags and of the CLI config's ship defaults. */
+export const wholeWithin = (bounds: { min: number; max: number }) => t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(bounds.min, bounds.max))
 /**
  * What an instance gets when neither its record nor its image says: the Formfile's defaults (a Formfile
  * without VCPU, MEM or DISK ships these), so a node never sizes a replica otherwise than its build did.

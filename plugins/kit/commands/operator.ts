@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
-import { settingAt, type Setting } from '../../../core/settings.js'
+import { flagHelp, settingAt } from '../../../core/settings.js'
 import { netSettings } from '../../net/index.js'
 import { nodeSettings } from '../../node/index.js'
 import { kitSettings } from '../lib/settings.js'
@@ -26,15 +26,7 @@ export const HYPERVISORS = nodeSettings.hypervisor.choices
 /** The node's own listen addresses, facing the network: an operator's node is dialled by others. */
 export const NETWORK_LISTEN = (SETTING['--listen'].default as string[]).map((a) => a.replace(/^\/ip4\/127\.0\.0\.1\//, '/ip4/0.0.0.0/'))
 
-/** A flag's help: the setting's description (its first sentence), and its default when it has a fixed one. */
-function about(flag: Flag, suffix = '', showDefault = true): string {
-  const setting: Setting<unknown> = SETTING[flag]
-  const first = setting.description.split(/(?<=\.) |: (?=loopback)/)[0].replace(/\.$/, '')
-  // "vCPUs", "libp2p": a word that is not plain lower case keeps its spelling
-  const head = /^[a-z]+\b(?![\d])/.test(first) ? first.charAt(0).toUpperCase() + first.slice(1) : first
-  const fixed = showDefault && setting.default !== undefined && setting.example === undefined && !(Array.isArray(setting.default) && !setting.default.length) && setting.default !== ''
-  return `${head}${suffix}${fixed ? ` (default ${String(setting.default)})` : ''}`
-}
+const about = (flag: Flag, suffix = '', showDefault = true) => flagHelp(SETTING[flag], suffix, showDefault)
 
 export class KitOperatorCommand extends FormCommand {
   static override paths = [['kit', 'operator']]

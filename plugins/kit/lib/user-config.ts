@@ -3,9 +3,8 @@ import { join } from 'node:path'
 import * as t from 'typanion'
 import { FormError, errnoCode } from '../../../core/errors.js'
 import { writeSecretFile } from '../../../core/files.js'
-import { ADDRESS, INTERFACE_NAME } from '../../../core/patterns.js'
-import { isCidr } from '../../../core/validators.js'
-import { FAILOVER_S, REPLICAS } from '../../instances/index.js'
+import { isCidr, isInterfaceName, isIpv4, isLowerAddress } from '../../../core/validators.js'
+import { FAILOVER_S, REPLICAS, wholeWithin } from '../../instances/index.js'
 
 /** ~/.config/form/config.json: what `form kit init` records. Never holds a secret. */
 export interface UserConfig {
@@ -35,21 +34,21 @@ export interface FormnetMembership {
 
 const isUserConfig = t.isObject({
   version: t.isLiteral(1),
-  address: t.cascade(t.isString(), t.matchesRegExp(ADDRESS)),
+  address: isLowerAddress,
   keystore: t.isString(),
   hosts: t.isArray(t.cascade(t.isString(), t.matchesRegExp(/^(https?:\/\/|unix:)/))),
   formnet: t.isObject({
     join: t.isBoolean(),
-    address: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(/^\d{1,3}(\.\d{1,3}){3}$/))),
+    address: t.isOptional(isIpv4),
     cidr: t.isOptional(isCidr),
     node: t.isOptional(t.isString()),
     host: t.isOptional(t.isString()),
-    interface: t.isOptional(t.cascade(t.isString(), t.matchesRegExp(INTERFACE_NAME))),
+    interface: t.isOptional(isInterfaceName),
   }),
   ship: t.isOptional(
     t.isObject({
-      replicas: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(REPLICAS.min, REPLICAS.max))),
-      failoverAfterS: t.isOptional(t.cascade(t.isNumber(), t.isInteger(), t.isInInclusiveRange(FAILOVER_S.min, FAILOVER_S.max))),
+      replicas: t.isOptional(wholeWithin(REPLICAS)),
+      failoverAfterS: t.isOptional(wholeWithin(FAILOVER_S)),
     }),
   ),
 })

@@ -1,5 +1,20 @@
 import { Command, Option } from 'clipanion'
 import { FormCommand } from '../../../core/command.js'
+import { flagHelp } from '../../../core/settings.js'
+import { netSettings } from '../../net/index.js'
+import { nodeSettings } from '../lib/settings.js'
+
+/**
+ * The flags and variables that override one declared setting each: their help comes from that
+ * declaration and run/start.ts checks their values with its validator, so neither is a second copy.
+ */
+export const OVERRIDES = {
+  listen: { flag: '--listen', env: 'FORM_LISTEN', setting: netSettings.listen, key: '[net] listen' },
+  bootstrap: { flag: '--bootstrap', env: 'FORM_BOOTSTRAP', setting: netSettings.bootstrap, key: '[net] bootstrap' },
+  apiListen: { flag: '--api-listen', env: 'FORM_API_LISTEN', setting: nodeSettings.api_listen, key: '[node] api_listen' },
+} as const
+
+const help = (o: (typeof OVERRIDES)[keyof typeof OVERRIDES]) => flagHelp(o.setting, ` (repeatable; env ${o.env}, comma-separated; overrides ${o.key})`, false)
 
 export class NodeStartCommand extends FormCommand {
   static override paths = [['node', 'start']]
@@ -23,9 +38,9 @@ export class NodeStartCommand extends FormCommand {
     ],
   })
   detach = Option.Boolean('--detach,-d', false, { description: 'Run in the background; print the pid once the node answers' })
-  listen = Option.Array('--listen', { description: 'libp2p listen multiaddr, repeatable (env FORM_LISTEN, comma-separated; overrides [net] listen)' })
-  bootstrap = Option.Array('--bootstrap', { description: 'Bootstrap peer multiaddr, repeatable (env FORM_BOOTSTRAP; overrides [net] bootstrap)' })
-  apiListen = Option.Array('--api-listen', { description: 'Serve the node API to remote callers on host:port, repeatable (env FORM_API_LISTEN; overrides [node] api_listen)' })
+  listen = Option.Array('--listen', { description: help(OVERRIDES.listen) })
+  bootstrap = Option.Array('--bootstrap', { description: help(OVERRIDES.bootstrap) })
+  apiListen = Option.Array('--api-listen', { description: help(OVERRIDES.apiListen) })
 
   async run() {
     return (await import('./run/start.js')).nodeStart(this)

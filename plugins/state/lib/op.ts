@@ -5,7 +5,7 @@ import { ADDRESS, type Author, type Delegation, type SignatureVerifier } from '.
 import { checkPeerBinding } from './peer-binding.js'
 import { checkKey, type Rules } from './rules.js'
 import type { CollectionWriter } from '../../../core/plugin.js'
-import { HEX64 } from '../../../core/patterns.js'
+import { ED25519_SIGNATURE, HEX64, WALLET_SIGNATURE } from '../../../core/patterns.js'
 
 /**
  * One signed write. `val` is the new value; `del: true` makes it a tombstone. The hash is
@@ -72,8 +72,6 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-const HEX128 = /^[0-9a-f]{128}$/
-const HEX130 = /^[0-9a-f]{130}$/
 const OP_FIELDS = new Set(['v', 'c', 'k', 'val', 'del', 't', 'by', 'sig'])
 
 const isBounded = (v: unknown, max: number) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
@@ -98,10 +96,10 @@ function malformed(x: unknown): string | undefined {
 /** Why `x.by` is not a delegation or `x.sig` not an Ed25519 signature (shared by operations and heartbeats). */
 export function signerProblem(x: Record<string, unknown>): string | undefined {
   const d = x.by
-  if (!isObject(d) || typeof d.address !== 'string' || !ADDRESS.test(d.address) || typeof d.key !== 'string' || !HEX64.test(d.key) || !Number.isSafeInteger(d.issued) || typeof d.sig !== 'string' || !HEX130.test(d.sig) || Object.keys(d).length !== 4) {
+  if (!isObject(d) || typeof d.address !== 'string' || !ADDRESS.test(d.address) || typeof d.key !== 'string' || !HEX64.test(d.key) || !Number.isSafeInteger(d.issued) || typeof d.sig !== 'string' || !WALLET_SIGNATURE.test(d.sig) || Object.keys(d).length !== 4) {
     return 'field by must be a delegation {address, key, issued, sig}'
   }
-  if (typeof x.sig !== 'string' || !HEX128.test(x.sig)) return 'field sig must be 64 bytes of hex'
+  if (typeof x.sig !== 'string' || !ED25519_SIGNATURE.test(x.sig)) return 'field sig must be 64 bytes of hex'
   return undefined
 }
 

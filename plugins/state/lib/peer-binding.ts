@@ -1,5 +1,6 @@
 import { verify } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { ED25519_SIGNATURE } from '../../../core/patterns.js'
 import { ed25519PublicKeyFromHex } from './identity.js'
 
 /**
@@ -13,7 +14,7 @@ export function peerBindingMessage(address: string): Uint8Array {
 /** Why the binding does not hold, or undefined when it does. */
 export function checkPeerBinding(address: string, peerId: unknown, proof: unknown): string | undefined {
   if (typeof peerId !== 'string') return 'peerId must be a string'
-  if (typeof proof !== 'string' || !/^[0-9a-f]{128}$/.test(proof)) return 'a node record with a peerId needs peerIdProof (64 bytes of hex)'
+  if (typeof proof !== 'string' || !ED25519_SIGNATURE.test(proof)) return 'a node record with a peerId needs peerIdProof (64 bytes of hex)'
   let raw: Uint8Array
   try {
     const id = peerIdFromString(peerId)

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import TOML from '@iarna/toml'
 import { resolveSections } from '../../../../core/config.js'
 import { FormError } from '../../../../core/errors.js'
-import { checkSetting, settingAt } from '../../../../core/settings.js'
+import { checkOverride, settingAt } from '../../../../core/settings.js'
 import { netSettings } from '../../../net/index.js'
 import { writeSecretFile, encryptKeystore } from '../../lib/keystore.js'
 import { getPassword } from '../../lib/password.js'
@@ -15,11 +15,7 @@ import { terminalPrompts, passwordPrompt } from './prompt.js'
 const NET = (flag: Flag) => SETTING[flag].default as string
 
 /** Refuses a flag's value as the node would refuse the setting, naming the flag. */
-function check<T>(flag: Flag, value: T): T {
-  const problem = checkSetting(SETTING[flag], value)
-  if (problem) throw new FormError('USAGE', `${flag}: ${problem.replace(/^\.?\[\d+\]: /, '').replace(/^E/, 'e')}`, { hint: `see \`man 5 form-operator\` (${SETTING[flag].type})` })
-  return value
-}
+const check = <T>(flag: Flag, value: T): T => checkOverride(flag, SETTING[flag], value) as T
 
 function whole(flag: Flag, value: string): number {
   const n = Number(value)

@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto'
 import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net'
 import * as packet from '@dnsquery/dns-packet'
 import type { Answer, Packet, Question } from '@dnsquery/dns-packet'
+import { IPV4_PORT, nameserversIn, parseIpv4 } from '../../../../core/patterns.js'
 import { contains, parseCidr, type Cidr } from '../formnet/ipam.js'
 import { fogName, type Zone } from './zone.js'
 
@@ -468,14 +469,14 @@ export function tcpFrame(message: Uint8Array): Buffer {
 }
 
 function parseHostPort(text: string): { host: string; port: number } {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(text.trim())
-  if (!m) throw new Error(`"${text}" is not an IPv4 resolver address (ip or ip:port)`)
+  const m = IPV4_PORT.exec(text.trim())
+  if (!m || !parseIpv4(m[1])) throw new Error(`"${text}" is not an IPv4 resolver address (ip or ip:port)`)
   return { host: m[1], port: m[2] ? Number(m[2]) : 53 }
 }
 
 /** The host's IPv4 resolvers from resolv.conf text, leaving out the addresses given (our own). */
 export function resolversFrom(text: string, exclude: string[] = []): string[] {
   const out: string[] = []
-  for (const m of text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)) if (!exclude.includes(m[1]) && !out.includes(m[1])) out.push(m[1])
+  for (const address of nameserversIn(text)) if (!exclude.includes(address) && !out.includes(address)) out.push(address)
   return out
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
+import { nameserversIn } from '../../../../core/patterns.js'
 import { ip } from '../ip.js'
 import { formatCidr, overlaps, parseRoute, type Cidr } from './ipam.js'
 
@@ -68,7 +69,7 @@ export async function readHostNetworks(exclude: string[], resolvConf = RESOLV_CO
   }
   for (const file of resolvConf) {
     const text = await readFile(file, 'utf8').catch(() => '')
-    for (const m of text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)) add(parseRoute(m[1]), `resolver ${m[1]} (${file})`)
+    for (const address of nameserversIn(text)) add(parseRoute(address), `resolver ${address} (${file})`)
   }
   return [...out.values()]
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { FormError } from '../../../../core/errors.js'
-import { parseIpv4Cidr } from '../../../../core/patterns.js'
+import { parseIpv4, parseIpv4Cidr } from '../../../../core/patterns.js'
 
 /**
  * formnet addressing. Each node claims one subnet of the formnet CIDR by writing
@@ -148,8 +148,8 @@ export function parseRoute(text: string): Cidr | undefined {
 
 /** True when the IPv4 address lies inside the CIDR. */
 export function contains(c: Cidr, address: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address)
-  if (!m || m.slice(1).some((o) => Number(o) > 255)) return false
-  const n = m.slice(1).reduce((a, o) => a * 256 + Number(o), 0)
+  const octets = parseIpv4(address)
+  if (!octets) return false
+  const n = octets.reduce((a, o) => a * 256 + o, 0)
   return n >= c.base && n < c.base + 2 ** (32 - c.prefix)
 }

@@ -1,3 +1,4 @@
+import { WIREGUARD_ENDPOINT } from '../../../../core/patterns.js'
 import { parseInstanceKey } from '../../../instances/index.js'
 import { decodeKey } from '../wireguard/keys.js'
 import { contains, formatCidr, parseCidr, subnetFromKey, winners, within, type Cidr, type Claim } from './ipam.js'
@@ -41,8 +42,6 @@ export interface FormnetView {
   nodes: FormnetNode[]
   peers: FormnetPeer[]
 }
-
-const ENDPOINT = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):\d{1,5}$/
 
 function validKey(key: unknown): key is string {
   try {
@@ -96,7 +95,7 @@ export function formnetView(cidrs: RecordLike[], nodes: RecordLike[], peers: Rec
     const f = (r.value as { formnet?: Partial<FormnetNode> } | null)?.formnet
     const subnet = subnets.get(r.key)
     if (!f || !subnet || f.subnet !== subnet || !validKey(f.publicKey)) continue
-    if (f.endpoint !== undefined && !(typeof f.endpoint === 'string' && ENDPOINT.test(f.endpoint))) continue
+    if (f.endpoint !== undefined && !(typeof f.endpoint === 'string' && WIREGUARD_ENDPOINT.test(f.endpoint))) continue
     view.nodes.push({ node: r.key, publicKey: f.publicKey, endpoint: f.endpoint, subnet, address: String(f.address ?? '') })
   }
   for (const r of peers) {

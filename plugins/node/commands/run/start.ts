@@ -1,15 +1,16 @@
 import { createClient } from '../../../../core/client.js'
-import { loadOperatorConfig, resolveSections, validateSection } from '../../../../core/config.js'
+import { loadOperatorConfig, resolveSections } from '../../../../core/config.js'
 import { startNode } from '../../../../core/daemon/host.js'
 import { runningNodePid } from '../../../../core/daemon/socket.js'
 import { runDetached } from '../../../../core/detach.js'
 import { FormError } from '../../../../core/errors.js'
 import { createLogger } from '../../../../core/log.js'
 import { resolvePaths } from '../../../../core/paths.js'
-import { netConfiguration } from '../../../net/index.js'
-import { stateConfiguration } from '../../../state/index.js'
+import { checkOverride, type Setting } from '../../../../core/settings.js'
+import { netSettings } from '../../../net/index.js'
+import { stateSettings } from '../../../state/index.js'
 import { offeredResources } from '../../index.js'
-import type { NodeStartCommand } from '../start.js'
+import { OVERRIDES, type NodeStartCommand } from '../start.js'
 
 const DETACHED_ENV = 'FORM_NODE_DETACHED'
 
@@ -21,18 +22,13 @@ export async function nodeStart(cmd: NodeStartCommand) {
   // logged once the log exists: the table of a removed plugin must not stop the node
   const configWarnings: FormError[] = []
   const sections = resolveSections(file, raw, plugins, (problem) => configWarnings.push(problem))
-  const fromEnv = (name: string) => process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean)
-  const listen = cmd.listen ?? fromEnv('FORM_LISTEN')
-  const bootstrap = cmd.bootstrap ?? fromEnv('FORM_BOOTSTRAP')
-  const formnet = process.env.FORM_FORMNET || undefined
-  if (sections.net && (listen || bootstrap || formnet)) {
-    const net = { ...sections.net, listen: listen ?? sections.net.listen, bootstrap: bootstrap ?? sections.net.bootstrap, formnet: formnet ?? sections.net.formnet }
-    sections.net = validateSection('--listen/--bootstrap/FORM_FORMNET', 'net', net, netConfiguration.schema, netConfiguration.defaults)
-  }
-  const admins = fromEnv('FORM_ADMINS')
-  if (sections.state && admins) {
-    sections.state = validateSection('FORM_ADMINS', 'state', { ...sections.state, admins }, stateConfiguration.schema, stateConfiguration.defaults)
-  }
+  const listen = override(OVERRIDES.listen, cmd.listen)
+  const bootstrap = override(OVERRIDES.bootstrap, cmd.bootstrap)
+  const formnet = fromEnv('FORM_FORMNET', netSettings.formnet, (text) => text)
+  if (sections.net) sections.net = { ...sections.net, ...defined({ listen, bootstrap, formnet }) }
+  const admins = fromEnv('FORM_ADMINS', stateSettings.admins)
+  if (sections.state && admins) sections.state = { ...sections.state, admins }
+  const apiListen = override(OVERRIDES.apiListen, cmd.apiListen) ?? sections.node?.api_listen
   let paths = cmd.dirs
   const overrides = cmd.context.overrides ?? {}
   if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
@@ -51,7 +47,6 @@ export async function nodeStart(cmd: NodeStartCommand) {
   for (const w of configWarnings) log.warn(`${w.message}: ignored`, { hint: w.hint })
   if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
 
-  const apiListen = cmd.apiListen ?? fromEnv('FORM_API_LISTEN') ?? sections.node?.api_listen
   const thirdParty = cmd.context.plugins.filter((p) => !p.builtin).map((p) => p.plugin.name)
   const node = await startNode({ plugins, paths, sections, configFile: file, log, version: cmd.context.version, apiListen, thirdParty })
   if (!detached) cmd.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
@@ -76,6 +71,21 @@ export async function nodeStart(cmd: NodeStartCommand) {
     process.on('SIGTERM', onSignal)
   })
 }
+
+const list = (text: string) => text.split(',').map((s) => s.trim()).filter(Boolean)
+
+/** An environment variable that overrides a setting, checked by that setting's validator; undefined when unset. */
+function fromEnv<T>(env: string, setting: Setting<T>, parse: (text: string) => unknown = list): T | undefined {
+  const text = process.env[env]
+  return text ? checkOverride(env, setting, parse(text)) : undefined
+}
+
+/** A flag, else its variable: the value the node uses instead of its setting, refused as the config would refuse it. */
+function override<T>(o: { flag: string; env: string; setting: Setting<T> }, given: string[] | undefined): T | undefined {
+  return given === undefined ? fromEnv(o.env, o.setting) : checkOverride(o.flag, o.setting, given)
+}
+
+const defined = <T extends object>(values: T) => Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>
 
 /** Re-runs this command in the background, and waits until the node answers. */
 async function startDetached(cmd: NodeStartCommand): Promise<number> {

@@ -1,6 +1,6 @@
 import type { Signer } from '../../../../core/auth/sign.js'
 import { FormError } from '../../../../core/errors.js'
-import { FAILOVER_S, loadInstanceViews, REPLICAS, type InstanceView } from '../../../instances/index.js'
+import { FAILOVER_S, loadInstanceViews, REPLICAS, wholeWithin, type InstanceView } from '../../../instances/index.js'
 import type { UserConfig } from '../../../kit/index.js'
 import { readBuild } from '../../lib/follow.js'
 import { consoleExcerpt, planRollout, rolloutFailure, runRollout, STRATEGIES, DEFAULT_MAX_UNAVAILABLE, type Before, type RolloutRow } from '../../lib/rollout.js'
@@ -32,9 +32,9 @@ export async function packShip(cmd: PackShipCommand) {
   const { config, build, owner } = await target(cmd)
   const shipDefaults = config.ship ?? {}
   const replicas = cmd.replicas === undefined ? (shipDefaults.replicas ?? REPLICAS.default) : Number(cmd.replicas)
-  if (!Number.isInteger(replicas) || replicas < REPLICAS.min || replicas > REPLICAS.max) throw new FormError('USAGE', `--replicas must be a whole number from ${REPLICAS.min} to ${REPLICAS.max} (got "${cmd.replicas}")`)
+  if (!wholeWithin(REPLICAS)(replicas)) throw new FormError('USAGE', `--replicas must be a whole number from ${REPLICAS.min} to ${REPLICAS.max} (got "${cmd.replicas}")`)
   const failoverS = cmd.failoverAfter === undefined ? (shipDefaults.failoverAfterS ?? FAILOVER_S.default) : Number(cmd.failoverAfter)
-  if (!Number.isInteger(failoverS) || failoverS < FAILOVER_S.min || failoverS > FAILOVER_S.max) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from ${FAILOVER_S.min} to ${FAILOVER_S.max} (got "${cmd.failoverAfter}")`)
+  if (!wholeWithin(FAILOVER_S)(failoverS)) throw new FormError('USAGE', `--failover-after must be a whole number of seconds from ${FAILOVER_S.min} to ${FAILOVER_S.max} (got "${cmd.failoverAfter}")`)
   const strategy = cmd.strategy as (typeof STRATEGIES)[number]
   if (!STRATEGIES.includes(strategy)) throw new FormError('USAGE', `--strategy must be one of ${STRATEGIES.join(', ')} (got "${cmd.strategy}")`)
   const maxUnavailable = cmd.maxUnavailable === undefined ? DEFAULT_MAX_UNAVAILABLE : Number(cmd.maxUnavailable)

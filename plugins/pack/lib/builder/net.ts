@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { FormError } from '../../../../core/errors.js'
-import { parseIpv4Cidr, PRIVATE_IPV4_RANGES } from '../../../../core/patterns.js'
+import { nameserversIn, parseIpv4Cidr, PRIVATE_IPV4_RANGES } from '../../../../core/patterns.js'
 
 /**
  * The build VM's network. QEMU's user-mode stack (slirp) gives the guest outbound TCP/UDP and a
@@ -43,7 +43,7 @@ async function sh(cmd: string, args: string[], what: string): Promise<string> {
 /** The IPv4 nameservers the host (and so slirp's DNS proxy) uses. */
 async function resolvers(): Promise<string[]> {
   const text = await readFile('/etc/resolv.conf', 'utf8').catch(() => '')
-  return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1])
+  return nameserversIn(text)
 }
 
 /** Every IPv4 address of the host: the node's API and P2P ports listen on them. */
