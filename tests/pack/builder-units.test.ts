@@ -176,7 +176,8 @@ t.test('build records: only requests for this node, written by their owner, are 
   await b.consider({ ...r.record, value: { ...(r.record.value as object), node: OTHER_NODE } })
   await b.consider({ ...r.record, author: BOB })
   await b.consider({ ...r.record, key: statusKey(ALICE, r.build, ME) })
-  t.equal(b.state.writes.length, 0, 'a request for another node, one written by another wallet and a status record are ignored')
+  await b.consider({ ...r.record, value: { ...(r.record.value as object), request: 'ab'.repeat(16) } })
+  t.equal(b.state.writes.length, 0, 'a request for another node, one written by another wallet, a status record and a request id the builder never gives out (32 hex digits) are ignored')
   t.equal(b.jobs.queue.length + b.jobs.running.size, 0)
 
   // Bob names Alice's request id under his own build: he never made it here

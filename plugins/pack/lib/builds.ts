@@ -106,13 +106,16 @@ export function parseBuildKey(key: string): { owner: string; build: string; node
   return undefined
 }
 
+/** a build request's id: the builder gives out 8 random bytes, in hex */
+export const REQUEST_ID = /^[0-9a-f]{16}$/
+
 /** A request record checked as untrusted input. */
 export function parseBuildRequest(value: unknown): { request: BuildRequest } | { problem: string } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'the build request is not an object' }
   const v = value as Record<string, unknown>
   if (typeof v.node !== 'string' || !ADDRESS.test(v.node)) return { problem: 'node must be a node address' }
   if (typeof v.context !== 'string' || !HEX64.test(v.context)) return { problem: 'context must be the SHA-256 of an uploaded context' }
-  if (typeof v.request !== 'string' || !/^[0-9a-f]{8,64}$/.test(v.request)) return { problem: 'request must be a hex id' }
+  if (typeof v.request !== 'string' || !REQUEST_ID.test(v.request)) return { problem: 'request must be the 16 hex digits the builder gave the wallet' }
   if (typeof v.name !== 'string') return { problem: 'name must be a string' }
   return {
     request: { name: v.name, node: v.node, request: v.request, context: v.context, requestedAt: Number(v.requestedAt) || 0, cancel: v.cancel === true },

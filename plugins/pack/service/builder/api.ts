@@ -8,12 +8,12 @@ import type { ApiRouter } from '../../../../core/daemon/router.js'
 import { HEX64 } from '../../../../core/patterns.js'
 import type { StateHandle } from '../../../state/index.js'
 import type { PackConfig } from '../../index.js'
-import { FINAL_STATES, statusKey, type BuildStatus, type PrivateFailure } from '../../lib/builds.js'
+import { FINAL_STATES, REQUEST_ID, statusKey, type BuildStatus, type PrivateFailure } from '../../lib/builds.js'
 import { markUsed } from '../../lib/cache.js'
 import { verifyContextArchive } from '../../lib/context-archive.js'
 import { buildId, parseFormfile } from '../../lib/formfile/index.js'
 import type { BuilderCache } from './cache.js'
-import { REQUEST, type BuilderFiles, type StoredRequest } from './files.js'
+import { type BuilderFiles, type StoredRequest } from './files.js'
 import type { BuildJobs } from './jobs.js'
 
 /** the longest a log read waits for more (it holds a request and a watch that long) */
@@ -55,7 +55,7 @@ export function serveBuilderApi(api: Pick<ApiRouter, 'get' | 'post'>, deps: Buil
       for (const other of await readdir(dirs.logs).catch(() => [] as string[])) if (other !== caller && existsSync(join(dirs.logs, other, build))) throw notOwner()
       throw new FormError('BUILD_NOT_FOUND', `you have no build ${build} on this node`, { httpStatus: 404, hint: 'see `form pack status`; a build\'s log is on the node that built it' })
     }
-    const request = typeof body.request === 'string' && REQUEST.test(body.request) ? body.request : status?.request
+    const request = typeof body.request === 'string' && REQUEST_ID.test(body.request) ? body.request : status?.request
     if (!request) throw new FormError('BUILD_NOT_FOUND', `you have no build ${build} on this node`, { httpStatus: 404, hint: 'see `form pack status`' })
     return { build, status, request }
   }

@@ -5,9 +5,8 @@ import { join } from 'node:path'
 import { FormError } from '../../../../core/errors.js'
 import type { Logger } from '../../../../core/log.js'
 import { ADDRESS } from '../../../../core/patterns.js'
-import { publicFailure, type BuildFailure, type BuildRequest } from '../../lib/builds.js'
+import { publicFailure, REQUEST_ID, type BuildFailure, type BuildRequest } from '../../lib/builds.js'
 
-export const REQUEST = /^[0-9a-f]{16}$/
 
 /** A build request as its owner made it on this node: kept in requests/<owner>/<request>.json, never replicated. */
 export interface StoredRequest {
@@ -87,7 +86,7 @@ export class BuilderFiles {
 
   /** The request `req` names, if its owner made it here for this build from a context they uploaded; else why not. */
   readonly ownRequest = async (owner: string, build: string, req: BuildRequest): Promise<StoredRequest | BuildFailure> => {
-    const stored = REQUEST.test(req.request) ? await readFile(this.requestFile(owner, req.request), 'utf8').then((t) => JSON.parse(t) as StoredRequest).catch(() => undefined) : undefined
+    const stored = REQUEST_ID.test(req.request) ? await readFile(this.requestFile(owner, req.request), 'utf8').then((t) => JSON.parse(t) as StoredRequest).catch(() => undefined) : undefined
     if (!stored) return publicFailure('BUILD_UNKNOWN_REQUEST', `this node holds no build request ${req.request} made by ${owner}; request ids are given by the builder to the wallet that asks`)
     if (stored.build !== build || stored.context !== req.context) return publicFailure('BUILD_REQUEST_MISMATCH', `build request ${req.request} was made for another build or context than the record names`)
     if (!existsSync(this.contextFile(owner, stored.context))) return publicFailure('BUILD_NO_CONTEXT', `context ${stored.context} uploaded by ${owner} is no longer on this node`)
