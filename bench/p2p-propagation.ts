@@ -5,7 +5,7 @@
 //   at the rate measured here, in this run;
 // - deliveries: copies of each operation each node received (counted by the nodes), per needed copy.
 // Run: npm run build && npx tsx bench/p2p-propagation.ts   (BENCH_OPS, BENCH_NODES=5,10, BENCH_SINGLE)
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createClient } from '../core/client.js'
@@ -36,6 +36,12 @@ function verifyRate(): number {
   const t0 = performance.now()
   for (const o of sample) verifyOp(o, verifier, limits)
   return sample.length / ((performance.now() - t0) / 1000)
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
@@ -88,6 +94,7 @@ async function network(n: number) {
     const before = await sync()
     const target = await Promise.all(clients.map(count))
     const ops = Array.from({ length: OPS }, op)
+    const cpuBefore = nodes.map((p) => cpuSeconds(p.child.pid!))
     const t0 = performance.now()
     for (let i = 0; i < OPS; i += 500) await clients[0].post('/v1/state/ops', { ops: ops.slice(i, i + 500) })
     const accepted = performance.now() - t0
@@ -101,11 +108,12 @@ async function network(n: number) {
       await new Promise((r) => setTimeout(r, 100))
     }
     const all = performance.now() - t0
+    const cpu = nodes.reduce((sum, p, i) => sum + cpuSeconds(p.child.pid!) - cpuBefore[i], 0)
     const stored = await Promise.all(clients.map(count))
     if (stored.some((c, i) => c < target[i] + OPS)) throw new Error(`a node counted ${OPS} operations received but stores fewer: ${stored.map((c, i) => c - target[i]).join(', ')}`)
     const after = await sync()
     const delivered = after.slice(1).reduce((sum, s, i) => sum + s.deliveredOps - before[i + 1].deliveredOps, 0)
-    return { n, beatCopies, beatBytes, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, deliveries: delivered / (OPS * (n - 1)) }
+    return { n, beatCopies, beatBytes, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, cpu, deliveries: delivered / (OPS * (n - 1)) }
   } finally {
     for (const node of nodes) await node.stop('SIGKILL')
     for (const c of cleanups.reverse()) await c()
@@ -121,7 +129,9 @@ const beatRows: string[] = []
 for (const n of SIZES) {
   const r = await network(n)
   const floor = (n * OPS) / (cores * rate) * 1000
-  rows.push(`| ${n} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.accepted.toFixed(0)} | ${r.all.toFixed(0)} | ${floor.toFixed(0)} | ${(r.all / floor).toFixed(2)} | ${r.deliveries.toFixed(2)} |`)
+  // the CPU the floor stands for: nodes x ops signature-inclusive checks at the measured rate
+  const floorCpu = (n * OPS) / rate
+  rows.push(`| ${n} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.accepted.toFixed(0)} | ${r.all.toFixed(0)} | ${floor.toFixed(0)} | ${(r.all / floor).toFixed(2)} | ${r.cpu.toFixed(1)} | ${(r.cpu / floorCpu).toFixed(2)} | ${r.deliveries.toFixed(2)} |`)
   console.log(rows.at(-1))
   // gossipsub sends a message on to at most D_HIGH mesh peers, and its author to every topic peer it
   // has (floodPublish): a node receives each heartbeat at most D_HIGH + 1 times, whatever the node count
@@ -129,10 +139,10 @@ for (const n of SIZES) {
   beatRows.push(`| ${n} | ${r.beatCopies.toFixed(2)} | ${r.beatBytes.toFixed(0)} | ${bound(n).toFixed(1)} | ${bound(1000).toFixed(0)} |`)
 }
 const body = [
-  `Node processes on loopback, all on this machine (${cores} cores). Single writes: ${SINGLE} operations posted one at a time to node 1, each timed until every other node serves it. Bulk: ${OPS} operations posted to node 1 in batches of 500, until every node stores them. Floor: nodes x ${OPS} signature-inclusive checks over ${cores} cores at ${rate.toFixed(0)} checks/s per core (measured in this run). Deliveries: copies of a bulk operation the other nodes received (push, fetches after announcements, anti-entropy), per node and operation; 1.00 is each copy once. Operations stored from a peer are announced by hash to up to 8 peers and fetched only when they did not arrive from their author's node.`,
+  `Node processes on loopback, all on this machine (${cores} cores). Single writes: ${SINGLE} operations posted one at a time to node 1, each timed until every other node serves it. Bulk: ${OPS} operations posted to node 1 in batches of 500, until every node stores them. Floor: nodes x ${OPS} signature-inclusive checks over ${cores} cores at ${rate.toFixed(0)} checks/s per core (measured in this run). CPU: user and system seconds all node processes (every thread) used during the bulk, from /proc, against the floor's (nodes x ops / rate): where it is near bulk / floor, the time goes to work beyond verification; where it is lower, to waiting. Deliveries: copies of a bulk operation the other nodes received (push, fetches after announcements, anti-entropy), per node and operation; 1.00 is each copy once. Operations stored from a peer are announced by hash to up to 8 peers and fetched only when they did not arrive from their author's node.`,
   '',
-  '| nodes | single write p50 (ms) | p99 (ms) | bulk: node 1 accepted (ms) | bulk: all nodes have all (ms) | verification floor (ms) | bulk / floor | deliveries per op per node |',
-  '|---|---|---|---|---|---|---|---|',
+  '| nodes | single write p50 (ms) | p99 (ms) | bulk: node 1 accepted (ms) | bulk: all nodes have all (ms) | verification floor (ms) | bulk / floor | bulk: CPU s of all nodes | CPU / floor CPU | deliveries per op per node |',
+  '|---|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
   `Heartbeats at rest (gossipsub, ${HEARTBEAT_SAMPLE_MS / 1000} s sampled on every node): heartbeats a node judged (parsed, checked) per fresh one, i.e. copies that cost work (gossipsub drops a copy by its hash first); their size; and the bound on inbound heartbeat bandwidth per node at a ${HEARTBEAT_INTERVAL_S} s interval: nodes / interval x (gossipsub's upper mesh degree ${D_HIGH} + the author's own send) x bytes, here and at 1,000 nodes. The bound is computed from gossipsub's limits, not measured: this run does not count the copies gossipsub drops.`,
