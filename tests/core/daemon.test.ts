@@ -28,6 +28,7 @@ t.test('services start in dependency order, report their state, and stop in reve
   t.equal(s.pid, node.child.pid)
   t.same(s.services.filter((x: { plugin: string }) => x.plugin === 'fixture').map((x: { name: string }) => x.name), ['svc-a', 'svc-b', 'svc-c', 'svc-d'])
   t.ok(s.services.every((x: { state: string }) => x.state === 'running'))
+  t.same([s.health, s.notRunning], ['ok', []], 'the node as a whole: ok')
   t.equal(s.services[0].name, 'state', 'built-in services run beside the plugin\'s')
   const human = await form(fe, ['node', 'status'])
   t.match(human.stdout, /running\s+pid \d+/)
@@ -55,7 +56,9 @@ t.test('a third-party service that fails to start is reported failed, with what 
     { name: 'svc-d', state: 'running', reason: undefined },
   ])
   t.ok(s.services.filter((x: { plugin: string }) => x.plugin !== 'fixture').every((x: { state: string }) => x.state === 'running'), 'the built-in services run')
+  t.same([s.health, s.notRunning], ['degraded', ['svc-b', 'svc-c']], 'the node as a whole: degraded, naming what does not run')
   const human = (await form(fe, ['node', 'status'])).stdout
+  t.match(human, /^degraded: svc-b failed, svc-c failed  pid \d+/m)
   t.match(human, /svc-b\s+fixture\s+failed/)
   t.match(human, /^svc-b: failed: svc-b was told to fail$/m)
   const client = createClient({ socket: fe.socket })

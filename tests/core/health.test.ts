@@ -29,6 +29,7 @@ t.test('a service whose background loop dies shows as degraded with the reason, 
     return s.state === 'degraded' ? s : undefined
   }, 10_000)
   t.equal(degraded.reason, 'tick loop failed: the store went away')
+  t.match(JSON.parse((await form(fe, ['node', 'status', '--json'])).stdout), { health: 'degraded', notRunning: ['ticker'] })
   const human = await form(fe, ['node', 'status'])
   t.equal(human.code, 0, 'the node still runs')
   t.match(human.stdout, /ticker\s+health-fixture\s+degraded/)
@@ -36,6 +37,7 @@ t.test('a service whose background loop dies shows as degraded with the reason, 
 
   await client.post('/v1/health-fixture/recover', {})
   t.match(await ticker(), { state: 'running' })
+  t.match(JSON.parse((await form(fe, ['node', 'status', '--json'])).stdout), { health: 'ok', notRunning: [] })
   t.notMatch((await form(fe, ['node', 'status'])).stdout, /^ticker: /m, 'no reason printed')
 
   t.equal(await node.stop(), 0)

@@ -53,9 +53,13 @@ export async function nodeStatus(cmd: NodeStatusCommand) {
     }
     throw error
   }
-  cmd.print({ running: true, ...node }, () => {
+  // one word for monitoring: a node runs on without a service that failed or whose loop died, and says so here
+  const down = node.services.filter((s) => s.state !== 'running')
+  const health = down.length ? 'degraded' : 'ok'
+  cmd.print({ running: true, health, notRunning: down.map((s) => s.name), ...node }, () => {
+    const state = down.length ? `${cmd.color('yellow', 'degraded')}: ${down.map((s) => `${s.name} ${s.state}`).join(', ')}` : cmd.color('green', 'running')
     const head = [
-      `${cmd.color('green', 'running')}  pid ${node.pid}, up ${formatDuration(node.uptimeMs)}, form ${node.version}`,
+      `${state}  pid ${node.pid}, up ${formatDuration(node.uptimeMs)}, form ${node.version}`,
       `socket:  ${node.socket}`,
       `data:    ${node.dataDir}`,
       `config:  ${node.configFile ?? 'built-in defaults'}`,
