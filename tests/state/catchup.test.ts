@@ -1,4 +1,4 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createClient } from '../../core/client.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createOp, type Op } from '../../plugins/state/lib/op.js'
@@ -10,6 +10,7 @@ import { admit, joinEnv, makeEnv, startNode, until, type FormEnv, type NodeProce
 
 interface SyncStats {
   syncSentTo: Record<string, number>
+  syncDeliveredOps: number
   syncDeclined: number
   peers: string[]
 }
@@ -27,19 +28,6 @@ const write = async (fe: FormEnv, batch: Op[]) => {
 
 /** Operations each of `senders` sent `peerId` by anti-entropy since `before`. */
 const sentTo = (before: SyncStats[], after: SyncStats[], peerId: string) => after.map((s, i) => (s.syncSentTo[peerId] ?? 0) - (before[i].syncSentTo[peerId] ?? 0))
-
-/**
- * Whether the caught-up node received its gap about once from all peers together. A round that
- * ended before the receiver had stored what it was sent let the one peer send the gap again (fixed,
- * asserted above and in sync-units). Seen once in six runs since: a second peer sent the last ~100
- * of the gap (608, 98, 1 for 600) with no round declined; its cause is not known yet (issue 18), so it
- * is reported, with the node's warnings, rather than counted.
- */
-function onceInAll(t: Test, total: number, who: string, node: NodeProcess) {
-  const ok = total >= N && total <= N + 50
-  const warnings = ok ? '' : node.output().split('\n').filter((l) => /WARN|ERROR|failed/.test(l)).slice(-10).join('\n')
-  t.ok(ok, `the ${who} node received the ${N} operations about once from all peers (${total} sent in all)`, ok ? {} : { todo: `a second peer sometimes fills part of the gap (issue 18)\n${warnings}` })
-}
 
 t.test('a joining node and a restarted one take their catch-up from one peer, not from all', async (t) => {
   const envs = [await makeEnv(t)]
@@ -67,7 +55,12 @@ t.test('a joining node and a restarted one take their catch-up from one peer, no
   let total = sent.reduce((a, b) => a + b, 0)
   t.equal(sent.filter((n) => n >= N / 2).length, 1, `one peer sent the joining node the log (operations sent by anti-entropy per peer: ${sent.join(', ')})`)
   t.ok(Math.max(...sent) <= N + 50, `no peer sent the joining node the log twice (per peer: ${sent.join(', ')})`)
-  onceInAll(t, total, 'joining', nodes[3])
+  // What the joining node took in by anti-entropy (its process is new: its counters start at 0): 608 for
+  // 600 in 12 of 13 runs. Once a second peer sent the last 98 of the gap after the first had sent it all,
+  // with no round declined (perhaps a round cut short: frames written but never read). The bound is the
+  // issue's 1.5 deliveries per operation, tightened to 1.25: the gap sent twice (1,200) fails it.
+  let received = (await syncStats(envs[3])).syncDeliveredOps
+  t.ok(received >= N && received <= 1.25 * N, `the joining node received the ${N} operations about once (${received} received by anti-entropy; ${total} sent)`)
   t.comment(`join: sent by peer ${sent.join(', ')}; node 4 declined ${(await syncStats(envs[3])).syncDeclined} concurrent rounds`)
 
   // returning: node 4 stops, N more are written, it starts again with its store
@@ -83,6 +76,7 @@ t.test('a joining node and a restarted one take their catch-up from one peer, no
   total = sent.reduce((a, b) => a + b, 0)
   t.equal(sent.filter((n) => n >= N / 2).length, 1, `one peer sent the returning node its gap (per peer: ${sent.join(', ')})`)
   t.ok(Math.max(...sent) <= N + 50, `no peer sent the returning node its gap twice (per peer: ${sent.join(', ')})`)
-  onceInAll(t, total, 'returning', nodes[3])
+  received = (await syncStats(envs[3])).syncDeliveredOps
+  t.ok(received >= N && received <= 1.25 * N, `the returning node received the ${N} new operations about once (${received} received by anti-entropy; ${total} sent)`)
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')))
 })
