@@ -56,7 +56,7 @@ t.test('a joining node and a restarted one take their catch-up from one peer, no
   t.equal(sent.filter((n) => n >= N / 2).length, 1, `one peer sent the joining node the log (operations sent by anti-entropy per peer: ${sent.join(', ')})`)
   t.ok(Math.max(...sent) <= N + 50, `no peer sent the joining node the log twice (per peer: ${sent.join(', ')})`)
   // What the joining node took in by anti-entropy (its process is new: its counters start at 0): 608 for
-  // 600 in 12 of 13 runs. Once a second peer sent the last 98 of the gap after the first had sent it all,
+  // 600 in 18 of 19 runs (CI included). Once a second peer sent the last 98 of the gap after the first had sent it all,
   // with no round declined (perhaps a round cut short: frames written but never read). The bound is the
   // issue's 1.5 deliveries per operation, tightened to 1.25: the gap sent twice (1,200) fails it.
   let received = (await syncStats(envs[3])).syncDeliveredOps

@@ -351,6 +351,26 @@ t.test('anti-entropy exchange: the round ends for the sender only once the recei
   await receiving
 })
 
+t.test('anti-entropy exchange: anything but the stored frame at the end of a round is a protocol violation', async (t) => {
+  const [sa, sb] = [await openStore(t), await openStore(t)]
+  await sa.insert(opsFor(3, 'e'), 'local')
+  const side = (store: StateStore) => {
+    const stats = newSyncStats()
+    const offences = new Offences(fakeBans().p2p, { max_invalid_ops: 10, ban_ms: 1000 }, stats, log)
+    return { offences, exchange: new AntiEntropyExchange(reader, store, { max_want_ids: 1000 }, new OfferLog(30_000), offences, new Intake(store, newSyncActivity(), stats, offences, log), new OpWriter(1 << 20, stats), stats) }
+  }
+  const a = side(sa)
+  const [ta, tb] = pipe()
+  // B's side of the stream swaps its closing stored frame for an empty fetch frame
+  const evil = Object.assign(Object.create(null), tb, {
+    send: (x: Uint8Array) => tb.send(x[0] === FRAME.stored ? Buffer.from([FRAME.fetch, 0, 0, 0, 0]) : x),
+    [Symbol.asyncIterator]: (tb as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator],
+  }) as Stream
+  const [ra] = await Promise.allSettled([a.exchange.run(ta, 'B', true), side(sb).exchange.run(evil, 'A', false)])
+  t.match(ra, { status: 'rejected', reason: { code: 'P2P_PROTOCOL', message: /unexpected frame 8 at the end of reconciliation/ } })
+  t.same(a.offences.byPeer(), { B: VIOLATION_WEIGHT }, 'it counts against the peer')
+})
+
 t.test('anti-entropy exchange: a malformed ranges frame is a protocol violation counted against the peer', async (t) => {
   const store = await openStore(t)
   const f = fakeBans()
