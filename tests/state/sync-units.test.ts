@@ -12,7 +12,7 @@ import { heartbeatValidator } from '../../plugins/state/service/sync/heartbeats.
 import { Intake } from '../../plugins/state/service/sync/intake.js'
 import { OfferLog } from '../../plugins/state/service/sync/offers.js'
 import { Offences, VIOLATION_WEIGHT } from '../../plugins/state/service/sync/offences.js'
-import { FRAME, MAX_OPS_PER_FRAME, OpWriter, parseHashes, parseOps, PUSH_PROTOCOL, SYNC_PROTOCOL } from '../../plugins/state/service/sync/protocol.js'
+import { encodeOpsTo, FRAME, MAX_OPS_PER_FRAME, MAX_OPS_TO_HEADER, OpWriter, opsToHeader, parseHashes, parseOps, parseOpsTo, PUSH_PROTOCOL, PUSH_PROTOCOL_1_0, SYNC_PROTOCOL } from '../../plugins/state/service/sync/protocol.js'
 import { Pusher } from '../../plugins/state/service/sync/push.js'
 import { AntiEntropyScheduler } from '../../plugins/state/service/sync/scheduler.js'
 import { newSyncActivity, newSyncStats } from '../../plugins/state/service/sync/stats.js'
@@ -33,6 +33,7 @@ async function openStore(t: Test): Promise<StateStore> {
 
 /** A stream that records the frames written to it (type and payload), and can be told to fail its writes. */
 class RecordingStream {
+  protocol = ''
   frames: { type: number; payload: Buffer }[] = []
   failWrites = false
   closed = false
@@ -103,6 +104,35 @@ t.test('protocol: hash lists and ops frames are checked before use, and the writ
   t.equal(stats.syncBytes, stream.frames.reduce((n, f) => n + f.payload.length, 0), 'payload bytes counted')
 })
 
+t.test('protocol: an opsTo frame carries a bounded list of peer ids, then ops; anything else in it is a violation', async (t) => {
+  const ops = opsFor(2, 'to')
+  const header = opsToHeader(['12D3KooWA', 'QmB', 'bafzC'])!
+  const frame = encodeOpsTo(header, Buffer.from(JSON.stringify(ops)))
+  t.same(parseOpsTo(frame), { to: ['12D3KooWA', 'QmB', 'bafzC'], ops: JSON.parse(JSON.stringify(ops)) })
+  t.equal(opsToHeader(Array.from({ length: 100 }, (_, i) => `12D3KooW${'x'.repeat(44)}${i}`)), undefined, 'a list too long to carry is not sent')
+  const raw = (header: string, rest = '[]', length = Buffer.byteLength(header)) => {
+    const out = Buffer.alloc(4)
+    out.writeUInt32BE(length)
+    return Buffer.concat([out, Buffer.from(header), Buffer.from(rest)])
+  }
+  const bad: [Buffer, RegExp][] = [
+    [Buffer.alloc(3), /peer list must be at most/],
+    [raw('["a"]', '[]', 50), /inside the frame/],
+    [raw('x'.repeat(MAX_OPS_TO_HEADER + 1)), /at most 3000 bytes/],
+    [raw('["a"'), /not JSON/],
+    [raw('{"a":1}'), /array of peer ids/],
+    [raw('[1]'), /array of peer ids/],
+    [raw('["a b"]'), /array of peer ids/],
+    [raw(JSON.stringify(['x'.repeat(129)])), /array of peer ids/],
+    [raw('["a"]', '{}'), /JSON array/],
+  ]
+  for (const [payload, message] of bad) t.throws(() => parseOpsTo(payload), { code: 'P2P_PROTOCOL', message }, String(message))
+  const writer = new OpWriter(Buffer.byteLength(JSON.stringify(ops[0])) + header.length + 8, { syncBytes: 0 })
+  const frames = writer.encodeTo(ops, header)
+  t.equal(frames.length, 2, 'the peer list counts towards the frame size: one operation a frame here')
+  t.same(frames.flatMap((f) => parseOpsTo(f).ops), JSON.parse(JSON.stringify(ops)))
+})
+
 t.test('offer log: a peer counts as having an operation it sent or was offered, within the push window only', async (t) => {
   const offers = new OfferLog(80)
   offers.stored('h1', Date.now(), 'peerA')
@@ -117,6 +147,9 @@ t.test('offer log: a peer counts as having an operation it sent or was offered, 
   await sleep(120)
   t.notOk(offers.offeredRecently('h2', 'peerB'), 'forgotten once older than the window (the anti-entropy interval here)')
   t.notOk(offers.has('h1'), 'older entries are dropped as well')
+  offers.stored('h3', Date.now(), 'peerA', new Set(['peerC']))
+  t.ok(offers.offeredRecently('h3', 'peerC'), 'a peer the sender named has it too')
+  t.notOk(offers.offeredRecently('h3', 'peerD'))
 })
 
 function fakeBans() {
@@ -173,15 +206,28 @@ t.test('intake: operations from a peer are stored and counted; invalid ones coun
   t.same(offences.byPeer(), { peerB: 2 })
   t.equal(f.bans.length, 1, 'two invalid operations pass a limit of one')
   await t.rejects(intake.receive(new Array(MAX_OPS_PER_FRAME + 1).fill({}), 'peerA', 'push'), { code: 'P2P_PROTOCOL' })
+  // the peers the sender named reach the store's listeners (push leaves them out of its announcements)
+  const heard: [string | undefined, ReadonlySet<string> | undefined][] = []
+  const off = store.onOps((_, source, sentTo) => heard.push([source, sentTo]))
+  const named = new Set(['peerC'])
+  await intake.receive(opsFor(2, 'named'), 'peerA', 'push', named)
+  await intake.receive(opsFor(1, 'plain'), 'peerA', 'push')
+  off()
+  t.same(heard, [['peerA', named], ['peerA', undefined]])
+  t.equal(heard[0][1], named)
 })
 
-function fakePushNet(connected: string[], members: string[]) {
+/** Peers that speak both push versions unless `speaks` says otherwise; open negotiates like libp2p (the first protocol offered that the peer speaks). */
+function fakePushNet(connected: string[], members: string[], speaks: (peer: string) => string[] = () => [PUSH_PROTOCOL, PUSH_PROTOCOL_1_0]) {
   const streams: { peer: string; protocol: string; stream: RecordingStream }[] = []
   let failNext = 0
   const p2p = {
     connectedPeers: () => connected,
-    open: async (peer: unknown, protocol: string) => {
+    open: async (peer: unknown, offered: string | string[]) => {
+      const protocol = [offered].flat().find((p) => speaks(String(peer)).includes(p))
+      if (!protocol) throw new Error(`${String(peer)} speaks none of ${offered}`)
       const stream = new RecordingStream()
+      stream.protocol = protocol
       if (failNext > 0) {
         failNext--
         stream.failWrites = true
@@ -211,15 +257,52 @@ t.test('push: own operations go whole to every connected member, relayed ones ar
   t.equal(net.streams.length, 2, 'one stream per member peer, reused across batches')
   const a = net.framesTo('A')
   const b = net.framesTo('B')
-  t.same(a.filter((f) => f.type === FRAME.ops).flatMap((f) => JSON.parse(f.payload.toString()).map((o: Op) => hashOf(o))), [hashOf(own)])
+  t.same(a.filter((f) => f.type === FRAME.opsTo).flatMap((f) => (parseOpsTo(f.payload).ops as Op[]).map(hashOf)), [hashOf(own)])
+  t.same(a.filter((f) => f.type === FRAME.opsTo).map((f) => parseOpsTo(f.payload).to), [['A', 'B']], 'naming every member it goes to')
   t.same(a.filter((f) => f.type === FRAME.have), [], 'the peer a relayed operation came from is not told of it')
   t.same(b.filter((f) => f.type === FRAME.have).map((f) => f.payload.toString('hex')), [hashOf(relayed)], 'announced by hash')
-  t.same(b.filter((f) => f.type === FRAME.ops).flatMap((f) => JSON.parse(f.payload.toString()).map((o: Op) => hashOf(o))), [hashOf(own)], 'a relayed operation is not sent whole')
+  t.same(b.filter((f) => f.type === FRAME.opsTo).flatMap((f) => (parseOpsTo(f.payload).ops as Op[]).map(hashOf)), [hashOf(own)], 'a relayed operation is not sent whole')
   t.equal(stats.pushedOps, 2, 'own operation to two peers')
   t.equal(stats.announcedOps, 1)
   t.ok(activity.lastPush > 0)
   t.ok(offers.offeredRecently(hashOf(own), 'A') && offers.offeredRecently(hashOf(own), 'B') && offers.offeredRecently(hashOf(relayed), 'B'), 'what was offered is remembered')
   t.ok(net.streams.every((s) => s.stream.closed), 'stop closes the push streams')
+})
+
+t.test("push: a relayed operation is announced only to peers its author's node did not name, and not at all in a full mesh", async (t) => {
+  const net = fakePushNet(['A', 'B', 'C', 'D'], ['A', 'B', 'C', 'D'])
+  const stats = newSyncStats()
+  const offers = new OfferLog(30_000)
+  const pusher = new Pusher(net.p2p, net.store, offers, new OpWriter(1 << 20, stats), newSyncActivity(), stats, log)
+  const [partial, full, unnamed] = opsFor(3, 'relay')
+  // as the store hands them on: from A, which said it pushed them to B and C, to everyone, or said nothing
+  offers.stored(hashOf(partial), Date.now(), 'A', new Set(['B', 'C']))
+  pusher.push([{ hash: hashOf(partial), op: partial }], 'A', new Set(['B', 'C']))
+  pusher.push([{ hash: hashOf(full), op: full }], 'A', new Set(['A', 'B', 'C', 'D']))
+  pusher.push([{ hash: hashOf(unnamed), op: unnamed }], 'A')
+  await pusher.stop()
+  const announcedTo = (peer: string) => net.framesTo(peer).filter((f) => f.type === FRAME.have).flatMap((f) => parseHashes(f.payload, 100))
+  t.same(announcedTo('A'), [], 'not to the source')
+  t.same(announcedTo('B').sort(), [hashOf(unnamed)], 'a named peer is not told')
+  t.same(announcedTo('C').sort(), [hashOf(unnamed)])
+  t.same(announcedTo('D').sort(), [hashOf(partial), hashOf(unnamed)].sort(), 'the peer nobody named is told')
+  t.equal(stats.announcedOps, 4)
+  t.ok(offers.offeredRecently(hashOf(partial), 'D'), 'what was announced counts as offered')
+})
+
+t.test('push: a peer that speaks only push 1.0 gets plain ops frames, one that speaks 1.1 gets opsTo frames', async (t) => {
+  const net = fakePushNet(['old', 'new'], ['old', 'new'], (peer) => (peer === 'old' ? [PUSH_PROTOCOL_1_0] : [PUSH_PROTOCOL, PUSH_PROTOCOL_1_0]))
+  const stats = newSyncStats()
+  const pusher = new Pusher(net.p2p, net.store, new OfferLog(30_000), new OpWriter(1 << 20, stats), newSyncActivity(), stats, log)
+  const ops = opsFor(3, 'mixed')
+  pusher.push(ops.map((op) => ({ hash: hashOf(op), op })), 'local')
+  await pusher.stop()
+  t.same(net.streams.map((s) => [s.peer, s.protocol]).sort(), [['new', PUSH_PROTOCOL], ['old', PUSH_PROTOCOL_1_0]])
+  t.same(net.framesTo('old').map((f) => f.type), [FRAME.ops], 'an opsTo frame would be a violation to a 1.0 node')
+  t.same((JSON.parse(net.framesTo('old')[0].payload.toString()) as Op[]).map(hashOf), ops.map(hashOf))
+  t.same(net.framesTo('new').map((f) => f.type), [FRAME.opsTo])
+  t.same(parseOpsTo(net.framesTo('new')[0].payload), { to: ['old', 'new'], ops: JSON.parse(JSON.stringify(ops)) })
+  t.equal(stats.pushedOps, 6)
 })
 
 t.test('push: a stream that fails on write is replaced once; a second failure gives up', async (t) => {

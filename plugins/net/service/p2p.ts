@@ -35,7 +35,8 @@ export interface P2PHandle {
   /** serves a protocol (banned peers are refused, limits applied); the function returned stops serving it */
   handle(protocol: string, handler: (stream: Stream, peer: PeerId) => Promise<void>, limits?: ProtocolLimits): Promise<() => Promise<void>>
   /** opens a stream to a connected (or dialable) peer */
-  open(peer: PeerId | string, protocol: string): Promise<Stream>
+  /** several protocols: the first the peer speaks (the stream's `protocol` says which) */
+  open(peer: PeerId | string, protocol: string | string[]): Promise<Stream>
   /** called for every new connection to a peer and every lost one; the function returned unsubscribes */
   onPeer(listener: (peer: PeerId, event: 'connect' | 'disconnect') => void): () => void
   /** disconnects a misbehaving peer and refuses it, and the addresses it came from, for `ms` */

@@ -64,6 +64,8 @@ export interface InsertResult {
   hashes: string[]
   /** accepted operations not stored: another operation on their record already wins (or an expired tombstone) */
   superseded?: number
+  /** peers the sender says it sent these operations to as well (handed on to 'ops' listeners) */
+  sentTo?: ReadonlySet<string>
 }
 
 /** Why a store opened empty: it had been closed for longer than the tombstone horizon. */
@@ -322,9 +324,10 @@ export class StateStore {
   /**
    * Verifies and applies operations from `source` (a peer id, 'local', 'api'). Invalid ones are
    * rejected and counted, never stored; duplicates are ignored. Resolves after the batch is written.
+   * `sentTo`: the peers the sender says got these operations too, for replication to leave out.
    */
-  async insert(inputs: unknown[], source: string): Promise<InsertResult> {
-    const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], held: 0, hashes: [] }
+  async insert(inputs: unknown[], source: string, sentTo?: ReadonlySet<string>): Promise<InsertResult> {
+    const result: InsertResult = { source, accepted: 0, duplicates: 0, rejected: [], held: 0, hashes: [], sentTo }
     const now = this.options.now()
     // Signatures are checked after the cheap checks and only for operations this store does not
     // hold yet: a copy (flooding, anti-entropy) is recognised by its hash and costs no signature work.
@@ -591,7 +594,7 @@ export class StateStore {
     }
     for (const c of changes) this.track(c)
     if (changes.some((c) => c.collection === 'members')) this.events.emit('membership')
-    this.events.emit('ops', stored.map((o) => ({ hash: o.hash, op: o.op })), result.source)
+    this.events.emit('ops', stored.map((o) => ({ hash: o.hash, op: o.op })), result.source, result.sentTo)
     // per collection: a watcher hears only its collection's changes (a bulk write to one collection
     // cost every watcher of every other collection an event each)
     for (const c of changes) this.events.emit(`change:${c.collection}`, c)
@@ -643,7 +646,7 @@ export class StateStore {
   }
 
   /** Every newly stored operation (not duplicates), with the source it came from; for replication. */
-  onOps(listener: (ops: { hash: string; op: Op }[], source: string | undefined) => void): () => void {
+  onOps(listener: (ops: { hash: string; op: Op }[], source: string | undefined, sentTo: ReadonlySet<string> | undefined) => void): () => void {
     this.events.on('ops', listener)
     return () => this.events.off('ops', listener)
   }

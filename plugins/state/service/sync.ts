@@ -1,3 +1,4 @@
+import type { PeerId, Stream } from '@libp2p/interface'
 import { FormError } from '../../../core/errors.js'
 import type { RunningService, ServiceContext } from '../../../core/plugin.js'
 import { storeOf } from './state.js'
@@ -7,7 +8,7 @@ import { gossipHeartbeats } from './sync/heartbeats.js'
 import { Intake } from './sync/intake.js'
 import { OfferLog } from './sync/offers.js'
 import { Offences } from './sync/offences.js'
-import { FRAME, fromPeer, OpWriter, parseHashes, parseOps, PUSH_PROTOCOL, SYNC_PROTOCOL, violation } from './sync/protocol.js'
+import { FRAME, fromPeer, OpWriter, parseHashes, parseOps, parseOpsTo, PUSH_PROTOCOL, PUSH_PROTOCOL_1_0, SYNC_PROTOCOL, violation } from './sync/protocol.js'
 import { Pusher } from './sync/push.js'
 import { AntiEntropyScheduler } from './sync/scheduler.js'
 import { newSyncActivity, newSyncStats } from './sync/stats.js'
@@ -61,27 +62,31 @@ export async function startSync(ctx: ServiceContext<unknown, 'state' | 'p2p'>, c
   await state.updateNodeRecord({ peerId: p2p.peerId, peerIdProof: proof, multiaddrs: p2p.multiaddrs() })
 
   // Push: one-way streams carrying new operations; duplicates are dropped by the store, so an op is
-  // forwarded once per node and floods stop by themselves.
-  await p2p.handle(
-    PUSH_PROTOCOL,
-    (stream, peer) =>
-      offences.guarded(peer.toString(), async () => {
-        // a push stream lives as long as the connection and may stay silent between batches
-        const reader = p2p.reader(stream, peer, { idleBetweenFrames: true })
-        for (let frame = await reader.next(); frame; frame = await reader.next()) {
-          if (frame.type === FRAME.ops) await intake.receive(parseOps(frame.payload), peer.toString(), 'push')
-          else if (frame.type === FRAME.have) announcements.announced(parseHashes(frame.payload, config.max_want_ids), peer.toString())
-          else if (frame.type === FRAME.fetch) await announcements.serveFetch(parseHashes(frame.payload, config.max_want_ids), peer.toString())
-          else throw violation(`unexpected frame ${frame.type} on push`)
-        }
-      }),
-    { maxInboundStreams: 4 },
-  )
+  // forwarded once per node and floods stop by themselves. 1.1 adds opsTo frames (the peers an
+  // author's node pushed its operations to); 1.0 is still served for nodes that do not speak it.
+  const servePush = (version: '1.0' | '1.1') => (stream: Stream, peer: PeerId) =>
+    offences.guarded(peer.toString(), async () => {
+      const from = peer.toString()
+      // a push stream lives as long as the connection and may stay silent between batches
+      const reader = p2p.reader(stream, peer, { idleBetweenFrames: true })
+      for (let frame = await reader.next(); frame; frame = await reader.next()) {
+        if (frame.type === FRAME.ops) await intake.receive(parseOps(frame.payload), from, 'push')
+        else if (frame.type === FRAME.opsTo && version === '1.1') {
+          const { to, ops } = parseOpsTo(frame.payload)
+          // only a member's word spares announcements: a stranger's list is read and ignored
+          await intake.receive(ops, from, 'push', store.memberOfPeer(from) !== undefined ? new Set(to) : undefined)
+        } else if (frame.type === FRAME.have) announcements.announced(parseHashes(frame.payload, config.max_want_ids), from)
+        else if (frame.type === FRAME.fetch) await announcements.serveFetch(parseHashes(frame.payload, config.max_want_ids), from)
+        else throw violation(`unexpected frame ${frame.type} on push ${version}`)
+      }
+    })
+  await p2p.handle(PUSH_PROTOCOL, servePush('1.1'), { maxInboundStreams: 4 })
+  await p2p.handle(PUSH_PROTOCOL_1_0, servePush('1.0'), { maxInboundStreams: 4 })
   const stopHeartbeats = gossipHeartbeats(p2p, { store, offences, stats, log })
-  const unsubscribe = store.onOps((ops, source) => {
+  const unsubscribe = store.onOps((ops, source, sentTo) => {
     const now = Date.now()
-    for (const o of ops) offers.stored(o.hash, now, fromPeer(source) ? source : undefined)
-    pusher.push(ops, source)
+    for (const o of ops) offers.stored(o.hash, now, fromPeer(source) ? source : undefined, sentTo)
+    pusher.push(ops, source, sentTo)
   })
 
   // loaded now, not at the first round: until then every batch from a peer costs two store reads to tell copies

@@ -39,7 +39,7 @@ export class ProtocolStreams {
   }
 
   /** Opens a stream to a connected peer (by id string) or to a peer id. */
-  async open(peer: PeerId | string, protocol: string): Promise<Stream> {
+  async open(peer: PeerId | string, protocol: string | string[]): Promise<Stream> {
     const id = typeof peer === 'string' ? this.node.getConnections().find((c) => c.remotePeer.toString() === peer)?.remotePeer : peer
     if (!id) throw new FormError('P2P_NOT_CONNECTED', `not connected to ${peer}`)
     return this.dial(id, protocol)
@@ -49,9 +49,9 @@ export class ProtocolStreams {
    * A protocol stream, given up on after 30 s. The timeout bounds the dial only: a stream keeps the
    * signal it was opened with, and a push stream or an image's disk lasts longer than any fixed time.
    */
-  dial(peer: PeerId, protocol: string): Promise<Stream> {
+  dial(peer: PeerId, protocol: string | string[]): Promise<Stream> {
     const dial = new AbortController()
-    const timer = setTimeout(() => dial.abort(new FormError('P2P_DIAL_TIMEOUT', `no ${protocol} stream to ${peer} within 30 s`)), 30_000)
+    const timer = setTimeout(() => dial.abort(new FormError('P2P_DIAL_TIMEOUT', `no ${[protocol].flat().join(' or ')} stream to ${peer} within 30 s`)), 30_000)
     return this.node.dialProtocol(peer, protocol, { signal: dial.signal }).finally(() => clearTimeout(timer))
   }
 }

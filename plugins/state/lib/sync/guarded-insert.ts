@@ -8,16 +8,16 @@ const causedByInput = (error: unknown) => error instanceof RangeError || error i
  * of being rejected) costs only itself: the batch is retried one operation at a time, and the ones
  * that throw are counted as rejected (OP_MALFORMED), so an honest batch is never dropped with it.
  */
-export async function insertGuarded(store: Pick<StateStore, 'insert'>, ops: unknown[], source: string): Promise<InsertResult> {
+export async function insertGuarded(store: Pick<StateStore, 'insert'>, ops: unknown[], source: string, sentTo?: ReadonlySet<string>): Promise<InsertResult> {
   try {
-    return await store.insert(ops, source)
+    return await store.insert(ops, source, sentTo)
   } catch (error) {
     if (!causedByInput(error)) throw error
   }
   const result: InsertResult = { source, accepted: 0, duplicates: 0, held: 0, rejected: [], hashes: [] }
   for (const [index, op] of ops.entries()) {
     try {
-      const one = await store.insert([op], source)
+      const one = await store.insert([op], source, sentTo)
       result.accepted += one.accepted
       result.duplicates += one.duplicates
       result.held += one.held

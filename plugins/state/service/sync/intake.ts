@@ -15,13 +15,14 @@ export class Intake {
     private readonly log: Logger,
   ) {}
 
-  async receive(ops: unknown[], peer: string, via: 'push' | 'sync'): Promise<void> {
+  /** `sentTo`: the peers a member's node says it pushed these operations to as well (see FRAME.opsTo) */
+  async receive(ops: unknown[], peer: string, via: 'push' | 'sync', sentTo?: ReadonlySet<string>): Promise<void> {
     if (ops.length > MAX_OPS_PER_FRAME) throw violation(`${ops.length} operations in one message; the limit is ${MAX_OPS_PER_FRAME}`)
     const { activity, stats } = this
     activity.lastDelivery = Date.now()
     if (via === 'push') activity.lastPush = activity.lastDelivery
     activity.receiving++
-    const result = await insertGuarded(this.store, ops, peer).finally(() => activity.receiving--)
+    const result = await insertGuarded(this.store, ops, peer, sentTo).finally(() => activity.receiving--)
     stats.deliveredOps += ops.length
     if (via === 'sync') stats.syncDeliveredOps += ops.length
     stats.duplicateOps += result.duplicates

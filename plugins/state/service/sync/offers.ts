@@ -7,16 +7,19 @@ export const PUSH_WINDOW_MS = 30_000
 
 /** hash -> when this node stored it and the peers that have it or were offered it by push (in time order) */
 export class OfferLog {
-  private readonly offered = new Map<string, { at: number; peers: Set<string> }>()
+  private readonly offered = new Map<string, { at: number; peers: Set<string>; sentTo?: ReadonlySet<string> }>()
   private readonly windowMs: number
 
   constructor(antiEntropyIntervalMs: number) {
     this.windowMs = Math.min(PUSH_WINDOW_MS, antiEntropyIntervalMs)
   }
 
-  /** An operation this node stored now, from `peer` when a peer sent it. */
-  stored(hash: string, at: number, peer?: string): void {
-    this.offered.set(hash, { at, peers: new Set(peer === undefined ? [] : [peer]) })
+  /**
+   * An operation this node stored now, from `peer` when a peer sent it, which said it pushed it to
+   * `sentTo` as well (one set shared by the whole frame, so it costs nothing per operation).
+   */
+  stored(hash: string, at: number, peer?: string, sentTo?: ReadonlySet<string>): void {
+    this.offered.set(hash, { at, peers: new Set(peer === undefined ? [] : [peer]), sentTo })
   }
 
   offer(hash: string, peer: string): void {
@@ -34,6 +37,7 @@ export class OfferLog {
       if (o.at >= cutoff) break
       this.offered.delete(h)
     }
-    return this.offered.get(hash)?.peers.has(peer) ?? false
+    const o = this.offered.get(hash)
+    return o !== undefined && (o.peers.has(peer) || o.sentTo?.has(peer) === true)
   }
 }
