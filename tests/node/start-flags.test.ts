@@ -1,5 +1,5 @@
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { form, makeEnv, startNode } from '../helpers/form.js'
 import { OVERRIDES } from '../../plugins/node/commands/start.js'
@@ -38,6 +38,23 @@ t.test('a bad value is refused before anything starts, naming the flag or variab
     t.equal(r.code, 1, what)
     t.match(r.stderr, message, what)
     t.notMatch(r.stderr, /starting/, `${what}: refused before the node starts`)
+  }
+})
+
+t.test('with --detach a bad value is refused by the command itself, before it forks a node', async (t) => {
+  const env = await makeEnv(t, { FORM_FORMNET: 'off' })
+  const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['--detach', '--api-listen', 'nonsense'], {}, /^error\[USAGE\]: --api-listen: expected host:port such as 0\.0\.0\.0:3004 \(got "nonsense"\)/],
+    [['--detach', '--listen', 'nope'], {}, /^error\[USAGE\]: --listen: expected a TCP multiaddr/],
+    [['--detach'], { FORM_ADMINS: '0x12' }, /^error\[USAGE\]: FORM_ADMINS: expected an address/],
+  ]
+  for (const [args, extra, message] of cases) {
+    const r = await form({ ...env, env: { ...env.env, ...extra } }, ['node', 'start', ...args])
+    const what = [...args, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)].join(' ')
+    t.equal(r.code, 1, what)
+    t.match(r.stderr, message, what)
+    const log = await readFile(env.logFile, 'utf8').catch(() => '')
+    t.notMatch(log, /starting/, `${what}: no node was started in the background`)
   }
 })
 

@@ -1,6 +1,5 @@
 import { createClient } from '../../../../core/client.js'
 import { loadOperatorConfig, resolveSections } from '../../../../core/config.js'
-import { startNode } from '../../../../core/daemon/host.js'
 import { runningNodePid } from '../../../../core/daemon/socket.js'
 import { runDetached } from '../../../../core/detach.js'
 import { FormError } from '../../../../core/errors.js'
@@ -15,6 +14,13 @@ import { OVERRIDES, type NodeStartCommand } from '../start.js'
 const DETACHED_ENV = 'FORM_NODE_DETACHED'
 
 export async function nodeStart(cmd: NodeStartCommand) {
+  // checked before anything starts, and before --detach forks: a bad flag is an error here, not a
+  // child's exit reported through its log
+  const listen = override(OVERRIDES.listen, cmd.listen)
+  const bootstrap = override(OVERRIDES.bootstrap, cmd.bootstrap)
+  const formnet = fromEnv('FORM_FORMNET', netSettings.formnet, (text) => text)
+  const admins = fromEnv('FORM_ADMINS', stateSettings.admins)
+  const apiListenFlag = override(OVERRIDES.apiListen, cmd.apiListen)
   if (cmd.detach) return startDetached(cmd)
 
   const { file, raw } = await loadOperatorConfig(cmd.dirs.operatorConfig, cmd.dirs.operatorConfigExplicit)
@@ -22,13 +28,9 @@ export async function nodeStart(cmd: NodeStartCommand) {
   // logged once the log exists: the table of a removed plugin must not stop the node
   const configWarnings: FormError[] = []
   const sections = resolveSections(file, raw, plugins, (problem) => configWarnings.push(problem))
-  const listen = override(OVERRIDES.listen, cmd.listen)
-  const bootstrap = override(OVERRIDES.bootstrap, cmd.bootstrap)
-  const formnet = fromEnv('FORM_FORMNET', netSettings.formnet, (text) => text)
   if (sections.net) sections.net = { ...sections.net, ...defined({ listen, bootstrap, formnet }) }
-  const admins = fromEnv('FORM_ADMINS', stateSettings.admins)
   if (sections.state && admins) sections.state = { ...sections.state, admins }
-  const apiListen = override(OVERRIDES.apiListen, cmd.apiListen) ?? sections.node?.api_listen
+  const apiListen = apiListenFlag ?? sections.node?.api_listen
   let paths = cmd.dirs
   const overrides = cmd.context.overrides ?? {}
   if (sections.node?.data_dir && !overrides.dataDir && !process.env.FORM_DATA_DIR) {
@@ -48,6 +50,8 @@ export async function nodeStart(cmd: NodeStartCommand) {
   if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
 
   const thirdParty = cmd.context.plugins.filter((p) => !p.builtin).map((p) => p.plugin.name)
+  // loaded here, not at the top: a --detach parent only forks and waits
+  const { startNode } = await import('../../../../core/daemon/host.js')
   const node = await startNode({ plugins, paths, sections, configFile: file, log, version: cmd.context.version, apiListen, thirdParty })
   if (!detached) cmd.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
 
