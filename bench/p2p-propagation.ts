@@ -2,7 +2,7 @@
 // - single writes on node 1, each timed until every node has it (p50, p99);
 // - 10,000 writes on node 1 until every node has them, against the verification floor: every node
 //   verifies every operation once, so (nodes x ops) signature checks shared by this machine's cores,
-//   at the rate measured here, in this run;
+//   at the rate measured here, just before each bulk;
 // - deliveries: copies of each operation each node received (counted by the nodes), per needed copy.
 // Run: npm run build && npx tsx bench/p2p-propagation.ts   (BENCH_OPS, BENCH_NODES=5,10, BENCH_SINGLE)
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -28,14 +28,18 @@ const author = authorFromKeys(generateAuthorKeys())
 let written = 0
 const op = () => createOp(author, 'dns', `${author.address}/n${written}`, { i: written++ }, { ms: Date.now(), n: 0 })
 
-/** Signature-inclusive checks per second on one core, as the node does them. */
+/**
+ * Signature-inclusive checks per CPU second of one thread, as the node does them. CPU time, not
+ * wall time: measured with the nodes running, wall time would count the moments they took the core.
+ */
 function verifyRate(): number {
-  const sample = Array.from({ length: 2000 }, op)
+  const sample = Array.from({ length: 4000 }, op)
   const verifier = new SignatureVerifier()
   const limits = { maxOpBytes: 64 * 1024, maxSkewMs: 60_000, maxHoldMs: 900_000, now: Date.now(), rules: new Rules(allCollections) }
-  const t0 = performance.now()
+  const c0 = process.cpuUsage()
   for (const o of sample) verifyOp(o, verifier, limits)
-  return sample.length / ((performance.now() - t0) / 1000)
+  const used = process.cpuUsage(c0)
+  return sample.length / ((used.user + used.system) / 1e6)
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc (clock ticks of 1/100 s). */
@@ -71,7 +75,11 @@ async function network(n: number) {
     }
     // heartbeats at rest: copies each node receives of each fresh heartbeat, and their size
     const beatsBefore = await Promise.all(clients.map((c) => c.get<{ heartbeatsIn: number; heartbeatsFresh: number; heartbeatBytes: number }>('/v1/state/sync')))
+    // the same window measures what the nodes spend at rest (heartbeats, DHT upkeep, anti-entropy rounds)
+    const idleCpuBefore = nodes.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0)
+    const idleStarted = performance.now()
     await new Promise((r) => setTimeout(r, HEARTBEAT_SAMPLE_MS))
+    const idleCpuPerS = (nodes.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0) - idleCpuBefore) / ((performance.now() - idleStarted) / 1000)
     const beatsAfter = await Promise.all(clients.map((c) => c.get<{ heartbeatsIn: number; heartbeatsFresh: number; heartbeatBytes: number }>('/v1/state/sync')))
     const sum = (k: 'heartbeatsIn' | 'heartbeatsFresh' | 'heartbeatBytes') => beatsAfter.reduce((total, s, i) => total + s[k] - beatsBefore[i][k], 0)
     const beatCopies = sum('heartbeatsIn') / Math.max(1, sum('heartbeatsFresh'))
@@ -89,11 +97,14 @@ async function network(n: number) {
       }
       latencies.push(performance.now() - t0)
     }
-    const sync = () => Promise.all(clients.map((c) => c.get<{ deliveredOps: number; duplicateOps: number; receivedOps: number }>('/v1/state/sync')))
+    const sync = () => Promise.all(clients.map((c) => c.get<{ deliveredOps: number; duplicateOps: number; receivedOps: number; announcedOps: number }>('/v1/state/sync')))
     const count = async (c: (typeof clients)[number]) => (await c.get<{ ops: number }>('/v1/state/info')).ops
     const before = await sync()
     const target = await Promise.all(clients.map(count))
     const ops = Array.from({ length: OPS }, op)
+    // this machine's speed drifts by a third within minutes: the floor's rate is measured right
+    // before the bulk (with the nodes at rest), not once at the start of the run
+    const rateBefore = verifyRate()
     const cpuBefore = nodes.map((p) => cpuSeconds(p.child.pid!))
     const t0 = performance.now()
     for (let i = 0; i < OPS; i += 500) await clients[0].post('/v1/state/ops', { ops: ops.slice(i, i + 500) })
@@ -113,7 +124,8 @@ async function network(n: number) {
     if (stored.some((c, i) => c < target[i] + OPS)) throw new Error(`a node counted ${OPS} operations received but stores fewer: ${stored.map((c, i) => c - target[i]).join(', ')}`)
     const after = await sync()
     const delivered = after.slice(1).reduce((sum, s, i) => sum + s.deliveredOps - before[i + 1].deliveredOps, 0)
-    return { n, beatCopies, beatBytes, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, cpu, deliveries: delivered / (OPS * (n - 1)) }
+    const announced = after.reduce((sum, s, i) => sum + s.announcedOps - before[i].announcedOps, 0)
+    return { n, beatCopies, beatBytes, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), accepted, all, cpu, idleCpu: (idleCpuPerS * all) / 1000, deliveries: delivered / (OPS * (n - 1)), announced: announced / OPS, rate: rateBefore }
   } finally {
     for (const node of nodes) await node.stop('SIGKILL')
     for (const c of cleanups.reverse()) await c()
@@ -122,16 +134,16 @@ async function network(n: number) {
 }
 
 const loadAtStart = loadavg()[0]
-const rate = verifyRate()
 const cores = availableParallelism()
 const rows: string[] = []
 const beatRows: string[] = []
 for (const n of SIZES) {
   const r = await network(n)
+  const rate = r.rate
   const floor = (n * OPS) / (cores * rate) * 1000
   // the CPU the floor stands for: nodes x ops signature-inclusive checks at the measured rate
   const floorCpu = (n * OPS) / rate
-  rows.push(`| ${n} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.accepted.toFixed(0)} | ${r.all.toFixed(0)} | ${floor.toFixed(0)} | ${(r.all / floor).toFixed(2)} | ${r.cpu.toFixed(1)} | ${(r.cpu / floorCpu).toFixed(2)} | ${r.deliveries.toFixed(2)} |`)
+  rows.push(`| ${n} | ${rate.toFixed(0)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.accepted.toFixed(0)} | ${r.all.toFixed(0)} | ${floor.toFixed(0)} | ${(r.all / floor).toFixed(2)} | ${r.cpu.toFixed(1)} | ${(r.cpu / floorCpu).toFixed(2)} | ${r.idleCpu.toFixed(1)} | ${((r.cpu - r.idleCpu) / floorCpu).toFixed(2)} | ${r.deliveries.toFixed(2)} | ${r.announced.toFixed(2)} |`)
   console.log(rows.at(-1))
   // gossipsub sends a message on to at most D_HIGH mesh peers, and its author to every topic peer it
   // has (floodPublish): a node receives each heartbeat at most D_HIGH + 1 times, whatever the node count
@@ -139,10 +151,10 @@ for (const n of SIZES) {
   beatRows.push(`| ${n} | ${r.beatCopies.toFixed(2)} | ${r.beatBytes.toFixed(0)} | ${bound(n).toFixed(1)} | ${bound(1000).toFixed(0)} |`)
 }
 const body = [
-  `Node processes on loopback, all on this machine (${cores} cores). Single writes: ${SINGLE} operations posted one at a time to node 1, each timed until every other node serves it. Bulk: ${OPS} operations posted to node 1 in batches of 500, until every node stores them. Floor: nodes x ${OPS} signature-inclusive checks over ${cores} cores at ${rate.toFixed(0)} checks/s per core (measured in this run). CPU: user and system seconds all node processes (every thread) used during the bulk, from /proc, against the floor's (nodes x ops / rate): where it is near bulk / floor, the time goes to work beyond verification; where it is lower, to waiting. Deliveries: copies of a bulk operation the other nodes received (push, fetches after announcements, anti-entropy), per node and operation; 1.00 is each copy once. Operations stored from a peer are announced by hash to up to 8 peers and fetched only when they did not arrive from their author's node.`,
+  `Node processes on loopback, all on this machine (${cores} cores). Single writes: ${SINGLE} operations posted one at a time to node 1, each timed until every other node serves it. Bulk: ${OPS} operations posted to node 1 in batches of 500, until every node stores them. Floor: nodes x ${OPS} signature-inclusive checks over ${cores} cores at the rate one core checks them (4,000 checks per CPU second of one thread, measured just before each bulk; second column). CPU: user and system seconds all node processes (every thread) used during the bulk, from /proc, against the floor's (nodes x ops / rate): where it is near bulk / floor, the time goes to work beyond verification; where it is lower, to waiting. At rest: what the nodes use without writes (heartbeats, DHT upkeep, anti-entropy rounds), measured over the ${HEARTBEAT_SAMPLE_MS / 1000} s heartbeat sample and scaled to the bulk's duration; the next column is the bulk's CPU without it. Deliveries: copies of a bulk operation the other nodes received (push, fetches after announcements, anti-entropy), per node and operation; 1.00 is each copy once. Operations stored from a peer are announced by hash to up to 8 peers that the author's node did not say it pushed them to, and fetched only when they did not arrive from it; announcements: hashes sent per bulk operation, all nodes together.`,
   '',
-  '| nodes | single write p50 (ms) | p99 (ms) | bulk: node 1 accepted (ms) | bulk: all nodes have all (ms) | verification floor (ms) | bulk / floor | bulk: CPU s of all nodes | CPU / floor CPU | deliveries per op per node |',
-  '|---|---|---|---|---|---|---|---|---|---|',
+  '| nodes | checks/s per core | single write p50 (ms) | p99 (ms) | bulk: node 1 accepted (ms) | bulk: all nodes have all (ms) | verification floor (ms) | bulk / floor | bulk: CPU s of all nodes | CPU / floor CPU | of which at rest (CPU s) | CPU less rest / floor CPU | deliveries per op per node | announcements per op |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
   `Heartbeats at rest (gossipsub, ${HEARTBEAT_SAMPLE_MS / 1000} s sampled on every node): heartbeats a node judged (parsed, checked) per fresh one, i.e. copies that cost work (gossipsub drops a copy by its hash first); their size; and the bound on inbound heartbeat bandwidth per node at a ${HEARTBEAT_INTERVAL_S} s interval: nodes / interval x (gossipsub's upper mesh degree ${D_HIGH} + the author's own send) x bytes, here and at 1,000 nodes. The bound is computed from gossipsub's limits, not measured: this run does not count the copies gossipsub drops.`,
@@ -153,7 +165,7 @@ const body = [
   '',
   `Load average (1 min) of this machine: ${loadAtStart.toFixed(1)} when the run started, ${loadavg()[0].toFixed(1)} when it ended (other work on the machine slows the nodes and the floor's verify rate alike, but not necessarily at the same moments: a ratio measured under load is noisy).`,
   '',
-  'Earlier runs, for comparison: 2026-12-02, before reconciliation rounds waited for push, the incremental reconciliation set and catch-up from one peer: 5 nodes 7403 ms / floor 2981 ms = 2.48x, 10 nodes 18535 / 5962 = 3.11x, deliveries 1.00 (load not recorded).',
+  'Before opsTo frames, measured with this bench right before the run above (2026-12-03, a801e95, same machine): 5 nodes 7151 ms / floor 2447 ms = 2.92x (CPU 13.7 s, 2.79x), 10 nodes 18923 / 4865 = 3.89x (CPU 37.0 s, 3.80x), 12 and 64 announcements per operation; so opsTo cut the bulk\'s CPU by 10 % at 5 nodes and 28 % at 10. Earlier runs, whose floor came from wall time measured once at the start (this machine\'s speed drifts, so those ratios are not comparable with the above): 2026-12-03, before opsTo frames: 5 nodes 6177 ms / floor 2802 ms = 2.20x (CPU 2.08x), 10 nodes 14050 / 5604 = 2.51x (CPU 2.45x). 2026-12-02, before reconciliation rounds waited for push, the incremental reconciliation set and catch-up from one peer: 5 nodes 7403 ms / floor 2981 ms = 2.48x, 10 nodes 18535 / 5962 = 3.11x, deliveries 1.00 (load not recorded).',
   '',
   'Targets (issue 18): p99 <= 1000 ms; bulk <= 1.5x the floor; deliveries <= 1.5. Before announcements: each node received each operation ~7 times at 8 nodes (flooding), and 10,000 operations took 18.5 s to reach 5 nodes.',
 ].join('\n')
