@@ -1,5 +1,6 @@
 import { createClient } from '../../../../core/client.js'
 import { loadOperatorConfig, resolveSections } from '../../../../core/config.js'
+import { startNode } from '../../../../core/daemon/host.js'
 import { runningNodePid } from '../../../../core/daemon/socket.js'
 import { runDetached } from '../../../../core/detach.js'
 import { FormError } from '../../../../core/errors.js'
@@ -50,8 +51,6 @@ export async function nodeStart(cmd: NodeStartCommand) {
   if (sections.node) log.info('resources offered', { ...sections.node.resources, measured: measured.join(',') || 'none: all from [node.resources]' })
 
   const thirdParty = cmd.context.plugins.filter((p) => !p.builtin).map((p) => p.plugin.name)
-  // loaded here, not at the top: a --detach parent only forks and waits
-  const { startNode } = await import('../../../../core/daemon/host.js')
   const node = await startNode({ plugins, paths, sections, configFile: file, log, version: cmd.context.version, apiListen, thirdParty })
   if (!detached) cmd.context.stderr.write(`node running (pid ${process.pid}); API on ${paths.socket}; Ctrl-C to stop\n`)
 
