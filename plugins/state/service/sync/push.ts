@@ -99,8 +99,10 @@ export class Pusher {
       // written here: sent whole to every member, saying to whom (encoded once for every peer)
       const own = batch.filter((o) => !fromPeer(o.source)).map((o) => o.op)
       const header = own.length ? opsToHeader(peers) : undefined
-      const ownFrames = writer.encode(own)
       const ownFramesTo = header ? writer.encodeTo(own, header) : undefined
+      // plain frames only for a peer that needs them (push 1.0, or a list too long to carry)
+      let plain: Buffer[] | undefined
+      const ownFrames = () => (plain ??= writer.encode(own))
       const announce = this.announceTargets(batch.filter((o) => fromPeer(o.source)), peers)
       await Promise.all(
         peers.map(async (peer) => {
@@ -110,7 +112,7 @@ export class Pusher {
             await this.pushTo(peer, async (stream) => {
               // a node before push 1.1 takes plain ops frames (and would count an opsTo frame against this node)
               if (ownFramesTo && stream.protocol === PUSH_PROTOCOL) await writer.sendFrames(stream, ownFramesTo, FRAME.opsTo)
-              else await writer.sendFrames(stream, ownFrames)
+              else await writer.sendFrames(stream, ownFrames())
               if (have.length) await writeFrame(stream, FRAME.have, Buffer.concat(have))
             })
             stats.pushedOps += own.length
