@@ -1,7 +1,7 @@
 // Attacks on the P2P wire by a stranger with libp2p peers of its own: a valid batch too big for one
 // frame, connections holding half-sent frames, a stalled blob provider, malformed frames and
-// timestamps past the end of Date, and a wallet flooding POST /v1/state/ops. Each fails, and the
-// honest nodes keep replicating.
+// timestamps past the end of Date, an opsTo list claiming peers have what it pushes, and a wallet
+// flooding POST /v1/state/ops. Each fails, and the honest nodes keep replicating.
 import t from 'tap'
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
@@ -18,6 +18,7 @@ import { createHost } from '../../plugins/net/lib/p2p/host.js'
 import { authorFromKeys, generateAuthorKeys } from '../../plugins/state/lib/identity.js'
 import { createOp } from '../../plugins/state/lib/op.js'
 import { makeEnv, startNode, until, type FormEnv, type NodeProcess } from '../helpers/form.js'
+import { startNetwork } from '../helpers/network.js'
 import { MiB, rssMiB, underAttackBound } from './fixtures/memory.js'
 
 const HOSTILE = fileURLToPath(new URL('./fixtures/hostile-peer.ts', import.meta.url))
@@ -266,6 +267,22 @@ t.test('malformed frames and out-of-range timestamps get the peer banned (id and
   await createClient({ socket: envs[1].socket }).post('/v1/state/ops', { ops: [after] })
   await until('the honest write to reach node A', async () => ((await dnsCount(envs[0], author.address)) === 2 ? true : undefined), 30_000)
   t.pass('honest replication goes on')
+})
+
+t.test('a stranger\'s opsTo list does not stop a node announcing what it relays', async (t) => {
+  // Anti-entropy is out of reach (10 min), so the operations can reach node B only by node A's
+  // announcement. A stranger pushing them to A and claiming B has them already would, if believed,
+  // leave B without them until then.
+  const net = await startNetwork(t, 2, '[state]\nanti_entropy_interval_ms = 600000\n')
+  const p2p = (fe: FormEnv) => createClient({ socket: fe.socket }).get<{ peerId: string; multiaddrs: string[] }>('/v1/net/p2p')
+  const [a, b] = await Promise.all(net.envs.map(p2p))
+  const liar = hostile(['opsto', a.multiaddrs[0], '20', '127.0.0.6', [a.peerId, b.peerId].join(',')])
+  await liar.exited
+  const author = liar.lines.at(-1).author as string
+  await until('node A to store the 20 valid operations', async () => ((await dnsCount(net.envs[0], author)) === 20 ? true : undefined), 10_000)
+  await until('node B to have them', async () => ((await dnsCount(net.envs[1], author)) === 20 ? true : undefined), 30_000)
+  const sync = (await createClient({ socket: net.envs[0].socket }).get<{ announcedOps: number }>('/v1/state/sync'))
+  t.ok(sync.announcedOps >= 20, `node A announced them to B (${sync.announcedOps} hashes announced), though the stranger named B`)
 })
 
 t.test('per-author quotas on POST /v1/state/ops answer 429 with a clear error', async (t) => {
