@@ -539,3 +539,38 @@ t.test('scheduler: one round at a time; a peer declined meanwhile is reconciled 
   t.equal(aborted.at(-1), 'Z', 'the larger peer id crossing this round is declined')
   withZ.release()
 })
+
+t.test('scheduler: rounds queued before push got busy wait for it to go quiet; a new connection is caught up at once', async (t) => {
+  const opened: string[] = []
+  const p2p = {
+    peerId: 'M',
+    connectedPeers: () => ['X', 'Y', 'Z'],
+    open: async (peer: unknown) => (opened.push(String(peer)), asStream(new RecordingStream())),
+  }
+  const activity = newSyncActivity()
+  const stats = newSyncStats()
+  const scheduler = new AntiEntropyScheduler(p2p, { run: async () => ({ sent: 0, wanted: 0 }) }, { anti_entropy_interval_ms: 60_000 }, activity, stats, log)
+  t.teardown(() => scheduler.stop())
+  const busy = setInterval(() => (activity.lastPush = Date.now()), 100)
+  t.teardown(() => clearInterval(busy))
+  activity.lastPush = Date.now()
+  scheduler.enqueue(['X', 'Y'])
+  await sleep(600)
+  t.same(opened, [], 'no queued round runs while push carries operations')
+  t.ok(stats.syncDeferred > 0, 'the wait is counted')
+  scheduler.connected('Z')
+  for (let i = 0; i < 100 && !opened.length; i++) await sleep(20)
+  t.same(opened, ['Z'], 'a new connection\'s catch-up round runs meanwhile')
+  const served: string[] = []
+  const declined: string[] = []
+  const inbound = (peer: string) => scheduler.inbound(asStream({ abort: () => void declined.push(peer) }), peer).then(() => declined.includes(peer) || served.push(peer))
+  await inbound('Y')
+  t.same(declined, ['Y'], 'a peer\'s round is declined while push is busy here')
+  scheduler.connected('A')
+  await inbound('A')
+  t.same(declined, ['Y'], 'unless that peer has just connected')
+  t.same(served, ['A'])
+  clearInterval(busy)
+  for (let i = 0; i < 150 && opened.length < 3; i++) await sleep(20)
+  t.same(opened, ['Z', 'X', 'Y'], 'the queued rounds run once push is quiet')
+})

@@ -72,14 +72,71 @@ export function buildOf(id: string): string | undefined {
 /** Instance and build names answer for this long: a replica that moves is found again soon. */
 export const INSTANCE_TTL = 5
 
+/**
+ * The owners' own names (the `dns` collection), kept up to date one record at a time: a bulk of name
+ * changes costs one update each instead of a re-read of every name. Keys that differ only in case
+ * name the same record; the greatest key wins, as it does when the records are read in key order.
+ */
+export class OwnerNames {
+  /** `<owner>/<name>` → record key → record */
+  private readonly byName = new Map<string, Map<string, OwnerRecord>>()
+  /** owner → name → the record that answers */
+  private readonly names = new Map<string, Map<string, OwnerRecord>>()
+
+  static from(records: { key: string; value: unknown }[]): OwnerNames {
+    const own = new OwnerNames()
+    for (const r of records) own.set(r.key, r.value)
+    return own
+  }
+
+  /** A record of the `dns` collection changed: `value` undefined when it was deleted. */
+  set(key: string, value: unknown): void {
+    const slash = key.indexOf('/')
+    const name = slash < 0 ? undefined : ownerName(key.slice(slash + 1))
+    if (!name) return
+    const owner = key.slice(0, slash)
+    const parsed = value === undefined ? undefined : parseOwnerRecord(value)
+    const id = `${owner}/${name}`
+    let keys = this.byName.get(id)
+    if (parsed && 'record' in parsed) {
+      if (!keys) this.byName.set(id, (keys = new Map()))
+      keys.set(key, parsed.record)
+    } else keys?.delete(key)
+    let scope = this.names.get(owner)
+    if (!keys?.size) {
+      this.byName.delete(id)
+      scope?.delete(name)
+      if (scope?.size === 0) this.names.delete(owner)
+      return
+    }
+    const winner = [...keys.keys()].reduce((a, b) => (a > b ? a : b))
+    if (!scope) this.names.set(owner, (scope = new Map()))
+    scope.set(name, keys.get(winner)!)
+  }
+
+  lookup(owner: string, name: string): OwnerRecord | undefined {
+    return this.names.get(owner)?.get(name)
+  }
+
+  get size(): number {
+    let n = 0
+    for (const s of this.names.values()) n += s.size
+    return n
+  }
+}
+
 export class Zone {
-  /** owner → relative name → record */
+  /** owner → relative name → record, from running instances */
   private readonly names = new Map<string, Map<string, OwnerRecord>>()
   /** address → owner */
   private readonly owners = new Map<string, string>()
 
-  static build(input: ZoneInput): Zone {
-    const zone = new Zone()
+  /** `own`: the owners' names, which win over instance names; shared, so that it can change without a rebuild */
+  constructor(private readonly own = new OwnerNames()) {}
+
+  /** A zone from state; without `input.dns`, the owners' names are `own` (kept up to date by its holder). */
+  static build(input: Omit<ZoneInput, 'dns'> & { dns?: ZoneInput['dns'] }, own?: OwnerNames): Zone {
+    const zone = new Zone(own ?? OwnerNames.from(input.dns ?? []))
     const desired = new Map<string, { state?: unknown }>()
     const running = new Map<string, { ip: string; at: number }>()
     for (const r of input.instances) {
@@ -108,25 +165,12 @@ export class Zone {
       const address = typeof v.address === 'string' ? v.address.replace(/\/32$/, '') : ''
       if (typeof v.owner === 'string' && IPV4.test(address)) zone.owners.set(address, v.owner.toLowerCase())
     }
-    for (const r of input.dns) {
-      const slash = r.key.indexOf('/')
-      const owner = r.key.slice(0, slash)
-      const name = ownerName(r.key.slice(slash + 1))
-      const parsed = parseOwnerRecord(r.value)
-      if (slash < 0 || !name || !('record' in parsed)) continue
-      zone.scope(owner).set(name, parsed.record)
-    }
     return zone
   }
 
-  private scope(owner: string): Map<string, OwnerRecord> {
-    let s = this.names.get(owner)
-    if (!s) this.names.set(owner, (s = new Map()))
-    return s
-  }
-
   private add(owner: string, name: string, ip: string): void {
-    const scope = this.scope(owner)
+    let scope = this.names.get(owner)
+    if (!scope) this.names.set(owner, (scope = new Map()))
     const r = scope.get(name) ?? { a: [], txt: [], ttl: INSTANCE_TTL }
     if (r.a.length < MAX_ADDRESSES_PER_NAME && !r.a.includes(ip)) r.a.push(ip)
     scope.set(name, r)
@@ -139,12 +183,15 @@ export class Zone {
 
   /** A `.fog` name (without the suffix) in an owner's scope. */
   lookup(owner: string | undefined, name: string): OwnerRecord | undefined {
-    return owner === undefined ? undefined : this.names.get(owner)?.get(name.toLowerCase())
+    if (owner === undefined) return undefined
+    const n = name.toLowerCase()
+    return this.own.lookup(owner, n) ?? this.names.get(owner)?.get(n)
   }
 
+  /** names answered, the owners' and the instances' (a name both hold counts once) */
   get size(): number {
-    let n = 0
-    for (const s of this.names.values()) n += s.size
+    let n = this.own.size
+    for (const [owner, scope] of this.names) for (const name of scope.keys()) if (!this.own.lookup(owner, name)) n++
     return n
   }
 }

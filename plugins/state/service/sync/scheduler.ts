@@ -7,6 +7,9 @@ import type { SyncActivity, SyncStats } from './stats.js'
 /** push counts as busy for this long after it last carried operations (periodic anti-entropy waits meanwhile) */
 export const PUSH_QUIET_MS = 1000
 
+/** a peer this long connected is still catching up: its rounds are served even while push is busy */
+const CATCH_UP_MS = 10_000
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
 /**
@@ -22,16 +25,21 @@ export class AntiEntropyScheduler {
   private active = 0
   private readonly declined = new Set<string>()
   private readonly queued = new Set<string>()
+  /** queued rounds that catch up a new connection: they run even while push is busy */
+  private readonly catchUp = new Set<string>()
   private draining: Promise<void> | undefined
   private stopped = false
-  private lastPeriodic = Date.now()
+  /** since when rounds have waited for push to go quiet (unset while none wait) */
+  private waitingSince: number | undefined
+  /** when each peer last connected: its catch-up round is served even while push is busy */
+  private readonly connectedAt = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
 
   constructor(
     private readonly p2p: Pick<P2PHandle, 'peerId' | 'open' | 'connectedPeers'>,
     private readonly round: { run(stream: Stream, peer: string, initiator: boolean): Promise<{ sent: number; wanted: number }> },
     private readonly config: { anti_entropy_interval_ms: number },
-    private readonly activity: Pick<SyncActivity, 'lastPush'>,
+    private readonly activity: Pick<SyncActivity, 'lastPush' | 'receiving'>,
     private readonly stats: Pick<SyncStats, 'syncDeclined' | 'syncDeferred'>,
     private readonly log: Logger,
   ) {}
@@ -41,14 +49,19 @@ export class AntiEntropyScheduler {
     return this.current
   }
 
-  /** Serves a round a peer started (SYNC_PROTOCOL), or declines it while another runs. */
+  /**
+   * Serves a round a peer started (SYNC_PROTOCOL), or declines it while another runs, or while push
+   * is busy here (unless the peer has just connected and is catching up): the peer's own push may
+   * be quiet, and this node reconciles with it afterwards, when its own rounds may run.
+   */
   async inbound(stream: Stream, id: string): Promise<void> {
     // two nodes that start a round with each other at once: the smaller peer id's round goes on
     const crossing = this.current === id && id < this.p2p.peerId
-    if (this.active > 0 && !crossing) {
+    const catchingUp = Date.now() - (this.connectedAt.get(id) ?? 0) < CATCH_UP_MS
+    if ((this.active > 0 && !crossing) || (!catchingUp && this.deferring())) {
       this.stats.syncDeclined++
       this.declined.add(id)
-      stream.abort(new Error('busy reconciling with another peer'))
+      stream.abort(new Error(this.active > 0 ? 'busy reconciling with another peer' : 'busy with pushed operations'))
       this.drain()
       return
     }
@@ -64,7 +77,14 @@ export class AntiEntropyScheduler {
 
   /** A new connection: one side starts the round (both did, each sending the other the whole gap). */
   connected(peer: string): void {
-    if (this.p2p.peerId < peer) setTimeout(() => this.enqueue([peer]), 200).unref()
+    const now = Date.now()
+    for (const [p, at] of this.connectedAt) if (now - at >= CATCH_UP_MS) this.connectedAt.delete(p)
+    this.connectedAt.set(peer, now)
+    if (this.p2p.peerId >= peer) return
+    setTimeout(() => {
+      this.catchUp.add(peer)
+      this.enqueue([peer])
+    }, 200).unref()
   }
 
   enqueue(peers: string[]): void {
@@ -80,7 +100,6 @@ export class AntiEntropyScheduler {
    */
   start(): void {
     this.enqueue(this.p2p.connectedPeers())
-    this.lastPeriodic = Date.now()
     this.timer = setTimeout(() => this.periodic(), this.config.anti_entropy_interval_ms).unref()
   }
 
@@ -89,14 +108,28 @@ export class AntiEntropyScheduler {
     clearTimeout(this.timer)
   }
 
-  private periodic(): void {
+  /**
+   * Push is carrying operations (or inserting them: a batch can take longer than PUSH_QUIET_MS to
+   * verify on a loaded host), and rounds have waited less than two intervals. Rounds queued before
+   * push got busy wait too: a round of all connected peers takes seconds, and the rounds left when a
+   * bulk of writes starts otherwise ran through it.
+   */
+  private deferring(): boolean {
     const now = Date.now()
-    if (now - this.activity.lastPush < PUSH_QUIET_MS && now - this.lastPeriodic < 3 * this.config.anti_entropy_interval_ms) {
+    if (now - this.activity.lastPush >= PUSH_QUIET_MS && this.activity.receiving === 0) {
+      this.waitingSince = undefined
+      return false
+    }
+    this.waitingSince ??= now
+    return now - this.waitingSince < 2 * this.config.anti_entropy_interval_ms
+  }
+
+  private periodic(): void {
+    if (this.deferring()) {
       this.stats.syncDeferred++
       this.timer = setTimeout(() => this.periodic(), PUSH_QUIET_MS).unref()
       return
     }
-    this.lastPeriodic = now
     this.enqueue(this.p2p.connectedPeers())
     this.timer = setTimeout(() => this.periodic(), this.config.anti_entropy_interval_ms).unref()
   }
@@ -128,12 +161,21 @@ export class AntiEntropyScheduler {
           this.declined.clear()
         }
         while (this.active > 0) await sleep(50)
-        const [peer] = this.queued
-        if (peer === undefined) continue
+        const peer = [...this.queued].find((p) => this.catchUp.has(p)) ?? (this.deferring() ? undefined : [...this.queued][0])
+        if (peer === undefined) {
+          if (this.queued.size) {
+            this.stats.syncDeferred++
+            await sleep(PUSH_QUIET_MS / 4)
+          }
+          continue
+        }
         this.queued.delete(peer)
+        this.catchUp.delete(peer)
         if (this.p2p.connectedPeers().includes(peer)) await this.syncWith(peer)
       }
     })().finally(() => {
+      // the rounds that waited have run: the next ones may wait again
+      this.waitingSince = undefined
       this.draining = undefined
       if (!this.stopped && (this.queued.size || this.declined.size)) this.drain()
     })
