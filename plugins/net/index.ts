@@ -18,7 +18,7 @@ export const netSettings = {
   formnet_port: s.int(51820, 'WireGuard UDP port (bound on every address while formnet runs)', { max: 65535 }),
   bridge_name: s.string('formbr0', "bridge for this node's instances", { check: interfaceName[0], type: interfaceName[1] }),
   bridge_subnet: s.string('', "the instances' bridge subnet; empty: the node's formnet subnet", { check: kinds.cidrOrEmpty[0], type: kinds.cidrOrEmpty[1] }),
-  discovery_interval_ms: s.int(10_000, 'how often to re-dial bootstrap peers and look for peers in the DHT'),
+  discovery_interval_ms: s.int(10_000, 'how often to re-dial bootstrap peers and look for peers in the DHT (a walk that finds no new peer doubles the wait for the next, up to 32x)'),
   formnet: s.oneOf(['auto', 'on', 'off'] as const, 'auto', 'auto: run formnet when this machine can (root + WireGuard); on: fail to start when it cannot; off'),
   formnet_interface: s.string('formnet0', 'WireGuard interface name (unique per host: UAPI sockets are shared)', { check: interfaceName[0], type: interfaceName[1] }),
   formnet_driver: s.oneOf(['auto', 'kernel', 'userspace'] as const, 'auto', 'auto: the kernel module when present, else wireguard-go | kernel | userspace'),

@@ -148,6 +148,45 @@ t.test('discovery: remembered peers are dialed when connected to none, bootstrap
   t.equal(walks, 1, 'no walk without a connection')
 })
 
+t.test('discovery: walks that find no new peer back off (to 32 intervals); a lost connection or a new peer brings them back', async (t) => {
+  let connected = ['a', 'b']
+  let found = ['a', 'b']
+  let walks = 0
+  const dialed: string[] = []
+  const node = {
+    peerId: peer('self'),
+    getConnections: (p?: PeerId) => connected.filter((c) => !p || c === p.toString()).map((c) => ({ remotePeer: peer(c) })),
+    dial: async (target: unknown) => void dialed.push(String(target)),
+    peerStore: { all: async () => [] },
+    services: {
+      dht: {
+        async *getClosestPeers() {
+          walks++
+          for (const id of found) yield { name: 'FINAL_PEER', peer: { id: peer(id) } }
+        },
+      },
+    },
+  }
+  const discovery = new Discovery(cast(node), [], () => false, log)
+  const ticks = async (n: number) => {
+    const before = walks
+    for (let i = 0; i < n; i++) await discovery.tick()
+    return walks - before
+  }
+  t.equal(await ticks(15), 4, 'connected to all it finds: walks at ticks 1, 3, 7 and 15')
+  t.equal(await ticks(64), 2, 'then every 32 intervals at most')
+  t.same(dialed, [], 'nothing to dial')
+  connected = ['a']
+  t.equal(await ticks(1), 1, 'a lost connection: the next tick walks')
+  t.same(dialed, ['b'], 'and dials the lost peer it finds')
+  connected = ['a', 'b']
+  t.equal(await ticks(1), 1, 'a walk that dialed someone is followed by another at the next tick')
+  t.equal(await ticks(1), 0, 'which found nothing new: the wait doubles again')
+  found = ['a', 'b', 'c']
+  t.equal(await ticks(1), 1)
+  t.same(dialed, ['b', 'c'], 'a new peer in the DHT is found by the next due walk')
+})
+
 t.test('gossip topic: a banned peer is rejected unjudged, a validator that throws means ignore, stop leaves the topic', async (t) => {
   const validators = new Map<string, (p: PeerId, m: { data: Uint8Array }) => Promise<TopicValidatorResult>>()
   const calls: string[] = []

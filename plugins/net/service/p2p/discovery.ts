@@ -1,6 +1,9 @@
 import type { Logger } from '../../../../core/log.js'
 import { multiaddr, type FormLibp2p } from '../../lib/p2p/host.js'
 
+/** a walk that finds no new peer doubles the wait for the next, up to this many intervals */
+export const MAX_WALK_BACKOFF = 32
+
 type Node = Pick<FormLibp2p, 'peerId' | 'getConnections' | 'dial' | 'peerStore'> & { services: { dht: Pick<FormLibp2p['services']['dht'], 'getClosestPeers'> } }
 
 /**
@@ -11,6 +14,10 @@ type Node = Pick<FormLibp2p, 'peerId' | 'getConnections' | 'dial' | 'peerStore'>
 export class Discovery {
   private discovering = false
   private timer: NodeJS.Timeout | undefined
+  /** intervals between walks, and since the last one */
+  private walkEvery = 1
+  private sinceWalk = 0
+  private peersAtWalk = 0
 
   constructor(
     private readonly node: Node,
@@ -34,11 +41,15 @@ export class Discovery {
     }
   }
 
-  /** One DHT walk towards this node's own id, dialing every peer met that is not connected (one walk at a time). */
-  async discover(): Promise<void> {
+  /**
+   * One DHT walk towards this node's own id, dialing every peer met that is not connected (one walk
+   * at a time). Resolves to how many new peers it dialed.
+   */
+  async discover(): Promise<number> {
     const node = this.node
-    if (this.discovering || node.getConnections().length === 0) return
+    if (this.discovering || node.getConnections().length === 0) return 0
     this.discovering = true
+    let dialed = 0
     try {
       const seen = new Set<string>()
       for await (const event of node.services.dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(15_000) })) {
@@ -47,7 +58,10 @@ export class Discovery {
           const id = p.id.toString()
           if (seen.has(id) || id === node.peerId.toString() || this.isBanned(id)) continue
           seen.add(id)
-          if (!node.getConnections(p.id).length) await this.dialQuietly(p.id, id)
+          if (!node.getConnections(p.id).length) {
+            dialed++
+            await this.dialQuietly(p.id, id)
+          }
         }
       }
     } catch (error) {
@@ -55,14 +69,39 @@ export class Discovery {
     } finally {
       this.discovering = false
     }
+    return dialed
+  }
+
+  /**
+   * Runs every interval: bootstraps, and walks the DHT when one is due. A walk that finds no new peer
+   * doubles the intervals until the next (up to MAX_WALK_BACKOFF): a node connected to all it finds
+   * walked every 10 s, about 9 DHT streams and 80 peer-store updates each at 10 nodes, for nothing.
+   * A walk that dials someone, or a lost connection, brings the next one back to the next interval.
+   */
+  async tick(): Promise<void> {
+    await this.bootstrap()
+    const peers = this.connectedPeers()
+    if (peers < this.peersAtWalk) this.walkEvery = 1
+    if (++this.sinceWalk < this.walkEvery) return
+    this.sinceWalk = 0
+    const dialed = await this.discover()
+    this.walkEvery = dialed ? 1 : Math.min(2 * this.walkEvery, MAX_WALK_BACKOFF)
+    this.peersAtWalk = this.connectedPeers()
   }
 
   /** Bootstraps and discovers now, then every `intervalMs`. */
   async start(intervalMs: number): Promise<void> {
     await this.bootstrap()
-    void this.discover()
-    this.timer = setInterval(() => void this.bootstrap().then(() => this.discover()), intervalMs)
+    void this.discover().then((dialed) => {
+      this.walkEvery = dialed ? 1 : 2
+      this.peersAtWalk = this.connectedPeers()
+    })
+    this.timer = setInterval(() => void this.tick(), intervalMs)
     this.timer.unref()
+  }
+
+  private connectedPeers(): number {
+    return new Set(this.node.getConnections().map((c) => c.remotePeer.toString())).size
   }
 
   stop(): void {
