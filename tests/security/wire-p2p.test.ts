@@ -277,9 +277,11 @@ t.test('a stranger\'s opsTo list does not stop a node announcing what it relays'
   const p2p = (fe: FormEnv) => createClient({ socket: fe.socket }).get<{ peerId: string; multiaddrs: string[] }>('/v1/net/p2p')
   const [a, b] = await Promise.all(net.envs.map(p2p))
   const liar = hostile(['opsto', a.multiaddrs[0], '20', '127.0.0.6', [a.peerId, b.peerId].join(',')])
+  t.teardown(() => void liar.child.kill())
+  const author = (await Promise.race([liar.line(), liar.exited.then(() => Promise.reject(new Error('the hostile peer exited before it sent the frame')))])).author as string
+  await until('node A to store the 20 valid operations', async () => ((await dnsCount(net.envs[0], author)) === 20 ? true : undefined), 30_000)
+  liar.child.stdin!.end()
   await liar.exited
-  const author = liar.lines.at(-1).author as string
-  await until('node A to store the 20 valid operations', async () => ((await dnsCount(net.envs[0], author)) === 20 ? true : undefined), 10_000)
   await until('node B to have them', async () => ((await dnsCount(net.envs[1], author)) === 20 ? true : undefined), 30_000)
   const sync = (await createClient({ socket: net.envs[0].socket }).get<{ announcedOps: number }>('/v1/state/sync'))
   t.ok(sync.announcedOps >= 20, `node A announced them to B (${sync.announcedOps} hashes announced), though the stranger named B`)
