@@ -27,7 +27,7 @@ const hasAll = async (fe: FormEnv, written: Op[]) => {
   return written.every((o) => keys.has(o.k))
 }
 
-t.test("in a mesh each node receives each new operation about once, not once per peer, and none is announced: the author's node named every peer", async (t) => {
+t.test("in a mesh each node receives each new operation about once, not once per peer, and none that push brought is announced: the author's node named every peer", async (t) => {
   const envs = [await makeEnv(t)]
   const nodes = [await startNode(envs[0])]
   t.teardown(() => nodes[0].stop('SIGKILL'))
@@ -57,9 +57,12 @@ t.test("in a mesh each node receives each new operation about once, not once per
     t.ok(delivered >= 400 && delivered <= 1.5 * 400, `node ${i + 1} received ${delivered} copies of the 400 operations (${delta('fetchedOps')} fetched after announcements, ${delta('syncDeliveredOps')} by anti-entropy; flooding: 3 a node here, 7 at 8 nodes)`)
   }
   const announced = after.reduce((sum, s, i) => sum + s.announcedOps - before[i].announcedOps, 0)
-  // the author's node pushed to every member and said so (opsTo): a relay announcing to peers that
-  // have it cost every node its CPU for nothing (the next test is a node the author's node does not reach)
-  t.equal(announced, 0, `the nodes announced nothing they stored from a peer (${announced} hashes), and did not send it on either`)
+  const bySync = after.reduce((sum, s, i) => sum + s.syncDeliveredOps - before[i].syncDeliveredOps, 0)
+  // The author's node pushed to every member and said so (opsTo): a relay announcing to peers that
+  // have it cost every node its CPU for nothing (the next test is a node the author's node does not
+  // reach). An operation an anti-entropy round delivers before its push (CI saw 1 in 400) comes with
+  // no such list, so its relay announces it to the 2 peers other than its source.
+  t.ok(announced <= bySync * (envs.length - 2), `the nodes announced only what anti-entropy brought them before push (${announced} hashes for ${bySync} operations), nothing that push brought`)
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')))
 })
 
